@@ -19,9 +19,19 @@ from typing import Any
 import numpy as np
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def _tmp_sibling(path: Path, suffix: str = "") -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
+    os.chmod(name, _FILE_MODE)  # mkstemp makes 0600; outputs get the usual umask-based mode
     return Path(name)
 
 
@@ -89,6 +99,7 @@ def output_dir(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[P
         raise FileExistsError(f"{path}: already exists; choose another output or allow overwriting")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
     except BaseException:
