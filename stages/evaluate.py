@@ -18,11 +18,11 @@ from tqdm import tqdm
 from .common import LOG, ParamsError, load_params, setup_logging, stage_parser
 from .core import seg_figures, seg_metrics
 from .core.atomic_io import output_dir, write_bytes, write_csv, write_json, write_png
+from .core.devices import configure_cpu_threads, select_device
 from .core.inference import predict_mask
 from .core.instances import separate_objects
-from .core.models import load_model
+from .core.models import decision_threshold, load_model
 from .core.pipeline_data import read_png, read_table
-from .core.devices import configure_cpu_threads, select_device
 
 
 def _foreground_classes(class_names: dict[str, str]) -> list[int]:
@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     configure_cpu_threads(int(p.get("threads", 0)))
     model, payload = load_model(args.model, device)
     class_names = payload["class_names"]
+    threshold = decision_threshold(payload)
     classes = _foreground_classes(class_names)
     names = {c: class_names[str(c)] for c in classes}
     sources = read_table(args.split / "sources.csv")
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         for source_id in tqdm(test_ids, desc="evaluate", unit="image"):
             image = read_png(args.ingested / "images" / f"{source_id}.png")
             truth = read_png(args.ingested / "masks" / f"{source_id}.png")
-            pred = predict_mask(model, image, device=device, amp=device.type == "cuda", **infer)
+            pred = predict_mask(model, image, device=device, amp=device.type == "cuda", threshold=threshold, **infer)
             write_png(pred_dir / f"{source_id}.png", pred)
             pixel_items.append((source_id, truth, pred))
             object_items.append((source_id, separate_objects(truth, **objects_kw),

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .common import LOG, ParamsError, load_params, setup_logging, stage_parser
-from .core import devices, losses, models, training
+from .core import devices, inference, losses, models, training
 from .core.atomic_io import write_json
 from .core.pipeline_data import read_classes, read_stack, read_table
 
@@ -64,6 +64,19 @@ def _fingerprint(p: dict[str, Any], config: dict[str, Any], *arrays: np.ndarray)
         digest.update(np.ascontiguousarray(array).tobytes())
     digest.update(torch.__version__.encode())
     return digest.hexdigest()
+
+
+def _calibrated_threshold(p: dict[str, Any], model: torch.nn.Module, best_state: dict[str, torch.Tensor],
+                          val: training.SegmentationData, config: dict[str, Any], device: torch.device,
+                          batch_size: int) -> float:
+    """Decision threshold of a binary model: area-matched on the val tiles, or 0.5 when off."""
+    if config["classes"] != 1 or not p.get("calibrate_threshold", True):
+        return 0.5
+    model.load_state_dict(best_state)
+    proba = training.tile_probabilities(model, val.images, batch_size=batch_size, device=device)
+    threshold = inference.area_matching_threshold(proba[:, 0], val.masks > 0)
+    LOG.info("area-matched decision threshold on the val tiles: %.4f", threshold)
+    return round(threshold, 6)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -116,11 +129,16 @@ def main(argv: list[str] | None = None) -> None:
                                                    val_data.images, val_data.masks),
                           on_epoch=log_epoch)
     live.end()
-    meta = {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run, **result.best_scores}
+    if result.resumed_from_epoch:
+        LOG.info("resumed after epoch %d from %s", result.resumed_from_epoch, args.resume)
+    threshold = _calibrated_threshold(p, model, result.best_state, val_data, config, device, cfg.batch_size)
+    meta = {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "threshold": threshold,
+            **result.best_scores}
     models.save_model_file(args.model, result.best_state, config, {str(k): v for k, v in class_names.items()}, meta)
     write_json(args.metrics, {
         "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
         "val_iou": result.best_scores.get("val_iou"), "val_dice": result.best_scores.get("val_dice"),
+        "threshold": threshold,
         "train_samples": len(train_data), "val_tiles": len(val_data),
     })
     # Timings stay out of tracked outputs: they would make rebuilds differ byte for byte.

@@ -166,3 +166,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     except RuntimeError as exc:
         raise ModelFileError(f"{path}: weights do not fit {payload['config']}: {exc}") from None
     return model.to(device).eval(), payload
+
+
+def decision_threshold(payload: Mapping[str, Any]) -> float:
+    """The binary decision threshold stored with a model (area-calibrated in training), else 0.5."""
+    return float((payload.get("meta") or {}).get("threshold", 0.5))

@@ -121,17 +121,17 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def predict_batches(model: nn.Module, images: np.ndarray, *, batch_size: int, device: torch.device,
-                    amp: bool = False) -> np.ndarray:
-    """Class-id predictions ``(N, H, W)`` uint8 for same-sized tiles (no tiling, no TTA)."""
+def tile_probabilities(model: nn.Module, images: np.ndarray, *, batch_size: int, device: torch.device,
+                       amp: bool = False) -> np.ndarray:
+    """Class probabilities ``(N, C, H, W)`` float32 of same-sized tiles (sigmoid for C = 1)."""
     model.eval()
-    out = np.empty(images.shape, dtype=np.uint8)
+    chunks = []
     with torch.inference_mode(), torch.autocast(device.type, enabled=amp and device.type == "cuda"):
         for start in range(0, len(images), batch_size):
             logits = model(_to_batch(images[start:start + batch_size], device)).float()
-            pred = (logits[:, 0] > 0) if logits.shape[1] == 1 else logits.argmax(1)
-            out[start:start + batch_size] = pred.to(torch.uint8).cpu().numpy()
-    return out
+            probs = torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, 1)
+            chunks.append(probs.cpu().numpy())
+    return np.concatenate(chunks) if chunks else np.zeros((0,), np.float32)
 
 
 def validation_scores(model: nn.Module, loss_fn: nn.Module, data: SegmentationData, *, batch_size: int,

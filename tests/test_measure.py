@@ -1,0 +1,236 @@
+"""Tests of ``stages.measure`` and ``porescope measure``: outputs, safety, scale, real images."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+import torch
+import yaml
+
+from stages import cli, measure
+from stages.common import ParamsError
+from stages.core import models
+from stages.core.membrane_analysis import AnalysisParams
+from stages.core.pairing import IngestError
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+UNLABELLED = DATA / "track-membranes-sem-unlabelled"
+FAST = AnalysisParams.from_mapping({"spatial": {"n_sim": 9, "n_radii": 10}})
+SETTINGS = measure.MeasureSettings(tile=64, overlap=16, device="cpu", threads=1, analysis=FAST,
+                                   figures=False)
+
+
+def tiny_model(path: Path, meta: dict | None = None) -> Path:
+    cfg = models.model_config("Unet", "mobilenet_v2", 1, encoder_depth=3, decoder_channels=[16, 8, 4])
+    torch.manual_seed(0)
+    models.save_model_file(path, models.build_model(cfg), cfg, {"0": "background", "1": "pore"}, meta)
+    return path
+
+
+def membrane_image(h: int, w: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w), 130, np.uint8)
+    yy, xx = np.ogrid[:h, :w]
+    for _ in range(8):
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        img[(xx - cx) ** 2 + (yy - cy) ** 2 <= 36] = 10
+    return img
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("measure")
+    model = tiny_model(root / "model.pt")
+    model50 = tiny_model(root / "model50.pt", {"pixel_size_nm": 50.0})
+    inp = root / "input"
+    inp.mkdir()
+    cv2.imwrite(str(inp / "a.png"), membrane_image(80, 100, 1))
+    b = membrane_image(70, 90, 2).astype(np.uint16) * 200           # 16-bit, ImageJ 25 nm/px
+    tifffile.imwrite(inp / "b.tif", b, imagej=True, resolution=(40.0, 40.0), metadata={"unit": "um"})
+    (inp / "README.md").write_text("micrographs to measure\n")
+    (inp / ".gitkeep").write_text("")
+    empty = root / "empty"
+    empty.mkdir()
+    (empty / "README.md").write_text("put micrographs here\n")
+    (empty / ".gitkeep").write_text("")
+    return {"root": root, "model": model, "model50": model50, "input": inp, "empty": empty}
+
+
+def test_run_measure_writes_everything(files, tmp_path):
+    out = tmp_path / "out"
+    summary = measure.run_measure(files["input"], files["model"], out,
+                                  dataclasses.replace(SETTINGS, figures=True),
+                                  metrics=tmp_path / "m.json")
+    assert list(summary["image_id"]) == ["a", "b"]
+    for sub in ("masks/a.png", "masks/b.png", "overlays/a.png", "objects.csv", "summary.csv",
+                "report.md", "run.json", "figures/area_histogram.png"):
+        assert (out / sub).is_file(), sub
+    assert cv2.imread(str(out / "masks" / "a.png"), cv2.IMREAD_UNCHANGED).shape == (80, 100)
+    assert cv2.imread(str(out / "masks" / "b.png"), cv2.IMREAD_UNCHANGED).shape == (70, 90)
+    table = pd.read_csv(out / "summary.csv").set_index("image_id")
+    assert table.loc["b", "pixel_size_nm"] == pytest.approx(25.0)
+    assert table.loc["b", "pixel_size_source"].startswith("tiff")
+    assert np.isnan(table.loc["a", "pixel_size_nm"]) and table.loc["a", "pixel_size_source"] == "unknown"
+    assert table.loc["b", "normalisation"].startswith("percentile")       # 16-bit -> uint8
+    assert {"porosity", "count_median_area", "count_split_labels", "count_boolean_model",
+            "density_cm2_split_labels", "ce_verdict", "scale", "crop_bottom"} <= set(table.columns)
+    objects = pd.read_csv(out / "objects.csv")
+    assert {"image_id", "Area", "Perim.", "Feret", "ECD", "counted"} <= set(objects.columns)
+    report = (out / "report.md").read_text()
+    assert "| a |" in report and "| b |" in report
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["n_images"] == 2 and set(m["images"]) == {"a", "b"}
+
+
+def test_results_do_not_depend_on_order(files, tmp_path):
+    both = measure.run_measure(files["input"], files["model"], tmp_path / "o", SETTINGS)
+    alone = measure.measure_one(files["input"] / "b.tif", files["model"], SETTINGS)
+    row = both.set_index("image_id").loc["b"]
+    for key in ("porosity", "count_split_labels", "count_boolean_model", "mc_nnd_p", "ce_R"):
+        assert row[key] == pytest.approx(alone.analysis.summary[key], nan_ok=True)
+
+
+def test_empty_folder_gives_empty_tables(files, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="porescope.measure"):
+        summary = measure.run_measure(files["empty"], files["model"], tmp_path / "o", SETTINGS)
+    assert summary.empty and "no micrographs found" in caplog.text
+    objects = pd.read_csv(tmp_path / "o" / "objects.csv")
+    table = pd.read_csv(tmp_path / "o" / "summary.csv")
+    assert objects.empty and "Area" in objects.columns
+    assert table.empty and "porosity" in table.columns
+    assert "No micrographs" in (tmp_path / "o" / "report.md").read_text()
+
+
+def test_stage_main_with_params(files, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({
+        "seed": 1, "analyze": {"spatial": {"n_sim": 9}},
+        "measure": {"source": "x", "pixel_size_nm": 30.0, "crop_bottom": 0, "tile": 64,
+                    "overlap": 16, "device": "cpu", "threads": 1, "figures": False}}))
+    assert measure.main(["--params", str(params), "--model", str(files["model"]), "--source",
+                         str(files["input"]), "--out", str(tmp_path / "o"), "--metrics",
+                         str(tmp_path / "m.json")]) == 0
+    table = pd.read_csv(tmp_path / "o" / "summary.csv")
+    assert (table["pixel_size_nm"] == 30.0).all() and (table["pixel_size_source"] == "given").all()
+    assert "differs from the file's metadata" in table.set_index("image_id").loc["b", "warnings"]
+
+
+def test_cli_refuses_to_overwrite(files, tmp_path, capsys):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "mine.txt").write_text("user data")
+    argv = ["measure", "--model", str(files["model"]), "--input", str(files["input"]),
+            "--out", str(out)]
+    assert cli.main(argv) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (out / "mine.txt").read_text() == "user data"
+    # the input folder (or a parent of it) is never an output, even with --overwrite
+    assert cli.main(["measure", "--model", str(files["model"]), "--input", str(files["input"]),
+                     "--out", str(files["input"].parent), "--overwrite"]) == 2
+    assert (files["input"] / "a.png").is_file()
+
+
+def test_cli_overwrite_and_options(files, tmp_path):
+    out = tmp_path / "results"
+    out.mkdir()                                         # an empty folder is fine
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"seed": 1, "analyze": {"spatial": {"n_sim": 9}},
+                                      "measure": {"tile": 64, "overlap": 16, "device": "cpu", "threads": 1,
+                                                  "figures": False}}))
+    base = ["measure", "--model", str(files["model"]), "--input", str(files["input"]),
+            "--out", str(out), "--params", str(params)]
+    assert cli.main(base + ["--pixel-size-nm", "40", "--crop-bottom", "5", "--scale", "1.5",
+                            "--margin", "3"]) == 0
+    t = pd.read_csv(out / "summary.csv").set_index("image_id")
+    assert (t["pixel_size_nm"] == 40.0).all() and (t["crop_bottom"] == 5).all()
+    assert (t["margin"] == 3).all() and t.loc["a", "analysed_px"] == (75 - 6) * (100 - 6)
+    assert (t["scale"] == 1.5).all() and (t["scale_source"] == "scale").all()
+    assert t.loc["a", "height"] == 75       # analysed rows
+    mask = cv2.imread(str(out / "masks" / "a.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (80, 100) and not mask[:3].any() and not mask[72:].any()
+    (out / "marker").write_text("x")
+    assert cli.main(base + ["--overwrite"]) == 0
+    assert not (out / "marker").exists()
+    with pytest.raises(SystemExit):
+        cli.main(base + ["--crop-bottom", "lots"])
+
+
+def test_bad_image_names_it_and_writes_nothing(files, tmp_path, capsys):
+    inp = tmp_path / "in"
+    inp.mkdir()
+    cv2.imwrite(str(inp / "good.png"), membrane_image(64, 64, 3))
+    (inp / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    with pytest.raises(IngestError, match="broken.png"):
+        measure.run_measure(inp, files["model"], tmp_path / "o", SETTINGS)
+    assert not (tmp_path / "o").exists()
+    assert cli.main(["measure", "--model", str(files["model"]), "--input", str(inp), "--out",
+                     str(tmp_path / "o")]) == 2
+    assert "broken.png" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    (inp / "broken.png").unlink()
+    (inp / "notes.txt").write_text("x")
+    (inp / "good.jpg").write_bytes((inp / "good.png").read_bytes())      # same stem twice
+    with pytest.raises(IngestError, match="same stem"):
+        measure.run_measure(inp, files["model"], tmp_path / "o", SETTINGS)
+
+
+def test_resampling_to_the_model_pixel_size(files):
+    s = dataclasses.replace(SETTINGS, pixel_size_nm=25.0)
+    r = measure.measure_one(files["input"] / "a.png", files["model50"], s)
+    assert r.info["scale"] == pytest.approx(0.5) and r.info["scale_source"] == "pixel sizes"
+    assert r.info["model_pixel_size_nm"] == 50.0 and r.mask.shape == (80, 100)
+    r2 = measure.measure_one(files["input"] / "a.png", files["model50"],
+                             dataclasses.replace(s, resample_to_model=False))
+    assert r2.info["scale"] == 1.0 and r2.info["scale_source"] == "none"
+    with pytest.raises(ParamsError, match=r"a\.png.*scale"):
+        measure.measure_one(files["input"] / "a.png", files["model"],
+                            dataclasses.replace(s, scale=8.0, max_pixels=10_000))
+    assert measure.resize_factor(314.0, 25.0, SETTINGS) == (pytest.approx(12.56), "pixel sizes")
+    assert measure.resize_factor(None, 25.0, SETTINGS) == (1.0, "none")
+
+
+@pytest.mark.parametrize("raw, key", [({"crop_bottom": "x"}, "measure.crop_bottom"),
+                                      ({"pixel_size_nm": 0}, "measure.pixel_size_nm"),
+                                      ({"scale": 100}, "measure.scale"),
+                                      ({"margin_px": -1}, "measure.margin_px"),
+                                      ({"sorce": "a"}, "measure.sorce")])
+def test_bad_params(raw, key):
+    with pytest.raises(ParamsError, match=key.replace(".", r"\.")):
+        measure.parse_settings(raw, FAST, seed=0)
+
+
+class DarkCores(torch.nn.Module):
+    """A fixed 'segmenter' for the real-image test: 3x3 mean, then pore where grey < 64."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+        return (0.25 - x) * 100.0
+
+
+def test_photo5_porosity_is_plausible(monkeypatch, files):
+    """photo5.jpg (750 x 642, WebP content) shows about 75 whole or cut pores with dark cores
+    about 30 px across (judged by eye; 50 um scale bar = 159 px, so ~9-10 um cores). Dark cores
+    alone then cover about 75 * pi/4 * 30^2 / (750 * 642) = 11 % (less where pores are cut by
+    the frame, more where the bright crescent walls are not counted): expect 6-14 %, and 55-95
+    pores after splitting merged ones. With 316 nm per pixel the density is ~ count / (750 * 642
+    * (316e-7)^2 cm^2) = count / 4.8e-4 cm^2, i.e. 1.1e5 to 2.0e5 per cm^2."""
+    if not (UNLABELLED / "photo5.jpg").is_file():
+        pytest.skip(f"real data not available at {UNLABELLED}")
+    payload = {"class_names": {"0": "background", "1": "pore"}, "meta": {}}
+    monkeypatch.setattr(measure, "load_model_cached",
+                        lambda path, settings: (DarkCores(), payload, torch.device("cpu")))
+    s = dataclasses.replace(SETTINGS, tile=256, overlap=32, pixel_size_nm=316.0)
+    r = measure.measure_one(UNLABELLED / "photo5.jpg", files["model"], s)
+    summ = r.analysis.summary
+    assert r.info["format"] == "webp" and r.mask.shape == (642, 750)
+    assert 0.06 <= summ["porosity"] <= 0.14
+    assert 55 <= summ["count_split_labels"] <= 95
+    assert 1.1e5 <= summ["density_cm2_split_labels"] <= 2.0e5
+    assert 20 <= summ["ecd_px_median"] <= 40

@@ -1,0 +1,79 @@
+"""End to end: the real dvc.yaml, tiny params, a throwaway git repository.
+
+Runs ``dvc repro`` from nothing, checks every output, checks that a second ``dvc repro`` does
+nothing, that changing one parameter reruns exactly the stages downstream of it, that
+``dvc exp run -S`` works and ``dvc exp show`` / ``dvc metrics diff`` report the metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from pipeline_project import TINY, dvc, make_project, run, stages_run
+
+pytestmark = pytest.mark.slow
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = make_project(tmp_path_factory.mktemp("porescope") / "repo")
+    log = dvc("repro", cwd=repo)
+    (repo / "first_repro.log").write_text(log)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "first results"], repo)
+    return repo
+
+
+def test_cold_repro_runs_every_stage_and_writes_outputs(project: Path) -> None:
+    ran = stages_run((project / "first_repro.log").read_text())
+    assert ran == set(yaml.safe_load((project / "dvc.yaml").read_text())["stages"])
+    truth = (project / "data/synthetic/truth.csv").read_text().splitlines()
+    assert len(truth) == 1 + TINY["synthesize"]["n_images"]
+    assert len(list((project / "data/augmented/images").glob("*.png"))) == TINY["augment"]["size"]
+    assert (project / "models/model.pt").stat().st_size > 0
+    ev = json.loads((project / "metrics/evaluate.json").read_text())
+    assert ev["n_images"] >= 1 and 0.0 <= ev["pore"]["dice"]["mean"] <= 1.0
+    assert "map" in ev["objects"]
+    curves = (project / "plots/train/plots/metrics/val_iou.tsv").read_text().splitlines()
+    assert len(curves) == 1 + TINY["train"]["epochs"]  # header + one row per epoch
+    for path in json.loads(dvc("plots", "show", "--json", cwd=project)).keys():
+        assert path  # every declared plot resolves to data
+
+
+def test_second_repro_is_a_no_op(project: Path) -> None:
+    log = dvc("repro", cwd=project)
+    assert stages_run(log) == set()
+    assert "up to date" in dvc("status", cwd=project).lower()
+
+
+def test_changing_one_param_reruns_only_downstream_stages(project: Path) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["evaluate"]["n_worst"] = 2
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        dry = dvc("repro", "--dry", cwd=project)
+        downstream = {"evaluate"} | {s for s in ("analyze", "report") if s in
+                                     yaml.safe_load((project / "dvc.yaml").read_text())["stages"]}
+        assert stages_run(dry) == downstream
+    finally:
+        run(["git", "checkout", "--", "params.yaml"], project)
+
+
+def test_experiment_run_and_metrics_comparison(project: Path) -> None:
+    dvc("exp", "run", "-n", "more-epochs", "-S", "train.epochs=3", cwd=project)
+    shown = json.loads(dvc("exp", "show", "--json", cwd=project))
+    names = json.dumps(shown)
+    assert "more-epochs" in names and "metrics/evaluate.json" in names
+    md = dvc("exp", "show", "--md", cwd=project)
+    assert "pore.dice.mean" in md or "dice" in md
+    dvc("exp", "apply", "more-epochs", cwd=project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "3 epochs"], project)
+    diff = json.loads(dvc("metrics", "diff", "HEAD~1", "--json", cwd=project))
+    assert "metrics/train.json" in diff and "epochs_run" in diff["metrics/train.json"]
+    assert diff["metrics/train.json"]["epochs_run"]["diff"] == 1

@@ -1,0 +1,199 @@
+"""Models, losses and the training loop: every architecture/loss trains a step; training is
+deterministic on CPU; a train stage killed with SIGKILL resumes to the same model file."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pipeline_project import build_stage_inputs, train_command
+
+from stages.core import losses, models, training
+
+ARCHS = models.TESTED_ARCHITECTURES
+LOSSES = ["bce", "dice", "focal", "jaccard", "tversky", "bce+dice", {"focal": 1.0, "dice": 0.5}]
+
+
+def _tiny_data(n: int, classes: int, seed: int = 0, size: int = 64) -> training.SegmentationData:
+    """Dark discs on a bright noisy background; class 2 (if any) is a 2-px ring on each disc."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    images, masks = [], []
+    for _ in range(n):
+        cy, cx, r = rng.uniform(16, size - 16, 2).tolist() + [rng.uniform(6, 12)]
+        d = np.hypot(yy - cy, xx - cx)
+        mask = (d <= r).astype(np.uint8)
+        if classes > 2:
+            mask[(d <= r) & (d > r - 2)] = 2
+        img = np.where(d <= r, 40, 180) + rng.normal(0, 10, (size, size))
+        images.append(np.clip(img, 0, 255).astype(np.uint8))
+        masks.append(mask)
+    return training.SegmentationData(np.stack(images), np.stack(masks))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_each_architecture_builds_and_takes_a_training_step(arch: str) -> None:
+    torch.manual_seed(0)
+    config = models.model_config(arch, "resnet18", 1, decoder_channels=None)
+    model = models.build_model(config)
+    data = _tiny_data(2, 2)
+    loss_fn = losses.build_loss("bce+dice", 1)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    x = torch.from_numpy(data.images[:, None] / 255.0).float()
+    y = torch.from_numpy(data.masks.astype(np.int64))
+    before = [p.detach().clone() for p in model.parameters()]
+    model.train()
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(loss)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters())), "no weight changed"
+
+
+@pytest.mark.parametrize("spec", LOSSES, ids=str)
+@pytest.mark.parametrize("n_classes", [1, 3])
+def test_each_loss_gives_a_finite_gradient(spec, n_classes: int) -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, n_classes, 32, 32, requires_grad=True)
+    target = torch.randint(0, max(n_classes, 2), (2, 32, 32))
+    weights = [0.2, 0.8] if n_classes == 1 else [0.2, 0.2, 0.8]
+    loss = losses.build_loss(spec, n_classes, weights)(logits, target)
+    loss.backward()
+    assert torch.isfinite(loss) and loss.item() > 0
+    assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
+def test_loss_is_lower_for_the_right_answer() -> None:
+    target = torch.zeros(1, 16, 16, dtype=torch.long)
+    target[:, 4:12, 4:12] = 1
+    good = torch.where(target[:, None] == 1, 8.0, -8.0)
+    for spec in ("bce", "dice", "focal", "jaccard", "tversky"):
+        fn = losses.build_loss(spec, 1)
+        assert fn(good, target) < fn(-good, target), spec
+
+
+def test_class_weights_scale_the_cross_entropy() -> None:
+    logits = torch.zeros(1, 3, 8, 8)
+    target = torch.full((1, 8, 8), 2)
+    plain = losses.build_loss("ce", 3)(logits, target)
+    border_heavy = losses.build_loss("ce", 3, [0.2, 0.2, 0.8])(logits, target)
+    # torch's weighted mean divides by the weights of the targets: all pixels are class 2 here
+    assert torch.allclose(plain, border_heavy)
+    mixed = target.clone()
+    mixed[:, :4] = 0
+    logits[:, 2] = 5.0  # confident "border" everywhere: wrong on the class-0 half
+    assert losses.build_loss("ce", 3, [1.0, 1.0, 4.0])(logits, mixed) < losses.build_loss("ce", 3)(logits, mixed)
+
+
+@pytest.mark.parametrize("bad", ["dice+hinge", {}, {"dice": -1.0}, 3])
+def test_bad_loss_spec_is_a_clear_error(bad) -> None:
+    with pytest.raises(ValueError, match="loss"):
+        losses.parse_loss_spec(bad)
+
+
+def _fit(seed: int, data, val, **kw) -> training.TrainResult:
+    torch.manual_seed(seed)
+    model = models.build_model(models.model_config("Unet", "resnet18", kw.pop("classes", 1),
+                                                   decoder_channels=[16, 16, 16, 16, 16]))
+    cfg = training.TrainConfig(epochs=2, batch_size=2, lr=1e-3, seed=seed, **kw)
+    return training.fit(model, losses.build_loss("bce+dice", 1), data, val, cfg, n_classes=1, progress=False)
+
+
+def test_training_is_deterministic_on_cpu() -> None:
+    data, val = _tiny_data(6, 2, seed=1), _tiny_data(2, 2, seed=2)
+    a, b = _fit(3, data, val), _fit(3, data, val)
+    assert a.history == b.history
+    assert all(torch.equal(a.best_state[k], b.best_state[k]) for k in a.best_state)
+    c = _fit(4, data, val)
+    assert any(not torch.equal(a.best_state[k], c.best_state[k]) for k in a.best_state)
+
+
+def test_best_state_is_the_best_epoch_copy_not_the_final_weights(monkeypatch) -> None:
+    data, val = _tiny_data(6, 2, seed=1), _tiny_data(2, 2, seed=2)
+    ious = iter([0.5, 0.9, 0.6])  # epoch 1 is the best; training goes on after it
+    monkeypatch.setattr(training, "validation_scores",
+                        lambda *a, **k: {"loss": 1.0, "iou": next(ious), "dice": 0.5})
+    torch.manual_seed(0)
+    model = models.build_model(models.model_config("Unet", "resnet18", 1, decoder_channels=[16] * 5))
+    snapshots = {}
+    cfg = training.TrainConfig(epochs=3, batch_size=2, lr=1e-2, seed=0)
+    result = training.fit(model, losses.build_loss("bce", 1), data, val, cfg, n_classes=1, progress=False,
+                          on_epoch=lambda e, row: snapshots.__setitem__(e, {k: v.clone() for k, v in
+                                                                             model.state_dict().items()}))
+    assert result.best_epoch == 1
+    assert all(torch.equal(result.best_state[k], snapshots[1][k]) for k in snapshots[1])
+    final = model.state_dict()
+    assert any(not torch.equal(result.best_state[k], final[k]) for k in final)
+
+
+@pytest.mark.parametrize("scheduler", ["none", "step", "plateau", "cosine"])
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_optimisers_and_schedulers_run(optimizer: str, scheduler: str) -> None:
+    data, val = _tiny_data(4, 2, seed=1), _tiny_data(2, 2, seed=2)
+    result = _fit(0, data, val, optimizer=optimizer, scheduler=scheduler, step_size=1)
+    assert result.epochs_run == 2 and np.isfinite(result.history[-1]["train_loss"])
+
+
+def test_early_stopping_stops_after_patience_epochs_without_gain(monkeypatch) -> None:
+    data, val = _tiny_data(4, 2, seed=1), _tiny_data(2, 2, seed=2)
+    monkeypatch.setattr(training, "validation_scores", lambda *a, **k: {"loss": 1.0, "iou": 0.5, "dice": 0.5})
+    torch.manual_seed(0)
+    model = models.build_model(models.model_config("Unet", "resnet18", 1, decoder_channels=[16] * 5))
+    cfg = training.TrainConfig(epochs=30, batch_size=2, lr=1e-3, seed=0, early_stopping=2)
+    result = training.fit(model, losses.build_loss("bce", 1), data, val, cfg, n_classes=1, progress=False)
+    assert result.stopped_early and result.epochs_run == 3 and result.best_epoch == 0
+
+
+# --- the train stage as DVC runs it: resume after kill -9 equals an uninterrupted run -------------
+
+@pytest.fixture(scope="module")
+def stage_inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_stage_inputs(tmp_path_factory.mktemp("train_inputs"),
+                              {"augment": {"size": 48}, "train": {"epochs": 4, "batch_size": 8}})
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_killed_train_resumes_to_the_same_model(stage_inputs: Path) -> None:
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    full = subprocess.run(train_command("u/model.pt", "u/resume.pt", "u/live", "u/train.json"), cwd=stage_inputs,
+                          env=env, capture_output=True, text=True)
+    assert full.returncode == 0, full.stderr[-3000:]
+
+    cmd = train_command("r/model.pt", "r/resume.pt", "r/live", "r/train.json")
+    proc = subprocess.Popen(cmd, cwd=stage_inputs, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    resume = stage_inputs / "r/resume.pt"
+    deadline = time.time() + 300
+    while not resume.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "training finished before it could be interrupted"
+    os.kill(proc.pid, signal.SIGKILL)  # as a power cut or OOM killer would
+    proc.wait()
+    assert not (stage_inputs / "r/model.pt").exists()
+
+    again = subprocess.run(cmd, cwd=stage_inputs, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resumed after epoch" in again.stderr
+    assert _sha(stage_inputs / "r/model.pt") == _sha(stage_inputs / "u/model.pt")
+    assert (stage_inputs / "r/train.json").read_bytes() == (stage_inputs / "u/train.json").read_bytes()
+    for tsv in (stage_inputs / "u/live/plots/metrics").glob("*.tsv"):  # curves replayed, not lost
+        assert (stage_inputs / "r/live/plots/metrics" / tsv.name).read_bytes() == tsv.read_bytes()
+
+
+@pytest.mark.slow
+def test_changed_params_do_not_resume_a_stale_run(stage_inputs: Path, tmp_path: Path) -> None:
+    good = training.load_resume(stage_inputs / "u/resume.pt", fingerprint="something else")
+    assert good is None  # a fingerprint mismatch is never resumed from
+    (tmp_path / "torn.pt").write_bytes(b"not a checkpoint")
+    assert training.load_resume(tmp_path / "torn.pt", fingerprint="x") is None

@@ -1,0 +1,121 @@
+"""Tests of the ``validate`` stage with tiny images and a tiny (untrained) smp model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from stages import validate
+from stages.common import ParamsError
+from stages.core import models
+from stages.core import synthetic as syn
+
+SMALL = {"n_images": 3, "height": 96, "width": 96, "porosity_min": 0.05, "porosity_max": 0.35,
+         "diameter_min_px": 10.0, "diameter_max_px": 14.0, "seed_offset": 1000,
+         "targets": {"porosity_abs_pp": 0.5, "count_abs_pct": [[0.2, 2.0], [0.4, 5.0]]},
+         "tile": 64, "overlap": 16, "batch_size": 4, "tta": False, "device": "cpu", "threads": 1}
+SYNTH = {**syn.DEFAULT_PARAMS, "supersample": 2}
+ANALYZE = {"spatial": {"n_sim": 0}}
+
+
+def write_params(path: Path, **validate_overrides) -> Path:
+    path.write_text(yaml.safe_dump({"seed": 42, "synthesize": SYNTH, "analyze": ANALYZE,
+                                    "validate": {**SMALL, **validate_overrides}}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    cfg = models.model_config("Unet", "mobilenet_v2", 1, encoder_depth=3, decoder_channels=[16, 8, 4])
+    torch.manual_seed(0)
+    models.save_model_file(path, models.build_model(cfg), cfg, {"0": "background", "1": "pore"})
+    return path
+
+
+def run(tmp: Path, params: Path, model: Path | None):
+    argv = ["--params", str(params), "--metrics", str(tmp / "m.json"), "--plots", str(tmp / "plots")]
+    if model is not None:
+        argv += ["--model", str(model)]
+    return validate.main(argv)
+
+
+def test_outputs_with_model(tmp_path, tiny_model):
+    assert run(tmp_path, write_params(tmp_path / "params.yaml"), tiny_model) == 0
+    table = pd.read_csv(tmp_path / "plots" / "table.csv")
+    assert list(table.columns) == [
+        "image_id", "porosity_target", "mean_diameter_px", "mask", "estimator", "porosity_true",
+        "porosity_measured", "porosity_error_pp", "count_true", "count_convention",
+        "count_measured", "count_error_pct", "density_true_cm2", "density_measured_cm2"]
+    assert len(table) == 3 * 2 * 4                      # images x masks x estimators
+    assert set(table["mask"]) == {"ground truth", "predicted"}
+    gt = table[table["mask"] == "ground truth"]
+    assert (gt["porosity_error_pp"] == 0).all()         # exact masks: exact porosity
+    assert (gt["porosity_true"] >= 0.0).all() and gt["porosity_true"].max() < 0.6
+    conv = dict(zip(gt["estimator"], gt["count_convention"]))
+    assert conv == {"median_area": "guard frame", "split_labels": "guard frame",
+                    "boolean_model": "centres inside", "boolean_model_known_area": "centres inside"}
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["n_images"] == 3 and set(m["errors"]) == {"ground_truth", "predicted"}
+    assert set(m["errors"]["ground_truth"]) == {"median_area", "split_labels", "boolean_model",
+                                                "boolean_model_known_area"}
+    t = m["targets"]["ground_truth"]
+    assert t["porosity_met"] is True and t["porosity_max_abs_pp"] == 0.0
+    for band in t["count"].values():
+        assert band["best_estimator"] in ("median_area", "split_labels", "boolean_model")
+        assert band["met"] == (band["best_max_abs_pct"] <= band["tolerance_pct"])
+        assert band["met_pooled"] == (abs(band["best_pooled_pct"]) <= band["tolerance_pct"])
+    assert {p.name for p in (tmp_path / "plots").glob("*.png")} == {
+        "count_error.png", "porosity_error.png", "porosity_scatter.png"}
+
+
+def test_ground_truth_only_and_deterministic(tmp_path):
+    params = write_params(tmp_path / "params.yaml")
+    run(tmp_path / "a", params, None)
+    run(tmp_path / "b", params, None)
+    a = (tmp_path / "a" / "plots" / "table.csv").read_bytes()
+    assert a == (tmp_path / "b" / "plots" / "table.csv").read_bytes()
+    assert (tmp_path / "a" / "m.json").read_bytes() == (tmp_path / "b" / "m.json").read_bytes()
+    assert set(pd.read_csv(tmp_path / "a" / "plots" / "table.csv")["mask"]) == {"ground truth"}
+
+
+def test_validation_images_are_not_the_training_images():
+    seed = 42
+    synth = {**SYNTH, "n_images": 3, "height": 96, "width": 96, "seed": seed}
+    vparams = validate.validate_params({**SMALL, "height": 96, "width": 96, "porosity_min": 0.03,
+                                        "porosity_max": 0.35, "diameter_min_px": 15.0,
+                                        "diameter_max_px": 40.0})
+    train_specs = syn.dataset_specs({**synth, "diameter_min_px": 15.0, "diameter_max_px": 40.0}, seed)
+    val_specs = validate.validation_specs(vparams, synth, seed)
+    # same ranges, different draws: no validation image equals a training image
+    for v in val_specs:
+        assert all(v != t for t in train_specs)
+    img_t = syn.synthesize_image(train_specs[0], syn.image_rng(seed, 0)).image
+    img_v = syn.synthesize_image(val_specs[0], syn.image_rng(seed + SMALL["seed_offset"], 0)).image
+    assert not np.array_equal(img_t, img_v)
+
+
+@pytest.mark.parametrize("override, key", [
+    ({"n_imagez": 3}, r"validate\.n_imagez"),
+    ({"overlap": 40}, r"validate\.overlap"),
+    ({"porosity_max": 0.01}, r"validate\.porosity_max"),
+    ({"targets": {"count_abs_pct": [[0.4, 5.0], [0.2, 2.0]]}}, r"validate\.targets\.count_abs_pct"),
+])
+def test_bad_params(tmp_path, override, key):
+    with pytest.raises(ParamsError, match=key):
+        run(tmp_path, write_params(tmp_path / "params.yaml", **override), None)
+    assert not (tmp_path / "m.json").exists() and not (tmp_path / "plots").exists()
+
+
+def test_bad_model_file_names_it_and_writes_nothing(tmp_path):
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(models.ModelFileError, match="broken.pt"):
+        run(tmp_path, write_params(tmp_path / "params.yaml"), bad)
+    assert not (tmp_path / "m.json").exists() and not (tmp_path / "plots").exists()
