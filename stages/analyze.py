@@ -48,7 +48,12 @@ from tqdm import tqdm
 from stages.common import ParamsError, load_params, setup_logging, stage_parser
 from stages.core import membrane_analysis as ma
 from stages.core.atomic_io import output_dir, write_bytes, write_csv, write_json
-from stages.core.pipeline_data import PipelineDataError, read_classes, read_png, read_table
+from stages.core.pipeline_data import (
+    PipelineDataError,
+    read_classes,
+    read_png,
+    read_table,
+)
 
 LOG = logging.getLogger("porescope.analyze")
 GROUP = "analyze"

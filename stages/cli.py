@@ -89,7 +89,12 @@ def cmd_measure(args: argparse.Namespace) -> int:
     import dataclasses
 
     from stages.core.membrane_analysis import AnalysisParams
-    from stages.measure import DEFAULT_SEED, check_output_folder, parse_settings, run_measure
+    from stages.measure import (
+        DEFAULT_SEED,
+        check_output_folder,
+        parse_settings,
+        run_measure,
+    )
 
     # refuse an existing output before reading params, the model or any image
     check_output_folder(args.out, args.input, args.overwrite)

@@ -20,13 +20,24 @@ from .core import seg_figures, seg_metrics
 from .core.atomic_io import output_dir, write_bytes, write_csv, write_json, write_png
 from .core.devices import configure_cpu_threads, select_device
 from .core.inference import predict_mask
-from .core.instances import separate_objects
+from .core.instances import border_classes, separate_objects
 from .core.models import decision_threshold, load_model
 from .core.pipeline_data import read_png, read_table
 
 
 def _foreground_classes(class_names: dict[str, str]) -> list[int]:
     return sorted(int(k) for k in class_names if int(k) > 0)
+
+
+def _objects_params(kw: dict[str, Any], class_names: dict[str, str]) -> dict[str, Any]:
+    """``evaluate.objects`` with ``method: auto`` resolved: a model with a border class separates
+    objects by its interior/border classes (paper 003), any other by the distance watershed."""
+    if kw.get("method", "auto") != "auto":
+        return kw
+    border, interior = border_classes(class_names)
+    if border and interior:
+        return {**kw, "method": "three_class", "interior": interior[0], "border": border[0]}
+    return {**kw, "method": "watershed"}
 
 
 def _summary(pixel: pd.DataFrame, objects: pd.DataFrame, names: dict[int, str]) -> dict[str, Any]:
@@ -77,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     if not test_ids:
         raise ParamsError(f"{args.split / 'sources.csv'}: the test split is empty; raise split.test_fraction")
     infer = {k: p[k] for k in ("tile", "overlap", "batch_size", "tta") if k in p}
-    objects_kw = dict(p.get("objects", {}))
+    objects_kw = _objects_params(dict(p.get("objects", {})), class_names)
 
     pixel_items, object_items, panels = [], [], {}
     with output_dir(args.predictions) as pred_dir:

@@ -17,7 +17,14 @@ Params (``ingest:``), defaults in :data:`DEFAULTS`:
 ``require_masks``  every image needs a mask (default true). When false, masks are used where
                    present and ``masks/`` may be absent (images to measure, not to train on).
 ``mask_suffix``    text after the image stem in mask file names (``"_mask"``), default ``""``.
-``mask_format``    ``binary`` | ``labels`` | ``rgb`` (:mod:`stages.core.mask_encoding`).
+``mask_format``    ``binary`` | ``labels`` | ``rgb`` | ``instances`` (one integer id per object,
+                   0 = background; becomes class 1, or interior/border with ``target``)
+                   (:mod:`stages.core.mask_encoding`).
+``target``         ``as_is`` (the decoded classes) or ``three_class``: interior (1) / border (2) /
+                   background (0) derived from binary or instance masks (paper 003), so a model
+                   learns to separate touching objects. Binary masks are first split into objects
+                   with the distance-transform watershed (``split_h``, px); ``border_width`` px of
+                   each object's edge, and of every line where two objects touch, becomes border.
 ``foreground``     binary only: pixel value of the objects (255; 0 for ISBI 2012).
 ``n_classes``      labels: ids are 0..n_classes-1 (or give ``class_names``).
 ``colour_map``     rgb: ``{"R,G,B": class id}``, e.g. ``{"255,0,0": 1, "0,0,255": 2, "0,0,0": 0}``.
@@ -74,7 +81,13 @@ from stages.core.imageio import (
     to_grey,
     to_uint8,
 )
-from stages.core.mask_encoding import MaskEncoding, decode_mask, parse_colour_map
+from stages.core.instances import three_class_from_binary, three_class_from_instances
+from stages.core.mask_encoding import (
+    MaskEncoding,
+    decode_instances,
+    decode_mask,
+    parse_colour_map,
+)
 from stages.core.pairing import IngestError, SourcePair, find_pairs
 from stages.core.tiling import cut_tiles
 
@@ -97,6 +110,9 @@ DEFAULTS: dict[str, Any] = {
     "multipage": "first",
     "min_size": 32,
     "workers": 1,
+    "target": "as_is",
+    "border_width": 2,
+    "split_h": 0.5,
 }
 
 SOURCES_COLUMNS = ["source_id", "image_file", "image_sha256", "mask_file", "mask_sha256",
@@ -133,6 +149,17 @@ class IngestParams:
     multipage: str
     min_size: int
     workers: int
+    target: str = "as_is"
+    border_width: int = 2
+    split_h: float = 0.5
+
+    @property
+    def class_names(self) -> dict[int, str]:
+        """Class id -> name of the written masks (three_class adds a border class 2)."""
+        names = dict(self.encoding.class_names)
+        if self.target == "three_class":
+            return {0: names[0], 1: names[1], 2: "border"}
+        return names
 
 
 def _is_int(v: Any) -> bool:
@@ -163,8 +190,17 @@ def parse_params(raw: Mapping[str, Any]) -> IngestParams:
     p = {**DEFAULTS, **{k: v for k, v in raw.items() if k != "seed"}}
 
     fmt = p["mask_format"]
-    if fmt not in ("binary", "labels", "rgb"):
-        raise ParamsError(f"ingest.mask_format: {fmt!r}; use binary, labels or rgb")
+    if fmt not in ("binary", "labels", "rgb", "instances"):
+        raise ParamsError(f"ingest.mask_format: {fmt!r}; use binary, labels, rgb or instances")
+    if p["target"] not in ("as_is", "three_class"):
+        raise ParamsError(f"ingest.target: {p['target']!r}; use as_is or three_class")
+    if p["target"] == "three_class" and fmt not in ("binary", "instances"):
+        raise ParamsError(f"ingest.target three_class derives interior/border from binary or instance "
+                          f"masks; mask_format {fmt!r} already defines its classes (use target: as_is)")
+    if not _is_int(p["border_width"]) or p["border_width"] < 1:
+        raise ParamsError(f"ingest.border_width: expected an integer >= 1 (px), got {p['border_width']!r}")
+    if isinstance(p["split_h"], bool) or not isinstance(p["split_h"], (int, float)) or p["split_h"] <= 0:
+        raise ParamsError(f"ingest.split_h: expected a positive number (px), got {p['split_h']!r}")
     fg = p["foreground"]
     if isinstance(fg, bool) or not isinstance(fg, (int, float, np.integer, np.floating)):
         raise ParamsError(f"ingest.foreground: expected a pixel value (number), got {fg!r}")
@@ -174,10 +210,10 @@ def parse_params(raw: Mapping[str, Any]) -> IngestParams:
                           f"got {n_classes!r}")
     names = None if p["class_names"] is None else _class_names(p["class_names"])
     colour_map = None
-    if fmt == "binary":
-        names = names if names is not None else {0: "background", 1: "pore"}
+    if fmt in ("binary", "instances"):
+        names = names if names is not None else {0: "background", 1: "pore" if fmt == "binary" else "object"}
         if sorted(names) != [0, 1]:
-            raise ParamsError(f"ingest.class_names: binary masks have classes 0 and 1, got ids "
+            raise ParamsError(f"ingest.class_names: {fmt} masks have classes 0 and 1, got ids "
                               f"{sorted(names)}")
     elif fmt == "labels":
         if names is None and n_classes is None:
@@ -267,7 +303,8 @@ def parse_params(raw: Mapping[str, Any]) -> IngestParams:
         require_masks=p["require_masks"], mask_suffix=p["mask_suffix"], encoding=encoding,
         tile_size=int(tile), pad_mode=p["pad_mode"], crop_bottom=crop, pixel_size_nm=px,
         norm_method=norm["method"], norm_low=low, norm_high=high, multipage=p["multipage"],
-        min_size=int(p["min_size"]), workers=int(p["workers"]))
+        min_size=int(p["min_size"]), workers=int(p["workers"]), target=p["target"],
+        border_width=int(p["border_width"]), split_h=float(p["split_h"]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -385,8 +422,7 @@ def ingest_pair(pair: SourcePair, params: IngestParams, source_root: Path, out: 
                                          f"{f' ({_size(h, w)} after the crop)' if crop else ''}; "
                                          "a mask must cover its image pixel for pixel: re-export "
                                          "it at the image size or fix the pairing")
-            ids = decode_mask(mpage.array, params.encoding, mname, mpage.palette, mask.format)
-            ids = ids[:mh - cut]
+            ids = _mask_classes(mpage.array, params, mname, mpage.palette, mask.format, mh - cut)
 
         try:
             _write_png(out / "images" / f"{sid}.png", u8)
@@ -420,6 +456,20 @@ def ingest_pair(pair: SourcePair, params: IngestParams, source_root: Path, out: 
                 row["fg_fraction"] = float(np.count_nonzero(valid)) / valid.size
             tile_rows.append(row)
     return source_rows, tile_rows
+
+
+def _mask_classes(array: np.ndarray, params: IngestParams, name: str, palette: np.ndarray | None,
+                  file_format: str | None, rows: int) -> np.ndarray:
+    """Decoded class ids of a mask cut to ``rows``, with the ``target`` derivation applied."""
+    if params.encoding.format == "instances":
+        labels = decode_instances(array, name)[:rows]
+        if params.target == "three_class":
+            return three_class_from_instances(labels, params.border_width)
+        return (labels > 0).astype(np.uint8)
+    ids = decode_mask(array, params.encoding, name, palette, file_format)[:rows]
+    if params.target == "three_class":
+        return three_class_from_binary(ids > 0, border_width=params.border_width, h=params.split_h)
+    return ids
 
 
 def _worker(args: tuple[SourcePair, IngestParams, Path, Path]):
@@ -481,7 +531,7 @@ def run_ingest(source: str | Path, out: str | Path, params: IngestParams) -> dic
         atomic_io.write_csv(tmp / "sources.csv", sources)
         atomic_io.write_csv(tmp / "tiles.csv", tiles)
         atomic_io.write_json(tmp / "classes.json",
-                             {str(k): v for k, v in params.encoding.class_names.items()})
+                             {str(k): v for k, v in params.class_names.items()})
     mp = float((sources["height"] * sources["width"]).sum()) / 1e6 if len(sources) else 0.0
     LOG.info("%s: %d source(s), %d tile(s), %.2f Mpx written", out, len(sources), len(tiles), mp)
     return {"sources": len(sources), "tiles": len(tiles), "megapixels": mp}

@@ -19,7 +19,6 @@ import logging
 import os
 from pathlib import Path
 
-
 from stages.common import ParamsError, load_params, setup_logging, stage_parser
 from stages.core import atomic_io
 from stages.core.pipeline_data import read_table

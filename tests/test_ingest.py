@@ -503,3 +503,50 @@ def test_error_page_suffix_meets_a_stem(tmp_path):
     assert "a_p1" in str(err.value) and "rename" in str(err.value)
     assert str(err.value).startswith(str(src / "images"))
     assert _leftovers(tmp_path / "out") == []
+
+
+# ======================================================================= three-class targets
+def _two_touching_discs(shape=(64, 96)) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    labels = np.zeros(shape, np.uint16)
+    labels[np.hypot(yy - 32, xx - 30) <= 14] = 7
+    labels[np.hypot(yy - 32, xx - 54) <= 14] = 300  # 16-bit ids, not consecutive; overlaps disc 7
+    return labels
+
+
+@pytest.mark.parametrize("fmt", ["binary", "instances"])
+def test_three_class_target_separates_touching_objects(tmp_path, fmt):
+    labels = _two_touching_discs()
+    img = np.where(labels > 0, 40, 200).astype(np.uint8)
+    _png(tmp_path / "src" / "images" / "a.png", img)
+    _png(tmp_path / "src" / "masks" / "a.png", np.where(labels > 0, 255, 0).astype(np.uint8)
+         if fmt == "binary" else labels)
+    out = tmp_path / "out"
+    run_ingest(tmp_path / "src", out, parse_params({"mask_format": fmt, "target": "three_class",
+                                                    "border_width": 2, "tile_size": 64, "min_size": 16}))
+    classes = json.loads((out / "classes.json").read_text())
+    assert classes["2"] == "border" and set(classes) == {"0", "1", "2"}
+    mask = _read_png(out / "masks" / "a.png")
+    assert set(np.unique(mask)) == {0, 1, 2}
+    np.testing.assert_array_equal(mask > 0, labels > 0)  # the union of objects is unchanged
+    from scipy import ndimage
+    _, n_interiors = ndimage.label(mask == 1)
+    assert n_interiors == 2, "the border must cut the two touching discs apart"
+    row = mask[32]
+    left_end = 30 + np.argmax(row[30:] != 1)  # first non-interior pixel right of disc 1's centre
+    right_start = 54 - np.argmax(row[54::-1] != 1) + 1
+    assert left_end < right_start and (row[left_end:right_start] == 2).all()  # a border line between
+
+
+def test_instances_as_is_become_one_foreground_class(tmp_path):
+    labels = _two_touching_discs()
+    _png(tmp_path / "src" / "images" / "a.png", np.full(labels.shape, 128, np.uint8))
+    _png(tmp_path / "src" / "masks" / "a.png", labels)
+    out = tmp_path / "out"
+    run_ingest(tmp_path / "src", out, parse_params({"mask_format": "instances", "tile_size": 64, "min_size": 16}))
+    np.testing.assert_array_equal(_read_png(out / "masks" / "a.png"), (labels > 0).astype(np.uint8))
+
+
+def test_three_class_from_rgb_classes_is_refused():
+    with pytest.raises(ParamsError, match="three_class"):
+        parse_params({"mask_format": "rgb", "colour_map": {"255,0,0": 1, "0,0,0": 0}, "target": "three_class"})

@@ -70,13 +70,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import Augmentor
+import Augmentor.Operations as _aug_ops
 import cv2
 import numpy as np
 import pandas as pd
 from PIL import Image
-
-import Augmentor
-import Augmentor.Operations as _aug_ops
 
 OP_LETTERS = "RDZF"
 PROBABILITY_MODES = ("exact", "augmentor")

@@ -27,13 +27,20 @@ Label images are int32 arrays, 0 = background, objects numbered 1..n. Distances 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
 from skimage.morphology import local_maxima, reconstruction
 from skimage.segmentation import watershed
 
+#: A class whose name contains one of these words is a border class (paper 003's third class).
+BORDER_WORDS = ("border", "boundary")
+
 __all__ = [
+    "border_classes",
     "label_components",
     "split_touching",
     "instances_from_three_class",
@@ -294,3 +301,20 @@ def separate_objects(
     if method == "three_class":
         return instances_from_three_class(mask, interior, border, connectivity=connectivity)
     raise ValueError(f"method must be 'components', 'watershed' or 'three_class', got {method!r}")
+
+
+def border_classes(class_names: Mapping[Any, str] | None) -> tuple[list[int], list[int]]:
+    """``(border ids, other foreground ids)`` from ``{class id: name}`` (ids as int or str).
+
+    A border class is one whose name contains ``"border"`` or ``"boundary"`` (any case); class 0
+    is background and never listed.
+    """
+    if not class_names:
+        return [], []
+    border, other = [], []
+    for key, name in class_names.items():
+        cid = int(key)
+        if cid == 0:
+            continue
+        (border if any(w in str(name).lower() for w in BORDER_WORDS) else other).append(cid)
+    return sorted(border), sorted(other)

@@ -38,7 +38,7 @@ import numpy as np
 from stages.core.imageio import histogram
 from stages.core.pairing import IngestError
 
-MaskFormat = Literal["binary", "labels", "rgb"]
+MaskFormat = Literal["binary", "labels", "rgb", "instances"]
 Colour = tuple[int, int, int]
 
 
@@ -206,6 +206,21 @@ def decode_rgb(mask: np.ndarray, colour_map: Mapping[Colour, int], name: str = "
                                 "class id) or repaint the mask with exact colours (anti-aliased "
                                 "or JPEG-compressed masks create mixed colours)")
     return known_ids[pos]
+
+
+def decode_instances(mask: np.ndarray, name: str = "mask") -> np.ndarray:
+    """Instance mask (each object its own integer value, 0 = background) -> ``int32`` labels.
+
+    8- or 16-bit single-plane integer masks, as label exports from Fiji / QuPath / CellPose
+    write them; the ids need not be consecutive.
+    """
+    plane = _as_single_plane(mask, name, "instance mask")
+    if not np.issubdtype(plane.dtype, np.integer):
+        raise IngestError(name, "instance mask holds non-integer values; save one integer id per "
+                                "object (0 = background) as an 8- or 16-bit PNG/TIFF")
+    if plane.min(initial=0) < 0:
+        raise IngestError(name, "instance mask holds negative ids; ids must be >= 0")
+    return plane.astype(np.int32)
 
 
 def decode_mask(mask: np.ndarray, encoding: MaskEncoding, name: str = "mask",

@@ -61,7 +61,11 @@ from matplotlib.figure import Figure
 from stages.common import ParamsError
 from stages.core import distribution_plots as dplots
 from stages.core.counting import boolean_model_count, count_pores
-from stages.core.instances import instances_from_three_class, split_touching
+from stages.core.instances import (
+    border_classes,
+    instances_from_three_class,
+    split_touching,
+)
 from stages.core.morphometry import (
     EDGES,
     guard_frame_counted,
@@ -105,7 +109,6 @@ __all__ = [
 
 #: The three counting estimators, in the order of :func:`stages.core.counting.count_pores`.
 ESTIMATORS: tuple[str, ...] = ("median_area", "split_labels", "boolean_model")
-_BORDER_WORDS = ("border", "boundary")
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,23 +321,6 @@ class ImageAnalysis:
     spatial: dict[str, Any] | None
     labels: np.ndarray
     regions: np.ndarray
-
-
-def border_classes(class_names: Mapping[Any, str] | None) -> tuple[list[int], list[int]]:
-    """``(border ids, other foreground ids)`` from ``{class id: name}`` (ids as int or str).
-
-    A border class is one whose name contains ``"border"`` or ``"boundary"`` (any case); class 0
-    is background and never listed.
-    """
-    if not class_names:
-        return [], []
-    border, other = [], []
-    for key, name in class_names.items():
-        cid = int(key)
-        if cid == 0:
-            continue
-        (border if any(w in str(name).lower() for w in _BORDER_WORDS) else other).append(cid)
-    return sorted(border), sorted(other)
 
 
 def image_rng(seed: int, image_id: str, purpose: str = "") -> np.random.Generator:

@@ -133,8 +133,9 @@ def save_model_file(path: str | os.PathLike, model_or_state: nn.Module | Mapping
                     config: Mapping[str, Any], class_names: Mapping[str, str],
                     meta: Mapping[str, Any] | None = None) -> Path:
     """Write a porescope model file atomically (tensors cloned to CPU, contiguous)."""
-    from .atomic_io import write_bytes
     import io
+
+    from .atomic_io import write_bytes
 
     state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
     payload = {
