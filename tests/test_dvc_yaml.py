@@ -71,8 +71,11 @@ def test_code_deps_are_exactly_the_imported_modules(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(STAGES))
 def test_params_groups_exist(name: str) -> None:
-    for group in STAGES[name].get("params", []):
-        assert isinstance(group, str) and group in PARAMS, f"{name}: params group {group!r} not in params.yaml"
+    for key in STAGES[name].get("params", []):
+        node = PARAMS
+        for part in key.split("."):  # a group or a dotted key inside one
+            assert isinstance(node, dict) and part in node, f"{name}: params key {key!r} not in params.yaml"
+            node = node[part]
 
 
 def test_metrics_are_git_tracked_json_in_metrics_folder() -> None:

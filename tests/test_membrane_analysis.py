@@ -312,3 +312,22 @@ def test_margin_excludes_a_frame_and_keeps_image_coordinates():
     with pytest.raises(ValueError, match="margin"):
         ma.analyse_mask(m, pixel_size_nm=None, params=FAST, rng=np.random.default_rng(0),
                         image_id="framed", margin=200)
+
+
+def test_debris_filter_drops_small_interior_regions_but_not_frame_cut_pores():
+    mask = np.zeros((100, 120), np.uint8)
+    yy, xx = np.mgrid[:100, :120]
+    mask[np.hypot(yy - 50, xx - 60) <= 12] = 1      # a pore: 1 region of ~450 px
+    mask[20:23, 20:23] = 1                           # a 9 px speck inside the image
+    mask[0:2, 100:103] = 1                           # a 6 px sliver of a pore cut by the top edge
+    rng = np.random.default_rng(0)
+    keep_all = ma.analyse_mask(mask, pixel_size_nm=None, params=ma.AnalysisParams(), rng=rng,
+                               image_id="t", spatial=False)
+    filtered = ma.analyse_mask(mask, pixel_size_nm=None, rng=rng, image_id="t", spatial=False,
+                               params=ma.AnalysisParams.from_mapping({"min_region_area_px": 20}))
+    pore = int((np.hypot(yy - 50, xx - 60) <= 12).sum())
+    assert keep_all.summary["foreground_px"] == pore + 9 + 6
+    assert filtered.summary["foreground_px"] == pore + 6  # the speck goes, the frame-cut sliver stays
+    assert filtered.summary["n_regions"] == keep_all.summary["n_regions"] - 1
+    with pytest.raises(ParamsError, match="min_region_area_px"):
+        ma.AnalysisParams.from_mapping({"min_region_area_px": -1})

@@ -164,13 +164,18 @@ class AnalysisParams:
 
     connectivity: 8 (ImageJ) or 4; length_unit: ``um`` or ``nm`` for physical columns;
     include_edges: guard-frame inclusion edges; objects: what the per-object table and the size
-    statistics describe, ``pores`` (split, default) or ``regions`` (connected components).
+    statistics describe, ``pores`` (split, default) or ``regions`` (connected components);
+    min_region_area_px: debris filter - foreground regions smaller than this that do not touch
+    the edge of the analysed region are removed before anything is measured (porosity
+    included), like the size filter of ImageJ's Analyze Particles; pores cut by the frame are
+    never removed (their visible part may be small). 0 or 1 = keep everything.
     """
 
     connectivity: int = 8
     length_unit: str = "um"
     include_edges: tuple[str, ...] = ("top", "left")
     objects: str = "pores"
+    min_region_area_px: int = 0
     counting: CountingParams = field(default_factory=CountingParams)
     split: SplitParams = field(default_factory=SplitParams)
     spatial: SpatialParams = field(default_factory=SpatialParams)
@@ -236,6 +241,10 @@ def _parse_params(raw: dict[str, Any], source: str, group: str) -> AnalysisParam
         raise err("objects", "must be 'pores' (split pores) or 'regions' (connected regions)",
                   objects)
 
+    min_region = top.get("min_region_area_px", d.min_region_area_px)
+    if not (_is_int(min_region) and min_region >= 0):
+        raise err("min_region_area_px", "must be an integer >= 0 (px)", min_region)
+
     c = check_keys(raw.get("counting", {}), CountingParams, "counting.")
     dc = CountingParams()
     small = c.get("small_factor", dc.small_factor)
@@ -291,7 +300,7 @@ def _parse_params(raw: dict[str, Any], source: str, group: str) -> AnalysisParam
 
     return AnalysisParams(
         connectivity=int(conn), length_unit=str(unit), include_edges=tuple(edges),
-        objects=str(objects),
+        objects=str(objects), min_region_area_px=int(min_region),
         counting=CountingParams(float(small), float(large), None if ea is None else float(ea),
                                 float(sol), (float(band[0]), float(band[1])), int(min_area)),
         split=SplitParams(str(method), float(h), int(md)),
@@ -404,6 +413,21 @@ def _spatial_fields(sp: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def _drop_debris(fg: np.ndarray, min_area: int, connectivity: int,
+                 window: tuple[int, int, int, int]) -> np.ndarray:
+    """``fg`` without the regions smaller than ``min_area`` px that stay inside ``window``
+    (row0, row1, col0, col1; half-open): frame-cut regions are kept whatever their size."""
+    import cv2
+
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=connectivity)
+    r0, r1, c0, c1 = window
+    x, y, bw, bh, area = (stats[:, i] for i in range(5))
+    inside = (x > c0) & (y > r0) & (x + bw < c1) & (y + bh < r1)
+    drop = (area < min_area) & inside
+    drop[0] = False  # the background component
+    return fg & ~drop[lab]
+
+
 def analyse_mask(mask: np.ndarray, *, pixel_size_nm: float | None, params: AnalysisParams,
                  rng: np.random.Generator, image_id: str, bar_rows: int = 0, margin: int = 0,
                  class_names: Mapping[Any, str] | None = None,
@@ -468,6 +492,9 @@ def analyse_mask(mask: np.ndarray, *, pixel_size_nm: float | None, params: Analy
         fg[h - bar_rows:] = False
     if region is not None:
         fg &= region
+    if params.min_region_area_px > 1:
+        fg = _drop_debris(fg, params.min_region_area_px, params.connectivity,
+                          (margin, ha - margin, margin, w - margin))
     regions = label_mask(fg, params.connectivity)
     region_table = measure_objects(regions, pixel_size=px, bar_rows=bar_rows, region=region,
                                    length_unit=unit)

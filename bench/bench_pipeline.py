@@ -1,0 +1,109 @@
+"""Pipeline budget: cold ``dvc repro`` of the default params, a no-op second repro, and which
+stages a single parameter change reruns.
+
+Usage (from the repository root, with the project installed)::
+
+    python bench/bench_pipeline.py [--keep DIR]
+
+Clones the current commit into a temporary folder (an empty DVC cache, so nothing is reused),
+then measures:
+
+1. cold ``dvc repro`` wall time, per stage (from the timestamps of DVC's "Running stage" lines)
+   - budget: 300 s on a 2-core CPU;
+2. a second ``dvc repro``: must run no stage - budget 3 s;
+3. for a few one-parameter changes (``dvc repro --dry`` after editing params.yaml, then
+   reverting): the stages DVC would rerun, against the stages downstream of that parameter.
+
+Prints a table and writes ``bench/results/bench_pipeline.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "TQDM_DISABLE": "1", "DVC_NO_ANALYTICS": "1"}
+#: parameter -> what it should rerun (the stages that read it), checked with --dry
+CHANGES = {
+    "analyze.spatial.n_sim": (lambda p: p["analyze"]["spatial"].__setitem__("n_sim", 49)),
+    "analyze.counting.small_factor": (lambda p: p["analyze"]["counting"].__setitem__("small_factor", 0.45)),
+    "evaluate.overlap": (lambda p: p["evaluate"].__setitem__("overlap", 32)),
+    "train.epochs": (lambda p: p["train"].__setitem__("epochs", 7)),
+}
+
+
+def _dvc(args: list[str], cwd: Path) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "dvc", *args], cwd=cwd, env=ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines = []
+    for line in proc.stdout:  # timestamp each line as it arrives: per-stage times
+        lines.append(f"{time.perf_counter() - t0:9.2f} {line.rstrip()}")
+    proc.wait()
+    if proc.returncode:
+        raise SystemExit(f"dvc {' '.join(args)} failed:\n" + "\n".join(lines[-40:]))
+    return time.perf_counter() - t0, "\n".join(lines)
+
+
+def _stage_times(log: str, total: float) -> dict[str, float]:
+    starts = [(float(m.group(1)), m.group(2)) for m in re.finditer(r"^\s*([\d.]+) Running stage '([^']+)'", log, re.M)]
+    ends = [t for t, _ in starts[1:]] + [total]
+    return {name: round(end - start, 1) for (start, name), end in zip(starts, ends)}
+
+
+def _ran(log: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", log)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", type=Path, help="clone here and keep it (default: a temp folder)")
+    args = parser.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="porescope-bench-"))
+    if work.exists() and any(work.iterdir()):
+        raise SystemExit(f"{work}: not empty")
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(work)], check=True)
+    try:
+        cold, log = _dvc(["repro"], work)
+        stages = _stage_times(log, cold)
+        noop, log2 = _dvc(["repro"], work)
+        changes = {}
+        params_path = work / "params.yaml"
+        original = params_path.read_text()
+        for key, edit in CHANGES.items():
+            params = yaml.safe_load(original)
+            edit(params)
+            params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+            _, dry = _dvc(["repro", "--dry"], work)
+            changes[key] = _ran(dry)
+            params_path.write_text(original)
+        result = {"cold_repro_s": round(cold, 1), "stage_s": stages, "noop_repro_s": round(noop, 2),
+                  "noop_ran": _ran(log2), "reruns": changes, "cpus": os.cpu_count()}
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+    print(f"cold dvc repro: {result['cold_repro_s']:.1f} s (budget 300 s) on {result['cpus']} CPUs")
+    for name, seconds in stages.items():
+        print(f"  {name:<11} {seconds:7.1f} s")
+    print(f"second dvc repro: {result['noop_repro_s']:.2f} s (budget 3 s), stages run: {result['noop_ran'] or 'none'}")
+    for key, ran in changes.items():
+        print(f"change {key:<32} reruns: {', '.join(ran)}")
+    out = ROOT / "bench" / "results" / "bench_pipeline.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
