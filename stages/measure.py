@@ -75,6 +75,7 @@ from stages.core.imageio import (
 )
 from stages.core.models import decision_threshold
 from stages.core.pairing import IngestError, list_data_files
+from stages.core.report_document import Report, measure_report
 
 LOG = logging.getLogger("porescope.measure")
 GROUP = "measure"
@@ -409,48 +410,11 @@ def summary_table(results: Iterable[MeasureResult]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def render_report(summary: pd.DataFrame, run_info: Mapping[str, Any], figures: Iterable[str]) -> str:
-    """A short Markdown report of a measurement run (kept in one function so that a shared
-    report module can replace it)."""
-    lines = ["# porescope measurement report", "",
-             f"Model: `{run_info.get('model')}`  ",
-             f"Input: `{run_info.get('input')}` ({len(summary)} image(s))  ",
-             f"Pore objects: {run_info.get('split', '')}", ""]
-    if summary.empty:
-        lines += ["No micrographs were found in the input folder.", ""]
-        return "\n".join(lines)
-    unit = str(summary["length_unit"].iloc[0])
-    lines += ["| image | size (px) | nm/px | porosity (%) | pores: median-area / split / "
-              "Boolean | density (1/cm², split) | median ECD | spatial (Monte-Carlo) |",
-              "|---|---|---|---|---|---|---|---|"]
-    for r in summary.itertuples(index=False):
-        d = r._asdict()
-        px = d["pixel_size_nm"]
-        ecd = d.get(f"ecd_{unit}_median")
-        ecd_txt = (f"{ecd:.3g} {'µm' if unit == 'um' else 'nm'}" if ecd == ecd and ecd is not None
-                   else f"{d['ecd_px_median']:.3g} px")
-        dens = d["density_cm2_split_labels"]
-        lines.append(
-            f"| {d['image_id']} | {d['orig_width']}x{d['orig_height']} | "
-            f"{'unknown' if px != px else f'{px:.4g}'} | {100 * d['porosity']:.2f} | "
-            f"{d['count_median_area']:.0f} / {d['count_split_labels']:.0f} / "
-            f"{d['count_boolean_model']:.1f} | {'n/a' if dens != dens else f'{dens:.3g}'} | "
-            f"{ecd_txt} | {d['mc_verdict']} |")
-    include = (run_info.get("settings") or {}).get("analysis", {}).get("include_edges", ["top", "left"])
-    excluded = [e for e in ("top", "bottom", "left", "right") if e not in include]
-    lines += ["", f"Counts use the guard-frame rule (objects touching the "
-              f"{' or '.join(excluded) or 'no'} edge are not counted); the Boolean-model count is "
-              "lambda x analysed area (lambda = -ln(1 - porosity) / mean single-pore area). "
-              "Densities need the pixel size; without it only pixel units are reported.", ""]
-    warn = summary[summary["warnings"].astype(str).str.len() > 0]
-    if len(warn):
-        lines += ["## Warnings", ""] + [f"- {r.image_id}: {r.warnings}" for r in warn.itertuples()] + [""]
-    figs = sorted(figures)
-    if figs:
-        lines += ["## Figures", ""] + [f"- [{f}](figures/{f})" for f in figs] + [""]
-    lines += ["Tables: `summary.csv` (per image), `objects.csv` (per object, ImageJ column names; "
-              "Fiji's X, Y = ours + 0.5 px). Masks: `masks/`, outlines: `overlays/`.", ""]
-    return "\n".join(lines)
+def render_report(summary: pd.DataFrame, run_info: Mapping[str, Any],
+                  figures: Mapping[str, bytes]) -> Report:
+    """The report of a measurement run: Markdown (figures linked as ``figures/<name>``) and one
+    self-contained HTML page (:func:`stages.core.report_document.measure_report`)."""
+    return measure_report(summary, run_info, figures)
 
 
 def _metrics(summary: pd.DataFrame, model: Path) -> dict[str, Any]:
@@ -528,7 +492,8 @@ def run_measure(source: str | os.PathLike, model: str | os.PathLike, out: str | 
         write_csv(tmp / "summary.csv", summary)
         for name, data in sorted(figures.items()):
             write_bytes(tmp / "figures" / name, data)
-        write_text(tmp / "report.md", report)
+        write_text(tmp / "report.md", report.markdown)
+        write_text(tmp / "report.html", report.html)
         write_json(tmp / "run.json", run_info)
     if metrics is not None:
         write_json(metrics, _metrics(summary, model))
