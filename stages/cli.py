@@ -2,7 +2,7 @@
 
     porescope measure --model models/model.pt --input DIR --out DIR [--pixel-size-nm X]
                       [--crop-bottom N|auto] [--margin N] [--scale F] [--params params.yaml]
-                      [--overwrite]
+                      [--overwrite] [--scheduler ADDRESS|local] [--workers N]
 
 One sub-command per function ``cmd_<name>(args) -> int``, registered by ``add_<name>_parser``;
 other sub-commands (``lineage``, ``compare``) are added the same way. Errors a user can fix
@@ -64,7 +64,7 @@ def add_measure_parser(sub: argparse._SubParsersAction) -> None:
         "measure", help="segment and measure a folder of micrographs with a trained model",
         description="Run a trained porescope model on every micrograph of a folder (no masks "
                     "needed) and write masks, per-object and per-image tables, figures and a "
-                    "Markdown report. Settings come from the 'measure' and 'analyze' groups of "
+                    "report (Markdown + self-contained HTML). Settings come from the 'measure' and 'analyze' groups of "
                     "--params (built-in defaults without it); the options below override them.")
     p.add_argument("--model", required=True, type=Path, help="porescope model file (models/model.pt)")
     p.add_argument("--input", required=True, type=Path, help="folder of micrographs (or with images/)")
@@ -81,6 +81,11 @@ def add_measure_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--params", type=Path, default=None,
                    help="params.yaml to read the 'measure' and 'analyze' groups (and seed) from")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the images on a Dask cluster: its scheduler address (tcp://host:8786), "
+                        "or 'local' for a LocalCluster on this machine (default: this process)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="LocalCluster worker processes (default: 2 with --scheduler local, else 1)")
     p.set_defaults(func=cmd_measure)
 
 
@@ -117,7 +122,11 @@ def cmd_measure(args: argparse.Namespace) -> int:
             raise ParamsError(f"--scale: expected a resize factor in [0.05, 20], got {args.scale}")
         overrides["scale"] = args.scale
     settings = dataclasses.replace(settings, **overrides)
-    run_measure(args.input, args.model, args.out, settings, overwrite=args.overwrite)
+    workers = args.workers if args.workers is not None else (2 if args.scheduler == "local" else 1)
+    if workers < 1:
+        raise ParamsError(f"--workers: expected at least 1, got {workers}")
+    run_measure(args.input, args.model, args.out, settings, overwrite=args.overwrite,
+                scheduler=args.scheduler, workers=workers)
     return 0
 
 

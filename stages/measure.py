@@ -58,6 +58,7 @@ import pandas as pd
 
 from stages.common import ParamsError, load_params, setup_logging, stage_parser
 from stages.core import membrane_analysis as ma
+from stages.core.distributed import map_ordered
 from stages.core.atomic_io import (
     output_dir,
     write_bytes,
@@ -451,11 +452,13 @@ def check_output_folder(out: Path, inputs: Path, overwrite: bool) -> bool:
 
 def run_measure(source: str | os.PathLike, model: str | os.PathLike, out: str | os.PathLike,
                 settings: MeasureSettings, *, overwrite: bool = True,
-                metrics: str | os.PathLike | None = None) -> pd.DataFrame:
+                metrics: str | os.PathLike | None = None, scheduler: str | None = None,
+                workers: int = 1) -> pd.DataFrame:
     """Measure every micrograph of ``source`` and write the output folder ``out`` atomically.
 
     ``overwrite=False`` refuses an existing non-empty ``out`` before any work is done.
-    Returns the per-image summary table.
+    ``scheduler`` / ``workers``: run the images on Dask (:func:`stages.core.distributed.map_ordered`);
+    the results do not depend on it. Returns the per-image summary table.
     """
     source, model, out = Path(source), Path(model), Path(out)
     check_output_folder(out, source, overwrite)
@@ -465,7 +468,10 @@ def run_measure(source: str | os.PathLike, model: str | os.PathLike, out: str | 
     else:
         LOG.warning("%s: no micrographs found (only documentation / junk files); writing empty "
                     "tables", source)
-    results = [measure_one(f, model, settings) for f in files]
+    if (scheduler is not None or workers > 1) and settings.threads == 0:
+        # share the cores between worker processes instead of oversubscribing them
+        settings = dataclasses.replace(settings, threads=max(1, (os.cpu_count() or 1) // max(1, workers)))
+    results = map_ordered(measure_one, files, model, settings, scheduler=scheduler, workers=workers)
     results.sort(key=lambda r: r.image_id)
     figures: dict[str, bytes] = {}
     if results:

@@ -234,3 +234,26 @@ def test_photo5_porosity_is_plausible(monkeypatch, files):
     assert 55 <= summ["count_split_labels"] <= 95
     assert 1.1e5 <= summ["density_cm2_split_labels"] <= 2.0e5
     assert 20 <= summ["ecd_px_median"] <= 40
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_with_two_workers_gives_identical_outputs(files, tmp_path):
+    pytest.importorskip("dask.distributed")
+    single = tmp_path / "single"
+    dask_out = tmp_path / "dask"
+    measure.run_measure(files["input"], files["model"], single, SETTINGS)
+    measure.run_measure(files["input"], files["model"], dask_out, SETTINGS, scheduler="local", workers=2)
+    produced = sorted(p.relative_to(single).as_posix() for p in single.rglob("*") if p.is_file())
+    assert produced == sorted(p.relative_to(dask_out).as_posix() for p in dask_out.rglob("*") if p.is_file())
+    for name in produced:
+        if name == "run.json":
+            continue  # records the run's own settings (threads per worker differ)
+        assert (single / name).read_bytes() == (dask_out / name).read_bytes(), name
+
+
+def test_cli_scheduler_option_reaches_run_measure(files, tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(measure, "run_measure", lambda *a, **k: seen.update(k) or None)
+    assert cli.main(["measure", "--model", str(files["model"]), "--input", str(files["input"]),
+                     "--out", str(tmp_path / "o"), "--scheduler", "local"]) == 0
+    assert seen["scheduler"] == "local" and seen["workers"] == 2
