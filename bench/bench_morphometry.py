@@ -6,6 +6,12 @@ image of pores 15-40 px across. Baseline, measured in the same run on the same l
 bbox, perimeter, ellipse axes and orientation, solidity, max Feret diameter).
 
     python bench/bench_morphometry.py [--size 4096] [--repeat 3] [--seed 0] [--no-baseline]
+                                      [--reference OLD_morphometry.py]
+
+``--reference`` times another version of the module (e.g. ``git show HEAD:stages/core/
+morphometry.py > /tmp/old.py``) on the same labels, interleaved with the current one (the
+machine is shared: interleaving keeps the ratio fair), and reports the columns whose values
+differ between the two tables.
 
 Two label images are measured:
 * ``separate``: pores on a jittered grid, never touching (the most objects per image),
@@ -16,6 +22,7 @@ Two label images are measured:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import time
 
@@ -62,13 +69,44 @@ def best_time(fn, repeat: int) -> float:
     return best
 
 
+def load_reference(path: str):
+    spec = importlib.util.spec_from_file_location("reference_morphometry", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"--reference: cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def interleaved_best(fns, repeat: int) -> list[float]:
+    best = [float("inf")] * len(fns)
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return best
+
+
+def differing_columns(a, b) -> dict[str, int]:
+    out = {}
+    for c in a.columns:
+        x, y = a[c].to_numpy(), b[c].to_numpy()
+        same = (x == y) | (np.isnan(x) & np.isnan(y)) if x.dtype.kind == "f" else x == y
+        if not same.all():
+            out[c] = int((~same).sum())
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--reference", help="another morphometry.py to time against (same run)")
     args = ap.parse_args()
+    ref = load_reference(args.reference) if args.reference else None
     rng = np.random.default_rng(args.seed)
     print(f"cpu cores: {os.cpu_count()}, load average: {os.getloadavg()}")
     for name, mask in (("separate", separate_pores(args.size, rng)),
@@ -83,6 +121,16 @@ def main() -> None:
               f"{n / t_full:10.0f} objects/s")
         print(f"  measure_objects (no boundary terms): {t_fast * 1e3:8.1f} ms  "
               f"{n / t_fast:10.0f} objects/s")
+        if ref is not None:
+            ref.measure_objects(labels)  # warm-up
+            t_new, t_ref = interleaved_best([lambda: measure_objects(labels),
+                                             lambda: ref.measure_objects(labels)],
+                                            max(args.repeat, 5))
+            print(f"  interleaved: current {t_new * 1e3:8.1f} ms ({n / t_new:8.0f} objects/s), "
+                  f"reference {t_ref * 1e3:8.1f} ms ({n / t_ref:8.0f} objects/s), "
+                  f"speed-up {t_ref / t_new:.2f}x")
+            diff = differing_columns(measure_objects(labels), ref.measure_objects(labels))
+            print(f"  columns differing from the reference (rows): {diff or 'none'}")
         if not args.no_baseline:
             from skimage.measure import regionprops_table
             props = ("label", "area", "centroid", "bbox", "perimeter", "major_axis_length",

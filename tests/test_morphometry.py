@@ -287,6 +287,46 @@ def test_matches_imagej_on_touching_labels():
     assert n > 40
 
 
+def test_matches_imagej_on_diagonally_touching_labels():
+    # 4-connected labelling: different labels meet at pixel corners (8-adjacent), and many
+    # labels are not row-convex, so the OpenCV fallback for touching labels is exercised
+    # (seed 5 holds a label that OpenCV's RETR_FLOODFILL, used before, split into two parts)
+    rng = np.random.default_rng(5)
+    n = 0
+    for _ in range(4):
+        labels = sk_label(random_blobs(rng, threshold=0.55), connectivity=1).astype(np.int32)
+        n += check_against_imagej(labels)
+    assert n > 60
+
+
+def test_row_path_and_contour_path_agree():
+    """The perimeter of row-convex objects (computed from their rows) equals the one from the
+    OpenCV contours (the path used for the other objects), object by object."""
+    from stages.core import morphometry as mm
+
+    rng = np.random.default_rng(8)
+    checked = 0
+    for _ in range(3):
+        labels = sk_label(random_blobs(rng), connectivity=2).astype(np.int32)
+        runs = mm._row_runs(labels)
+        ids, slot = mm._label_slots(runs)
+        mom = mm._run_moments(runs, slot, ids.size)
+        rows = mm._object_rows(runs, slot, mom["ymin"], mom["ymax"])
+        simple = np.flatnonzero(rows.simple)
+        heights = np.diff(rows.off)
+        keep = np.repeat(rows.simple, heights)
+        s_off = np.concatenate(([0], np.cumsum(heights[simple])))
+        edges, corners = mm._simple_boundaries(rows.left[keep], rows.right[keep], s_off)
+        fg = (labels != 0).view(np.uint8)
+        contours, c_lab = mm._outer_contours(fg, labels)
+        c_edges, c_corners, _, _ = mm._traced_boundaries(contours, labels.shape[1])
+        by_label = {int(lab_id): (e, c) for lab_id, e, c in zip(c_lab, c_edges, c_corners)}
+        for i, e, c in zip(simple, edges, corners):
+            assert (e, c) == by_label[int(ids[i])]
+            checked += 1
+    assert checked > 40
+
+
 def test_single_pixel_and_rectangle_exact():
     lab = np.zeros((12, 60), np.int32)
     lab[5, 3] = 1

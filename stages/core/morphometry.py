@@ -71,13 +71,17 @@ the frame) with a literal transliteration of ImageJ's ``Wand``, ``getTracedPerim
 to 1e-9 px, FeretAngle exactly (up to ties), Major/Minor to 2e-5 (ImageJ adds 0.08333333 rather
 than 1/12) and Angle to 1e-3 deg (ImageJ's 1e-6 guards). Not checked against a running Fiji.
 
-Speed: all per-pixel work is vectorised (run-length encoding of rows, ``np.bincount``), the
-boundaries are traced by OpenCV's ``findContours`` in one call per image, and the ImageJ corner
-rule, hull metrics and ellipse are vectorised over all objects; the only Python loop is one
-``cv2.convexHull`` call per object. On the 2-core development machine (shared, load 2-5) a
-4096 x 4096 image with 8 649 pores 15-40 px across takes ~0.3-0.5 s (about 17 000-31 000
-objects/s; ``shape_descriptors=False`` about 100 000-200 000 objects/s), 27-47x faster than
-``skimage.measure.regionprops_table``; see ``bench/bench_morphometry.py``.
+Speed: all per-pixel work is vectorised (one run-length encoding of the rows, ``np.bincount``).
+Objects with one run per row and 8-adjacent consecutive rows (convex pores, most objects of a
+membrane) get their traced perimeter and ImageJ corner count from their rows: the traced
+polygon is the right chain down, the bottom, the left chain up and the top, starting at ImageJ's
+start vertex. Only the other objects (holes, several runs in a row, several parts) are traced by
+OpenCV's ``findContours`` on an image holding just them (labels touching another such label:
+one by one, on their bounding box). Convex hulls of all objects come from the leftmost and
+rightmost pixel corners of every row, pruned to the hull by a vectorised monotone-chain pass;
+Feret/MinFeret by vectorised rotating calipers. No Python loop over objects except for
+non-row-convex labels that touch one another. Timings: ``bench/bench_morphometry.py``
+(``--reference`` compares with another version of this module in the same run).
 """
 
 from __future__ import annotations
@@ -133,7 +137,13 @@ def _check_2d(arr: Any, name: str) -> np.ndarray:
     return arr
 
 
-def _check_labels(labels: Any) -> np.ndarray:
+def _negative_label(value: int) -> ValueError:
+    return ValueError(f"labels: negative label {value}; labels must be >= 0 (0 = background)")
+
+
+def _check_labels(labels: Any, check_sign: bool = True) -> np.ndarray:
+    """Integer label image as C-contiguous int32. ``check_sign=False`` leaves the check for
+    negative labels of an int32 image to the caller (done on the runs, saving a full pass)."""
     labels = _check_2d(labels, "labels")
     if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
         raise TypeError(f"labels: expected an integer label image, got dtype {labels.dtype}; "
@@ -141,12 +151,12 @@ def _check_labels(labels: Any) -> np.ndarray:
     if labels.dtype != np.int32:
         lo, hi = int(labels.min()), int(labels.max())
         if lo < 0:
-            raise ValueError(f"labels: negative label {lo}; labels must be >= 0 (0 = background)")
+            raise _negative_label(lo)
         if hi > np.iinfo(np.int32).max:
             raise ValueError(f"labels: label {hi} does not fit in int32")
         labels = labels.astype(np.int32)
-    elif labels.min() < 0:
-        raise ValueError(f"labels: negative label {int(labels.min())}; labels must be >= 0")
+    elif check_sign and labels.min() < 0:
+        raise _negative_label(int(labels.min()))
     return np.ascontiguousarray(labels)
 
 
@@ -264,23 +274,29 @@ def _row_runs(lab: np.ndarray) -> _Runs:
     np.not_equal(lab[:, 0], 0, out=change[:, 0])
     np.not_equal(lab[:, w - 1], 0, out=change[:, w])
     k = np.flatnonzero(change)
-    y, x = np.divmod(k, w + 1)
-    start = x < w
-    flat = lab.reshape(-1)
-    seg_lab = np.zeros(k.size, np.int64)
-    seg_lab[start] = flat[y[start] * w + x[start]]
+    if k.size == 0:
+        empty = np.zeros(0, np.int64)
+        return _Runs(y=empty, a=empty, b=empty, lab=empty)
+    # row = k // (w + 1), exactly (the fraction lies >= 0.5 / (w + 1) from an integer)
+    y = ((k + 0.5) * (1.0 / (w + 1))).astype(np.int64)
+    x = k - y * (w + 1)
+    # label of the segment starting at each change; k - y = y * w + x is its first pixel
+    seg_lab = lab.reshape(-1)[np.minimum(k - y, lab.size - 1)]
+    seg_lab[x == w] = 0                   # end-of-row markers start nothing
     # a segment with a non-zero label always ends at the next change in the same row
-    keep = np.flatnonzero(seg_lab[:-1] != 0) if k.size else np.zeros(0, np.int64)
+    keep = np.flatnonzero(seg_lab[:-1] != 0)
     return _Runs(y=y[keep], a=x[keep], b=x[keep + 1] - 1, lab=seg_lab[keep])
 
 
-def _labels_touch(r: _Runs, width: int) -> bool:
-    """True if two different labels are 8-adjacent (then one binary contour may hold several)."""
+def _touching_runs(r: _Runs, width: int) -> np.ndarray:
+    """Per run: True if it is 8-adjacent to a run of a different label."""
+    out = np.zeros(r.y.size, bool)
     if r.y.size < 2:
-        return False
-    same_row = r.y[1:] == r.y[:-1]
-    if np.any(same_row & (r.a[1:] == r.b[:-1] + 1) & (r.lab[1:] != r.lab[:-1])):
-        return True
+        return out
+    side = np.flatnonzero((r.y[1:] == r.y[:-1]) & (r.a[1:] == r.b[:-1] + 1)
+                          & (r.lab[1:] != r.lab[:-1]))
+    out[side] = True
+    out[side + 1] = True
     stride = width + 3
     ka = r.y * stride + r.a
     kb = r.y * stride + r.b
@@ -289,11 +305,14 @@ def _labels_touch(r: _Runs, width: int) -> bool:
     cnt = np.clip(hi - lo, 0, None)
     total = int(cnt.sum())
     if total == 0:
-        return False
+        return out
     j = np.repeat(np.arange(r.y.size), cnt)
     first = np.cumsum(cnt) - cnt
     i = np.repeat(lo, cnt) + (np.arange(total) - np.repeat(first, cnt))
-    return bool(np.any(r.lab[i] != r.lab[j]))
+    diff = r.lab[i] != r.lab[j]
+    out[i[diff]] = True
+    out[j[diff]] = True
+    return out
 
 
 def _label_slots(r: _Runs) -> tuple[np.ndarray, np.ndarray]:
@@ -369,19 +388,25 @@ _SWEEP_EPOS = np.array([list(r).index(0) if 0 in r else -1 for r in _SWEEP_NORMA
 _CODE_LUT = _CODE_LUT.astype(np.int64)
 
 
-def _outer_contours(lab: np.ndarray, touching: bool) -> tuple[list[np.ndarray], np.ndarray]:
-    """Outer 8-connected boundaries of every label: (list of (n, 2) int32 xy, label of each)."""
-    if touching:
-        contours, hier = cv2.findContours(lab, cv2.RETR_FLOODFILL, cv2.CHAIN_APPROX_NONE)
-    else:
-        fg = np.not_equal(lab, 0).view(np.uint8)
-        contours, hier = cv2.findContours(fg, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+def _outer_contours(fg: np.ndarray, lab: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Outer 8-connected boundaries of the objects of a binary image ``fg`` (uint8) whose
+    labels (in ``lab``) do not touch one another: (list of (n, 1, 2) int32 xy, label of each)."""
+    contours, hier = cv2.findContours(fg, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
     if not contours:
         return [], np.zeros(0, np.int64)
     first = np.array([c[0, 0] for c in contours], np.int64)
     first_lab = lab[first[:, 1], first[:, 0]].astype(np.int64)
     keep = np.flatnonzero((hier[0][:, 3] < 0) & (first_lab != 0))
     return [contours[i] for i in keep], first_lab[keep]
+
+
+def _label_contours(lab: np.ndarray, label: int, x0: int, y0: int, x1: int, y1: int
+                    ) -> list[np.ndarray]:
+    """Outer 8-connected boundaries of one label, from its bounding box (full-image xy)."""
+    crop = np.equal(lab[y0:y1 + 1, x0:x1 + 1], label).view(np.uint8)
+    contours, hier = cv2.findContours(crop, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE,
+                                      offset=(x0, y0))
+    return [c for c, hh in zip(contours, hier[0]) if hh[3] < 0]
 
 
 def _traced_boundaries(contours: list[np.ndarray], width: int
@@ -480,16 +505,187 @@ def _traced_boundaries(contours: list[np.ndarray], width: int
 
 
 # --------------------------------------------------------------------------------------------
-# convex hull metrics: area, Feret, FeretAngle, MinFeret (rotating calipers, vectorised)
+# row-convex objects: traced perimeter from the rows; convex hulls of all objects from the rows
 # --------------------------------------------------------------------------------------------
 
-def _convex_hulls(vertices: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Convex hull of each object's vertex block: (hull vertices (k, 2) float64, count each)."""
-    ends = np.cumsum(counts)
-    hull = cv2.convexHull
-    hulls = [hull(vertices[s:e]) for s, e in zip((ends - counts).tolist(), ends.tolist())]
-    h_len = np.fromiter(map(len, hulls), np.int64, len(hulls))
-    return np.concatenate(hulls).reshape(-1, 2).astype(np.float64), h_len
+_BIG = np.int64(1) << 40
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Every object's bounding-box rows, object after object (row ``off[i] + j`` is row
+    ``ymin[i] + j`` of object ``i``): the left corner of its leftmost pixel, the right corner
+    (last column + 1) of its rightmost pixel (``_BIG`` / ``-_BIG`` for a row without pixels),
+    and which objects are *simple*: one run in every row, consecutive rows 8-adjacent (one
+    8-connected part without holes)."""
+    off: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    simple: np.ndarray
+
+
+def _object_rows(r: _Runs, slot: np.ndarray, ymin: np.ndarray, ymax: np.ndarray) -> _Rows:
+    n = ymin.size
+    height = ymax - ymin + 1
+    off = np.zeros(n + 1, np.int64)
+    np.cumsum(height, out=off[1:])
+    total = int(off[-1])
+    q = off[slot] + (r.y - ymin[slot])
+    count = np.bincount(q, minlength=total)
+    left = np.full(total, _BIG)
+    np.minimum.at(left, q, r.a)
+    right = np.full(total, -_BIG)
+    np.maximum.at(right, q, r.b + 1)
+    bad = count != 1
+    # consecutive rows of an object 8-adjacent: a[j+1] <= b[j] + 1 and b[j+1] >= a[j] - 1
+    bad[:-1] |= (left[1:] > right[:-1]) | (right[1:] < left[:-1])
+    bad[off[1:] - 1] = count[off[1:] - 1] != 1          # the last row has no next row
+    simple = ~np.logical_or.reduceat(bad, off[:-1])
+    return _Rows(off=off, left=left, right=right, simple=simple)
+
+
+def _simple_boundaries(left: np.ndarray, right: np.ndarray, off: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Crack length and ImageJ corner count of simple objects, from their rows.
+
+    The traced polygon of an object with one run per row is, clockwise as displayed from
+    ImageJ's start (the top-right corner): the right chain downwards (a vertical side per
+    group of rows with the same right end, a horizontal side per change of the right end),
+    the bottom side, the left chain upwards and the top side. ImageJ's first side is the
+    first vertical side of the right chain.
+    """
+    n = off.size - 1
+    height = np.diff(off)
+    obj = np.repeat(np.arange(n), height)
+    first = off[:-1]
+    last = off[1:] - 1
+    d_r = np.zeros(left.size, np.int64)
+    d_l = np.zeros(left.size, np.int64)
+    np.subtract(right[1:], right[:-1], out=d_r[:-1])
+    np.subtract(left[1:], left[:-1], out=d_l[:-1])
+    d_r[last] = 0
+    d_l[last] = 0
+    nz_r = d_r != 0
+    nz_l = d_l != 0
+    g_r = np.cumsum(nz_r) - nz_r          # group (vertical side) index of each row
+    g_l = np.cumsum(nz_l) - nz_l
+    g_r -= g_r[first][obj]
+    g_l -= g_l[first][obj]
+    p_r = g_r[last]                       # horizontal sides of the right / left chain
+    p_l = g_l[last]
+    n_sides = 2 * (p_r + p_l) + 4
+    base = np.cumsum(n_sides) - n_sides
+    total = int(n_sides.sum())
+    b_row = base[obj]
+    top_r = 2 * p_r + 2                   # first side of the left chain (upwards)
+    vert = np.concatenate((b_row + 2 * g_r, b_row + (top_r + 2 * p_l)[obj] - 2 * g_l))
+    side_len = np.bincount(vert, minlength=total)
+    i_r = np.flatnonzero(nz_r)
+    side_len[b_row[i_r] + 2 * g_r[i_r] + 1] = np.abs(d_r[i_r])
+    i_l = np.flatnonzero(nz_l)
+    side_len[b_row[i_l] + (2 * p_r + 2 * p_l + 1)[obj[i_l]] - 2 * g_l[i_l]] = np.abs(d_l[i_l])
+    bottom = right[last] - left[last]
+    topw = right[first] - left[first]
+    side_len[base + 2 * p_r + 1] = bottom
+    side_len[base + n_sides - 1] = topw
+    n_edges = 2 * height + bottom + topw
+    n_edges += np.bincount(obj[i_r], weights=np.abs(d_r[i_r]), minlength=n).astype(np.int64)
+    n_edges += np.bincount(obj[i_l], weights=np.abs(d_l[i_l]), minlength=n).astype(np.int64)
+    s_first = np.zeros(total, bool)
+    s_first[base] = True
+    return n_edges, _imagej_corners(side_len > 1, s_first, n_sides)
+
+
+def _imagej_corners(long_side: np.ndarray, s_first: np.ndarray, n_sides: np.ndarray
+                    ) -> np.ndarray:
+    """ImageJ's corner count per polygon from its sides in vertex order (``s_first`` marks
+    each polygon's first side): a vertex ending a side longer than 1 counts; along a run of
+    unit sides every second vertex counts (the first one too when the run opens the polygon,
+    because ImageJ starts with corner = false)."""
+    unit = ~long_side
+    prev_long = np.empty_like(long_side)
+    prev_long[0] = True
+    prev_long[1:] = long_side[:-1]
+    run_start = unit & (s_first | prev_long)
+    idx = np.arange(long_side.size)
+    last_start = np.maximum.accumulate(np.where(run_start, idx, 0))
+    counted = long_side | (unit & ((((idx - last_start) + s_first[last_start]) & 1) == 1))
+    s_poly = np.repeat(np.arange(n_sides.size), n_sides)
+    return np.bincount(s_poly, weights=counted, minlength=n_sides.size)
+
+
+def _row_hulls(rows: _Rows, ymin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Convex hull of every object's pixel squares: (vertices (k, 2) float64, count each).
+
+    Candidates are, for each corner line ``Y`` of the bounding box, the rightmost and leftmost
+    pixel corners on it; the right chain (downwards) and the left chain (upwards) are pruned of
+    non-convex vertices, all objects at once, until every remaining vertex is strictly convex.
+    A pruned vertex lies inside the hull of the others, so the survivors are exactly the hull
+    vertices (collinear points dropped). Each hull starts at the top-right corner and runs
+    clockwise as displayed.
+    """
+    off = rows.off
+    n = off.size - 1
+    height = np.diff(off)
+    n_pts = height + 1
+    p_off = off + np.arange(n + 1)
+    tot = int(p_off[-1])
+    obj_row = np.repeat(np.arange(n), height)
+    qi = np.arange(off[-1]) + obj_row
+    xr = np.full(tot, -_BIG)
+    xr[qi] = rows.right
+    xr[qi + 1] = np.maximum(xr[qi + 1], rows.right)
+    xl = np.full(tot, _BIG)
+    xl[qi] = rows.left
+    xl[qi + 1] = np.minimum(xl[qi + 1], rows.left)
+    obj_pt = np.repeat(np.arange(n), n_pts)
+    k = np.arange(tot) - p_off[:-1][obj_pt]
+    yy = ymin[obj_pt] + k
+    valid = np.flatnonzero(xr > -_BIG)
+    # both chains downwards, one after the other, the left one mirrored (x -> -x) so that a
+    # convex vertex has cross > 0 on both; chain ``o`` (object, + n on the left); a chain's
+    # end points (the bounding-box corners' lines) are never pruned
+    small = max(int(yy.max()), int(rows.right.max())) < 30_000   # cross fits in int32
+    ctype = np.int32 if small else np.int64
+    x = np.concatenate((xr[valid], -xl[valid])).astype(ctype)
+    yv = yy[valid].astype(ctype)
+    y = np.concatenate((yv, yv))
+    o = np.concatenate((obj_pt[valid], obj_pt[valid] + n))
+    while x.size > 2:
+        dx1 = x[1:-1] - x[:-2]
+        dy1 = y[1:-1] - y[:-2]
+        cross = dx1 * (y[2:] - y[1:-1]) - dy1 * (x[2:] - x[1:-1])
+        keep = np.ones(x.size, bool)
+        np.greater(cross, 0, out=keep[1:-1])
+        keep[1:-1] |= o[1:-1] != o[:-2]
+        keep[1:-1] |= o[1:-1] != o[2:]
+        if keep.all():
+            break
+        x, y, o = x[keep], y[keep], o[keep]
+    x = np.where(o >= n, -x, x)
+    cnt = np.bincount(o, minlength=2 * n)
+    c_r, c_l = cnt[:n], cnt[n:]
+    h_len = c_r + c_l
+    h_off = np.cumsum(h_len) - h_len
+    c_off = np.cumsum(cnt) - cnt
+    rank = np.arange(o.size) - c_off[o]
+    is_l = o >= n
+    ob = np.where(is_l, o - n, o)
+    pos = np.where(is_l, h_off[ob] + c_r[ob] + (c_l[ob] - 1 - rank), h_off[ob] + rank)
+    hv = np.empty((o.size, 2), np.float64)
+    hv[pos, 0] = x
+    hv[pos, 1] = y
+    return hv, h_len
+
+
+def _paint_runs(r: _Runs, shape: tuple[int, int]) -> np.ndarray:
+    """Binary uint8 image (1 = pixel of one of the given runs)."""
+    out = np.zeros(shape, np.uint8)
+    ln = r.b - r.a + 1
+    tot = int(ln.sum())
+    start = r.y * shape[1] + r.a
+    out.reshape(-1)[np.repeat(start - (np.cumsum(ln) - ln), ln) + np.arange(tot)] = 1
+    return out
 
 
 def _hull_metrics(hv: np.ndarray, h_len: np.ndarray) -> dict[str, np.ndarray]:
@@ -524,37 +720,39 @@ def _hull_metrics(hv: np.ndarray, h_len: np.ndarray) -> dict[str, np.ndarray]:
     two_pi = 2.0 * np.pi
     phi = np.arctan2(ey, ex)
     rel = phi - phi[off_rep]
-    rel = np.where(rel < 0, rel + two_pi, rel)
+    rel[rel < 0] += two_pi
     base = hid * 8.0
     key = np.maximum.accumulate(rel + base)           # sorted; guards against rounding
     target = rel + np.pi
-    target = np.where(target >= two_pi, target - two_pi, target)
+    target[target >= two_pi] -= two_pi
+    end_rep = off_rep + len_rep
     ant = np.searchsorted(key, target + base, side="left")
-    ant = np.where(ant >= off_rep + len_rep, off_rep, ant)
+    ant[ant >= end_rep] = off_rep[ant >= end_rep]
     inv_norm = np.divide(1.0, e_norm, out=np.zeros(tot), where=e_norm > 0)
-    width = np.full(tot, -np.inf)
-    best_d2 = np.full(tot, -1.0)
-    best_u = np.zeros(tot, np.int64)
-    best_v = np.zeros(tot, np.int64)
-    me = np.arange(tot)
-    for k in (-1, 0, 1):
-        v = ant + k
-        v = np.where(v < off_rep, v + len_rep, v)
-        v = np.where(v >= off_rep + len_rep, v - len_rep, v)
-        xv, yv = x[v], y[v]
-        width = np.fmax(width, (ex * (yv - y) - ey * (xv - x)) * inv_norm)
-        for u in (me, nxt):
-            d2 = (xv - x[u]) ** 2 + (yv - y[u]) ** 2
-            better = d2 > best_d2
-            best_d2 = np.where(better, d2, best_d2)
-            best_u = np.where(better, u, best_u)
-            best_v = np.where(better, v, best_v)
-    width = np.where(e_norm > 0, width, np.inf)
+    # candidates: the antipodal vertex and its two neighbours (rows of a (3, tot) array)
+    cand = ant + np.array([[-1], [0], [1]])
+    low = cand < off_rep
+    cand[low] += np.broadcast_to(len_rep, cand.shape)[low]
+    high = cand >= end_rep
+    cand[high] -= np.broadcast_to(len_rep, cand.shape)[high]
+    xv = x[cand]
+    yv = y[cand]
+    # widths: max over candidates, then scaled (scaling by inv_norm >= 0 keeps the order)
+    width = (ex * (yv - y) - ey * (xv - x)).max(axis=0) * inv_norm
+    width[e_norm == 0] = np.inf
+    # squared distances from both edge end points, in the order (k, u) = (-1, me), (-1, nxt),
+    # (0, me), ...: the first maximum of each edge as a sequential strict '>' update picks it
+    d2 = np.empty((6, tot))
+    d2[0::2] = (xv - x) ** 2 + (yv - y) ** 2
+    d2[1::2] = (xv - x[nxt]) ** 2 + (yv - y[nxt]) ** 2
+    best_d2 = d2.max(axis=0)
     min_feret = np.minimum.reduceat(width, off)
     feret2 = np.maximum.reduceat(best_d2, off)
+    me = np.arange(tot)
     first_max = np.minimum.reduceat(np.where(best_d2 >= feret2[hid], me, tot), off)
-    p1 = best_u[first_max]
-    p2 = best_v[first_max]
+    pick = d2[:, first_max].argmax(axis=0)
+    p1 = np.where(pick % 2 == 0, first_max, nxt[first_max])
+    p2 = cand[pick // 2, first_max]
     swap = x[p1] > x[p2]
     p1, p2 = np.where(swap, p2, p1), np.where(swap, p1, p2)
     angle = np.degrees(np.arctan2(y[p1] - y[p2], x[p2] - x[p1]))
@@ -624,7 +822,8 @@ def measure_objects(labels: np.ndarray, *, pixel_size: float | None = None, bar_
     -------
     pandas.DataFrame with columns :data:`PIXEL_COLUMNS` (+ physical columns), sorted by label.
     """
-    labels = _check_labels(labels)
+    signed_unchecked = isinstance(labels, np.ndarray) and labels.dtype == np.int32 and region is None
+    labels = _check_labels(labels, check_sign=not signed_unchecked)
     pixel_size = _check_pixel_size(pixel_size)
     divisor = _check_unit(length_unit)
     height, width = labels.shape
@@ -635,6 +834,11 @@ def measure_objects(labels: np.ndarray, *, pixel_size: float | None = None, bar_
         lab = np.where(region, lab, 0).astype(np.int32)
     h, w = lab.shape
     runs = _row_runs(lab)
+    if signed_unchecked:     # every pixel outside the data bar is in a run or 0
+        lo = min(int(runs.lab.min()) if runs.lab.size else 0,
+                 int(labels[h:].min()) if rows else 0)
+        if lo < 0:
+            raise _negative_label(lo)
     if runs.lab.size == 0:
         return _empty_table(pixel_size, length_unit)
     ids, run_slot = _label_slots(runs)
@@ -663,17 +867,44 @@ def measure_objects(labels: np.ndarray, *, pixel_size: float | None = None, bar_
     }
     nan = np.full(ids.size, np.nan)
     if shape_descriptors:
-        contours, c_lab = _outer_contours(lab, _labels_touch(runs, w))
-        order = np.argsort(c_lab, kind="stable")
-        contours = [contours[i] for i in order]
-        c_lab = c_lab[order]
-        n_edges, n_corners, vertices, n_vertices = _traced_boundaries(contours, w)
-        slot = np.searchsorted(ids, c_lab)
-        perim = np.bincount(slot, weights=n_edges - n_corners * CORNER_CUT, minlength=ids.size)
-        n_parts = np.bincount(slot, minlength=ids.size)
-        hull = _hull_metrics(*_convex_hulls(vertices, np.bincount(slot, weights=n_vertices,
-                                                                  minlength=ids.size)
-                                            .astype(np.int64)))
+        obj_rows = _object_rows(runs, run_slot, mom["ymin"], mom["ymax"])
+        simple = obj_rows.simple
+        n_edges = np.zeros(ids.size, np.int64)
+        n_corners = np.zeros(ids.size)
+        if simple.any():
+            keep_rows = np.repeat(simple, np.diff(obj_rows.off))
+            s_off = np.zeros(int(simple.sum()) + 1, np.int64)
+            np.cumsum(np.diff(obj_rows.off)[simple], out=s_off[1:])
+            n_edges[simple], n_corners[simple] = _simple_boundaries(
+                obj_rows.left[keep_rows], obj_rows.right[keep_rows], s_off)
+        perim = n_edges - n_corners * CORNER_CUT
+        n_parts = simple.astype(np.int64)
+        if not simple.all():
+            # other objects: trace their outer boundaries (OpenCV) on an image holding only them
+            sub = np.flatnonzero(~simple[run_slot])
+            sub_runs = _Runs(y=runs.y[sub], a=runs.a[sub], b=runs.b[sub], lab=runs.lab[sub])
+            touch = np.zeros(ids.size, bool)
+            touch[run_slot[sub[_touching_runs(sub_runs, w)]]] = True
+            free = np.flatnonzero(~touch[run_slot[sub]])
+            # those not touching one another: one binary image; the others one by one
+            contours, c_lab = _outer_contours(_paint_runs(
+                _Runs(y=sub_runs.y[free], a=sub_runs.a[free], b=sub_runs.b[free],
+                      lab=sub_runs.lab[free]), (h, w)), lab)
+            if touch.any():
+                extra = [_label_contours(lab, int(ids[i]), int(mom["xmin"][i]),
+                                         int(mom["ymin"][i]), int(mom["xmax"][i]),
+                                         int(mom["ymax"][i])) for i in np.flatnonzero(touch)]
+                contours = contours + [c for cs in extra for c in cs]
+                c_lab = np.concatenate((c_lab, np.repeat(ids[touch], [len(cs) for cs in extra])))
+            order = np.argsort(c_lab, kind="stable")
+            contours = [contours[i] for i in order]
+            slot = np.searchsorted(ids, c_lab[order])
+            c_edges, c_corners, _, _ = _traced_boundaries(contours, w)
+            hard = ~simple
+            perim[hard] = np.bincount(slot, weights=c_edges - c_corners * CORNER_CUT,
+                                      minlength=ids.size)[hard]
+            n_parts[hard] = np.bincount(slot, minlength=ids.size)[hard]
+        hull = _hull_metrics(*_row_hulls(obj_rows, mom["ymin"]))
         with np.errstate(divide="ignore", invalid="ignore"):
             circ = np.where(perim > 0, np.minimum(1.0, 4.0 * np.pi * area / perim ** 2), 0.0)
         table.update({"Perim.": perim, "Circ.": circ, "Feret": hull["Feret"],
