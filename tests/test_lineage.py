@@ -1,0 +1,416 @@
+"""``porescope lineage`` (chain, --verify, --uses) and the dependency guard.
+
+The lineage tests run the real ``dvc.yaml`` on a tiny throwaway project once (module fixture)
+and compare what ``lineage`` reports with answers obtained independently: DVC's own ``dvc dag``
+for the chain, ``dvc.lock`` for params and hashes, ``hashlib`` on the files for SHA-256 / MD5,
+the split manifest read with ``csv`` for which sources feed what. Tampering is done on a copy
+of the bytes and undone after each test.
+
+The guard tests use a hand-written ``dvc.yaml`` (templating included) in a temporary folder,
+and one end-to-end run under ``dvc repro`` in which the stage edits its own input.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from pipeline_project import dvc, make_project, run
+
+from stages.core import dep_guard
+from stages.core.dep_guard import DependencyChangedError, guard_dependencies, load_pipeline
+
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+EXP = "worst2"
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def lineage_cli(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    """``porescope lineage ARGS`` run in ``repo`` (this checkout's code, the project's files)."""
+    return subprocess.run([sys.executable, "-P", "-m", "stages.core.lineage", *args], cwd=repo,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = make_project(tmp_path_factory.mktemp("lineage") / "repo", commit=False)
+    with open(repo / ".gitignore", "a") as fh:
+        fh.write("/models/checkpoints/\n/models/train_run.json\n")
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "tiny pipeline"], repo)
+    dvc("repro", "evaluate", cwd=repo)  # the chain of a model and of test metrics is enough here
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "results"], repo)
+    # an experiment that reruns only evaluate (in a temp copy; the workspace stays)
+    dvc("exp", "run", "--temp", "-n", EXP, "-S", "evaluate.n_worst=2", "evaluate", cwd=repo)
+    return repo
+
+
+def _sources(repo: Path) -> list[dict[str, str]]:
+    with open(repo / "data/split/sources.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _dag_ancestors(repo: Path, stage: str) -> set[str]:
+    """Stages in ``dvc dag STAGE`` (DVC's own ancestor computation)."""
+    dot = dvc("dag", "--dot", stage, cwd=repo)
+    names = set()
+    for line in dot.splitlines():
+        for part in line.replace("->", " ").replace(";", " ").split():
+            part = part.strip('"')
+            if part and part.isidentifier() and part not in ("strict", "digraph", "node", "edge"):
+                names.add(part)
+    return names & set(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
+
+
+@pytest.fixture()
+def restore(project: Path):
+    """Undo byte edits (and permission changes) made by a test."""
+    saved: list[tuple[Path, bytes, int]] = []
+
+    def keep(path: Path) -> Path:
+        saved.append((path, path.read_bytes(), path.stat().st_mode))
+        return path
+
+    yield keep
+    for path, data, mode in reversed(saved):
+        os.chmod(path, mode | stat.S_IWUSR)
+        path.write_bytes(data)
+        os.chmod(path, mode)
+
+
+# --------------------------------------------------------------------------------------------
+# the chain
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_model_chain_params_hashes_and_sources(project: Path) -> None:
+    proc = lineage_cli(project, "models/model.pt", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    assert report["produced_by"]["stage"] == "train"
+    assert report["produced_by"]["md5"] == hashlib.md5((project / "models/model.pt").read_bytes()).hexdigest()
+    chain = [s["stage"] for s in report["stages"]]
+    assert chain[0] == "train" and set(chain) == _dag_ancestors(project, "train")
+    for stage in report["stages"]:
+        assert stage["params"] == lock[stage["stage"]]["params"]
+        assert {d["path"]: d["md5"] for d in stage["deps"]} == {d["path"]: d["md5"] for d in lock[stage["stage"]]["deps"]}
+        assert {o["path"]: o["md5"] for o in stage["outs"]} == {o["path"]: o["md5"] for o in lock[stage["stage"]]["outs"]}
+    # a model is fed by the train and val sources only, each with the sha256 of its raw file
+    expected = {r["source_id"] for r in _sources(project) if r["split"] in ("train", "val")}
+    fed = [r for r in report["sources"]["files"] if r["feeds"]]
+    assert {r["source_id"] for r in fed} == expected
+    assert set(report["feeding_splits"]) == {"train", "val"}
+    for row in fed:
+        assert hashlib.sha256((project / row["image"]).read_bytes()).hexdigest() == row["image_sha256"]
+    head = run(["git", "rev-parse", "HEAD"], project).strip()
+    assert report["git"]["commit"] == head and report["git"]["dirty"] == []
+
+
+@pytest.mark.slow
+def test_evaluate_metrics_are_fed_by_test_directly_and_train_val_through_the_model(project: Path) -> None:
+    report = json.loads(lineage_cli(project, "metrics/evaluate.json", "--json").stdout)
+    assert report["produced_by"] == {**report["produced_by"], "stage": "evaluate", "kind": "metrics"}
+    assert report["feeding_splits"]["test"] == ["evaluate"]
+    assert "train" in report["feeding_splits"]["train"] and "train" in report["feeding_splits"]["val"]
+    text = lineage_cli(project, "metrics/evaluate.json").stdout
+    assert "test (selected by evaluate)" in text and "stage train" in text
+
+
+@pytest.mark.slow
+def test_file_inside_an_output_folder(project: Path) -> None:
+    image = sorted((project / "data/augmented/images").iterdir())[0]
+    report = json.loads(lineage_cli(project, str(image.relative_to(project)), "--json").stdout)
+    assert report["produced_by"]["stage"] == "augment"
+    assert report["produced_by"]["out"] == "data/augmented"
+    assert report["produced_by"]["md5"] == hashlib.md5(image.read_bytes()).hexdigest()
+    assert set(report["feeding_splits"]) == {"train"}
+
+
+@pytest.mark.slow
+def test_unknown_path_is_a_clear_error(project: Path) -> None:
+    proc = lineage_cli(project, "stages/train.py")
+    assert proc.returncode == 2 and "no stage" in proc.stderr and "stages/train.py" in proc.stderr
+
+
+@pytest.mark.slow
+def test_lineage_at_an_experiment(project: Path) -> None:
+    report = json.loads(lineage_cli(project, "metrics/evaluate.json", "--rev", EXP, "--json").stdout)
+    evaluate = next(s for s in report["stages"] if s["stage"] == "evaluate")
+    assert evaluate["params"]["params.yaml"]["evaluate"]["n_worst"] == 2
+
+
+# --------------------------------------------------------------------------------------------
+# --verify
+# --------------------------------------------------------------------------------------------
+
+def _train_tile(project: Path) -> str:
+    with open(project / "data/split/tiles.csv", newline="") as fh:
+        return next(r["tile_id"] for r in csv.DictReader(fh) if r["split"] == "train")
+
+
+@pytest.mark.slow
+def test_verify_passes_on_an_untouched_project(project: Path) -> None:
+    proc = lineage_cli(project, "models/model.pt", "--verify")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    assert " 0 differ" in proc.stdout
+
+
+@pytest.mark.slow
+def test_verify_names_a_tampered_training_tile_in_the_workspace(project: Path, restore) -> None:
+    rel = f"data/ingested/tiles/images/{_train_tile(project)}.png"
+    path = restore(project / rel)
+    path.write_bytes(path.read_bytes() + b"\0")
+    proc = lineage_cli(project, "models/model.pt", "--verify")
+    assert proc.returncode == 1
+    differs = [line for line in proc.stdout.splitlines() if "DIFFERS" in line]
+    assert len(differs) == 1 and rel in differs[0] and "[workspace]" in differs[0]
+
+
+@pytest.mark.slow
+def test_verify_names_a_tampered_augmented_image(project: Path, restore) -> None:
+    image = sorted((project / "data/augmented/images").iterdir())[3]
+    restore(image).write_bytes(image.read_bytes()[:-1] + b"\x01")
+    proc = lineage_cli(project, "models/model.pt", "--verify")
+    assert proc.returncode == 1 and str(image.relative_to(project)) in proc.stdout
+
+
+@pytest.mark.slow
+def test_verify_names_a_tampered_training_tile_in_the_cache(project: Path, restore) -> None:
+    rel = f"data/ingested/tiles/images/{_train_tile(project)}.png"
+    md5 = hashlib.md5((project / rel).read_bytes()).hexdigest()
+    obj = project / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
+    assert obj.is_file() and not (obj.stat().st_ino == (project / rel).stat().st_ino and obj.stat().st_nlink > 1)
+    restore(obj)
+    os.chmod(obj, obj.stat().st_mode | stat.S_IWUSR)
+    obj.write_bytes(obj.read_bytes() + b"\0")
+    proc = lineage_cli(project, "models/model.pt", "--verify")
+    assert proc.returncode == 1
+    differs = [line for line in proc.stdout.splitlines() if "DIFFERS" in line]
+    assert len(differs) == 1 and rel in differs[0] and "[cache]" in differs[0]
+    # the workspace copy is intact: without the cache check nothing differs
+    assert lineage_cli(project, "models/model.pt", "--verify", "--no-cache-check").returncode == 0
+
+
+@pytest.mark.slow
+def test_verify_names_a_tampered_raw_source(project: Path, restore) -> None:
+    row = next(r for r in _sources(project) if r["split"] == "val")
+    rel = f"data/synthetic/{row['image_file']}"
+    path = restore(project / rel)
+    path.write_bytes(path.read_bytes() + b"\0")
+    proc = lineage_cli(project, "models/model.pt", "--verify")
+    assert proc.returncode == 1
+    assert any(rel in line and "[source]" in line for line in proc.stdout.splitlines())
+
+
+# --------------------------------------------------------------------------------------------
+# --uses
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_uses_of_a_train_source_lists_models_everywhere(project: Path) -> None:
+    row = next(r for r in _sources(project) if r["split"] == "train")
+    sha = hashlib.sha256((project / "data/synthetic" / row["image_file"]).read_bytes()).hexdigest()
+    rows = json.loads(lineage_cli(project, "--uses", sha, "--json").stdout)
+    models = {(r["revision"].split()[0], r["output"]) for r in rows if r["kind"] == "model"}
+    head = run(["git", "rev-parse", "--short=7", "HEAD"], project).strip()
+    assert ("workspace", "models/model.pt") in models and (head, "models/model.pt") in models
+    assert any(r["revision"].startswith(f"exp {EXP}") and r["output"] == "metrics/evaluate.json" for r in rows)
+    assert all(row["source_id"] in r["how"] and "[train]" in r["how"] for r in rows)
+    table = lineage_cli(project, "--uses", f"data/synthetic/{row['image_file']}").stdout
+    assert "| workspace | models/model.pt | model |" in table
+
+
+@pytest.mark.slow
+def test_uses_of_a_test_source_skips_the_model(project: Path) -> None:
+    row = next(r for r in _sources(project) if r["split"] == "test")
+    rows = json.loads(lineage_cli(project, "--uses", f"data/synthetic/{row['image_file']}", "--json",
+                                  "--no-experiments").stdout)
+    outputs = {r["output"] for r in rows}
+    assert "metrics/evaluate.json" in outputs and "models/model.pt" not in outputs
+    assert "metrics/train.json" not in outputs
+
+
+@pytest.mark.slow
+def test_uses_of_the_augmented_dataset_by_name(project: Path) -> None:
+    name = json.loads((project / "data/augmented/dataset.json").read_text())["name"]
+    rows = json.loads(lineage_cli(project, "--uses", name, "--json", "--no-history").stdout)
+    assert {"models/model.pt", "metrics/train.json", "metrics/evaluate.json"} <= {r["output"] for r in rows}
+    assert all("data/augmented" in r["how"] for r in rows)
+
+
+# --------------------------------------------------------------------------------------------
+# the pipeline reader and the dependency guard
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_resolved_deps_and_outs_equal_what_dvc_recorded(project: Path) -> None:
+    """``${ingest.source}`` etc. resolve exactly as DVC resolved them (dvc.lock paths)."""
+    stages = load_pipeline(project / "dvc.yaml")
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    assert {"ingest", "train", "evaluate"} <= set(lock) <= set(stages)
+    for name in lock:
+        spec = stages[name]
+        assert sorted(spec.deps) == sorted(d["path"] for d in lock[name]["deps"]), name
+        assert sorted(spec.out_paths) == sorted(o["path"] for o in lock[name]["outs"]), name
+
+
+@pytest.mark.slow
+def test_dvc_dir_hash_equals_the_recorded_one(project: Path) -> None:
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    for stage, path in (("augment", "data/augmented"), ("split", "data/split")):
+        recorded = next(o["md5"] for o in lock[stage]["outs"] if o["path"] == path)
+        assert dep_guard.dvc_dir_hash(project / path, project).md5 == recorded
+
+
+GUARD_YAML = textwrap.dedent("""\
+    stages:
+      work:
+        cmd: python work.py
+        deps:
+          - ${data.folder}
+          - ${data.folder}/../extra_${data.tag}.txt
+          - work.py
+        params:
+          - seed
+          - data
+        outs:
+          - out.txt
+    """)
+
+
+@pytest.fixture()
+def guarded(tmp_path: Path) -> Path:
+    (tmp_path / "dvc.yaml").write_text(GUARD_YAML)
+    (tmp_path / "params.yaml").write_text("seed: 1\ndata: {folder: inputs, tag: a}\nother: 5\n")
+    (tmp_path / "inputs").mkdir()
+    for i in range(3):
+        (tmp_path / "inputs" / f"f{i}.txt").write_text(f"content {i}\n")
+    (tmp_path / "extra_a.txt").write_text("extra\n")
+    (tmp_path / "work.py").write_text("print('work')\n")
+    return tmp_path
+
+
+def test_guard_resolves_templated_deps(guarded: Path) -> None:
+    spec = dep_guard.resolve_stage("work", guarded / "dvc.yaml")
+    assert spec.deps == ["inputs", "extra_a.txt", "work.py"]
+    assert spec.params == {"params.yaml": ["seed", "data"]}
+
+
+def test_guard_passes_when_nothing_changes(guarded: Path) -> None:
+    with guard_dependencies("work", guarded / "dvc.yaml"):
+        (guarded / "out.txt").write_text("result\n")  # writing outputs is fine
+        os.utime(guarded / "inputs" / "f0.txt")  # touching without a content change is fine
+
+
+@pytest.mark.parametrize("edit, named", [
+    (lambda d: (d / "inputs" / "f1.txt").write_text("CHANGED 1\n"), "inputs/f1.txt: content changed"),
+    (lambda d: (d / "inputs" / "new.txt").write_text("new\n"), "inputs/new.txt: added"),
+    (lambda d: (d / "inputs" / "f2.txt").unlink(), "inputs/f2.txt: removed"),
+    (lambda d: (d / "work.py").write_text("print('other')\n"), "work.py: content changed"),
+    (lambda d: (d / "params.yaml").write_text("seed: 1\ndata: {folder: inputs, tag: a, x: 2}\nother: 5\n"),
+     "params.yaml:data.x"),
+    (lambda d: (d / "params.yaml").write_text("seed: 2\ndata: {folder: inputs, tag: a}\nother: 5\n"),
+     "params.yaml:seed: 1 -> 2"),
+])
+def test_guard_names_what_changed_while_the_stage_ran(guarded: Path, edit, named: str) -> None:
+    with pytest.raises(DependencyChangedError) as info:
+        with guard_dependencies("work", guarded / "dvc.yaml"):
+            edit(guarded)
+    assert named in str(info.value) and "'work'" in str(info.value)
+    assert len(info.value.changes) == 1
+
+
+def test_guard_ignores_params_the_stage_does_not_use(guarded: Path) -> None:
+    with guard_dependencies("work", guarded / "dvc.yaml"):
+        (guarded / "params.yaml").write_text("seed: 1\ndata: {folder: inputs, tag: a}\nother: 6\n")
+
+
+def test_guard_sees_a_same_size_edit_with_restored_mtime(guarded: Path) -> None:
+    """``stat``-preserving tampering: same size, mtime put back; ctime still moves."""
+    path = guarded / "inputs" / "f0.txt"
+    old = path.stat()
+    os.utime(path, ns=(old.st_atime_ns, old.st_mtime_ns - 10_000_000_000))  # not racy
+    before = path.stat()
+    with pytest.raises(DependencyChangedError, match="inputs/f0.txt: content changed"):
+        with guard_dependencies("work", guarded / "dvc.yaml"):
+            path.write_text("content X\n")
+            os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_guard_checks_on_sys_exit_zero_only(guarded: Path) -> None:
+    """Stage modules end with ``sys.exit(main())``: status 0 is checked, others pass through."""
+    with pytest.raises(DependencyChangedError, match="work.py: content changed"):
+        with guard_dependencies("work", guarded / "dvc.yaml"):
+            (guarded / "work.py").write_text("changed\n")
+            sys.exit(0)
+    with pytest.raises(SystemExit) as info:
+        with guard_dependencies("work", guarded / "dvc.yaml"):
+            (guarded / "work.py").write_text("changed again\n")
+            sys.exit(3)
+    assert info.value.code == 3
+    with pytest.raises(SystemExit) as info:
+        with guard_dependencies("work", guarded / "dvc.yaml"):
+            sys.exit(None)
+    assert info.value.code is None
+
+
+def test_guard_lets_the_stage_error_through(guarded: Path) -> None:
+    with pytest.raises(KeyError):
+        with guard_dependencies("work", guarded / "dvc.yaml"):
+            (guarded / "work.py").write_text("changed\n")
+            raise KeyError("the stage's own failure")
+
+
+def test_guard_unknown_stage_and_missing_pipeline(guarded: Path) -> None:
+    with pytest.raises(dep_guard.StageSpecError, match="no stage 'nope'"):
+        with guard_dependencies("nope", guarded / "dvc.yaml"):
+            pass
+    with guard_dependencies("work", guarded / "absent.yaml"):  # unguarded, with a warning
+        pass
+    with pytest.raises(dep_guard.StageSpecError, match="not found"):
+        with guard_dependencies("work", guarded / "absent.yaml", required=True):
+            pass
+
+
+def test_dvc_records_nothing_when_an_input_changes_mid_run(tmp_path: Path) -> None:
+    """End to end: a guarded stage whose input is edited while it runs exits non-zero, and
+    ``dvc.lock`` gets no entry for it."""
+    repo = tmp_path / "g"
+    repo.mkdir()
+    run(["git", "init", "-q"], repo)
+    dvc("init", "-q", cwd=repo)
+    (repo / "params.yaml").write_text("n: 1\n")
+    (repo / "input.txt").write_text("original\n")
+    (repo / "work.py").write_text(textwrap.dedent("""\
+        from pathlib import Path
+        from stages.core.dep_guard import guard_dependencies
+        with guard_dependencies("work"):
+            data = Path("input.txt").read_text()
+            Path("input.txt").write_text("edited while running\\n")  # someone else's edit
+            Path("out.txt").write_text(data.upper())
+        """))
+    (repo / "dvc.yaml").write_text("stages:\n  work:\n    cmd: python work.py\n    deps: [input.txt, work.py]\n"
+                                   "    params: [n]\n    outs: [out.txt]\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=repo, capture_output=True, text=True, env=env)
+    assert proc.returncode != 0
+    assert "input.txt: content changed" in proc.stdout + proc.stderr
+    lock = yaml.safe_load((repo / "dvc.lock").read_text()) if (repo / "dvc.lock").exists() else {}
+    assert "work" not in (lock or {}).get("stages", {})
