@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from stages.common import ParamsError, load_params, setup_logging, stage_parser
+from stages.common import ParamsError, load_params, run_stage, setup_logging, stage_parser
 from stages.core import membrane_analysis as ma
 from stages.core.atomic_io import output_dir, write_bytes, write_csv, write_json
 from stages.core.pipeline_data import (
@@ -266,4 +265,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage("analyze", main)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.common import ParamsError, load_params, setup_logging, stage_parser
+from stages.common import ParamsError, load_params, run_stage, setup_logging, stage_parser
 from stages.core import atomic_io
 from stages.core.augmentation import AugmentError, augment_tiles, resolve_params
 from stages.core.pipeline_data import read_classes, read_table
@@ -103,4 +103,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("augment", main)

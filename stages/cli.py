@@ -141,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "of track-etched membranes (and particles) in electron micrographs.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     add_measure_parser(sub)
+    from stages.core.compare import add_compare_parser
+    from stages.core.lineage import add_lineage_parser
+
+    add_lineage_parser(sub)
+    add_compare_parser(sub)
     return parser
 
 

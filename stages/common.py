@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +58,22 @@ def setup_logging() -> None:
     """Log INFO and above to stderr in a compact format (DVC shows it while a stage runs)."""
     logging.basicConfig(level=os.environ.get("PORESCOPE_LOG", "INFO"),
                         format="%(levelname)s %(name)s: %(message)s")
+
+
+def run_stage(name: str, main: Callable[[], int | None]) -> None:
+    """Run a stage module's ``main`` as DVC runs it, under the dependency guard.
+
+    DVC hashes a stage's dependencies only after its command finishes, so an input edited while
+    the stage ran would be recorded with a result computed from the old one. The guard hashes
+    the stage's declared deps and params (from dvc.yaml) before ``main`` and again after it, and
+    fails the stage, naming what changed, so that DVC records nothing
+    (:func:`stages.core.dep_guard.guard_dependencies`).
+    """
+    setup_logging()
+    from stages.core.dep_guard import guard_dependencies
+
+    with guard_dependencies(name):
+        status = main()
+        if status:
+            sys.exit(status)  # a failed stage is not checked: it records nothing anyway
+    sys.exit(0)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .common import LOG, ParamsError, load_params, setup_logging, stage_parser
+from .common import LOG, ParamsError, load_params, run_stage, setup_logging, stage_parser
 from .core import seg_figures, seg_metrics
 from .core.atomic_io import output_dir, write_bytes, write_csv, write_json, write_png
 from .core.devices import configure_cpu_threads, select_device
@@ -130,4 +130,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("evaluate", main)

@@ -70,7 +70,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from stages.common import ParamsError, load_params, setup_logging, stage_parser
+from stages.common import ParamsError, load_params, run_stage, setup_logging, stage_parser
 from stages.core import atomic_io
 from stages.core.imageio import (
     array_sha256,
@@ -561,4 +561,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage("ingest", main)

@@ -47,7 +47,6 @@ import json
 import logging
 import math
 import os
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +55,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages.common import ParamsError, load_params, setup_logging, stage_parser
+from stages.common import ParamsError, load_params, run_stage, setup_logging, stage_parser
 from stages.core import membrane_analysis as ma
 from stages.core.distributed import map_ordered
 from stages.core.atomic_io import (
@@ -536,4 +535,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage("measure", main)

@@ -37,14 +37,13 @@ import hashlib
 import json
 import logging
 import os
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from stages.common import ParamsError, load_params, setup_logging, stage_parser
+from stages.common import ParamsError, load_params, run_stage, setup_logging, stage_parser
 from stages.core.atomic_io import output_dir, write_bytes, write_text
 from stages.core.pipeline_data import PipelineDataError, read_table
 from stages.core.report_document import (
@@ -225,4 +224,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage("report", main)

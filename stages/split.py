@@ -19,7 +19,7 @@ import logging
 import os
 from pathlib import Path
 
-from stages.common import ParamsError, load_params, setup_logging, stage_parser
+from stages.common import ParamsError, load_params, run_stage, setup_logging, stage_parser
 from stages.core import atomic_io
 from stages.core.pipeline_data import read_table
 from stages.core.splitting import SplitError, check_no_leakage, split_tables
@@ -66,4 +66,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("split", main)

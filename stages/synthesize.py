@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from stages.common import ParamsError, load_params, setup_logging, stage_parser
+from stages.common import ParamsError, load_params, run_stage, setup_logging, stage_parser
 from stages.core import synthetic as syn
 from stages.core.atomic_io import output_dir, write_csv, write_png
 
@@ -208,4 +207,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage("synthesize", main)

@@ -11,15 +11,17 @@ import hashlib
 import json
 import platform
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .common import LOG, ParamsError, load_params, setup_logging, stage_parser
+from .common import LOG, ParamsError, load_params, run_stage, setup_logging, stage_parser
 from .core import devices, inference, losses, models, training
-from .core.atomic_io import write_json
+from .core.atomic_io import write_json, write_text
+from .core.model_card import build_model_card, render_model_card_md, write_run_record
 from .core.pipeline_data import read_classes, read_stack, read_table
 
 
@@ -88,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resume", required=True, type=Path, help="resume checkpoint (kept between runs)")
     parser.add_argument("--live", required=True, type=Path, help="DVCLive folder for per-epoch curves")
     parser.add_argument("--metrics", required=True, type=Path)
+    parser.add_argument("--card", type=Path, default=None,
+                        help="model card JSON to write (Markdown beside it); dvc.yaml always passes it")
     args = parser.parse_args(argv)
     setup_logging()
     p = load_params(args.params, "train")
@@ -123,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         live.make_summary()
 
     started = time.time()
+    started_iso = datetime.now(timezone.utc).isoformat(timespec="seconds")
     result = training.fit(model, loss_fn, train_data, val_data, cfg, n_classes=config["classes"], device=device,
                           amp=bool(p.get("amp", True)), resume_path=args.resume,
                           fingerprint=_fingerprint(p, config, train_data.images, train_data.masks,
@@ -141,13 +146,27 @@ def main(argv: list[str] | None = None) -> None:
         "threshold": threshold,
         "train_samples": len(train_data), "val_tiles": len(val_data),
     })
-    # Timings stay out of tracked outputs: they would make rebuilds differ byte for byte.
+    if args.card is not None:
+        card = build_model_card(model_config=config, class_names=class_names, epochs_run=result.epochs_run,
+                                best_epoch=result.best_epoch, val_metrics=result.best_scores, device=device,
+                                threads=threads, stopped_early=result.stopped_early, amp=bool(p.get("amp", True)),
+                                params=args.params, split_dir=args.split, augmented_dir=args.augmented,
+                                model_file=args.model.as_posix(), model_meta=meta)
+        write_json(args.card, card)
+        write_text(args.card.with_suffix(".md"), render_model_card_md(card))
+    # Timings stay out of tracked outputs (they would make rebuilds differ byte for byte): they go to
+    # an untracked run record beside the model and to the log.
+    write_run_record(args.model.with_name("train_run.json"), result.seconds, result.samples_per_s, started_iso,
+                     platform.node())
     LOG.info("%.1f training samples/s", result.samples_per_s)
     LOG.info("best epoch %d: val IoU %.4f, Dice %.4f (%d epochs, %.0f s on %s, %d threads, %s)",
              result.best_epoch, result.best_scores.get("val_iou", float("nan")),
              result.best_scores.get("val_dice", float("nan")), result.epochs_run, time.time() - started,
              device, threads, platform.processor() or platform.machine())
+    # The run finished: its resume file has done its job. Removing it makes `dvc repro -f train`
+    # really train again instead of "resuming" a finished run.
+    args.resume.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("train", main)

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from stages.common import ParamsError, load_params, setup_logging, stage_parser
+from stages.common import ParamsError, load_params, run_stage, setup_logging, stage_parser
 from stages.core import membrane_analysis as ma
 from stages.core import synthetic as syn
 from stages.core.atomic_io import output_dir, write_bytes, write_csv, write_json
@@ -321,4 +320,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage("validate", main)

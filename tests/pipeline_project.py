@@ -26,6 +26,8 @@ TINY = {
     "augment": {"size": 24, "workers": 1},
     "train": {"encoder": "resnet18", "decoder_channels": [16, 16, 16, 16, 16], "epochs": 2, "batch_size": 8},
     "evaluate": {"tile": 64, "overlap": 16},
+    "validate": {"n_images": 2, "height": 128, "width": 128, "tile": 64, "overlap": 16},
+    "analyze": {"spatial": {"n_sim": 19}},
 }
 
 

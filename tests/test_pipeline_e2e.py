@@ -57,7 +57,7 @@ def _declaring(stages: dict, key: str) -> set[str]:
             if any(key == p or key.startswith(f"{p}.") for p in spec.get("params", []))}
 
 
-@pytest.mark.parametrize("key, value", [("analyze.spatial.n_sim", 19), ("evaluate.n_worst", 2)])
+@pytest.mark.parametrize("key, value", [("analyze.spatial.n_sim", 29), ("evaluate.n_worst", 2)])
 def test_changing_one_param_reruns_only_the_stages_that_read_it(project: Path, key: str, value) -> None:
     stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
     params = yaml.safe_load((project / "params.yaml").read_text())

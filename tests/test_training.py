@@ -186,14 +186,20 @@ def test_killed_train_resumes_to_the_same_model(stage_inputs: Path) -> None:
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resumed after epoch" in again.stderr
     assert _sha(stage_inputs / "r/model.pt") == _sha(stage_inputs / "u/model.pt")
+    assert not resume.exists(), "a finished run removes its resume file (so dvc repro -f retrains)"
     assert (stage_inputs / "r/train.json").read_bytes() == (stage_inputs / "u/train.json").read_bytes()
     for tsv in (stage_inputs / "u/live/plots/metrics").glob("*.tsv"):  # curves replayed, not lost
         assert (stage_inputs / "r/live/plots/metrics" / tsv.name).read_bytes() == tsv.read_bytes()
 
 
-@pytest.mark.slow
-def test_changed_params_do_not_resume_a_stale_run(stage_inputs: Path, tmp_path: Path) -> None:
-    good = training.load_resume(stage_inputs / "u/resume.pt", fingerprint="something else")
-    assert good is None  # a fingerprint mismatch is never resumed from
+def test_resume_file_is_used_only_with_its_own_fingerprint(tmp_path: Path) -> None:
+    data, val = _tiny_data(4, 2, seed=1), _tiny_data(2, 2, seed=2)
+    torch.manual_seed(0)
+    model = models.build_model(models.model_config("Unet", "resnet18", 1, decoder_channels=[16] * 5))
+    cfg = training.TrainConfig(epochs=1, batch_size=2, lr=1e-3, seed=0)
+    training.fit(model, losses.build_loss("bce", 1), data, val, cfg, n_classes=1, progress=False,
+                 resume_path=tmp_path / "r.pt", fingerprint="params-and-data-A")
+    assert training.load_resume(tmp_path / "r.pt", "params-and-data-A")["epoch"] == 0
+    assert training.load_resume(tmp_path / "r.pt", "params-and-data-B") is None  # changed config: fresh start
     (tmp_path / "torn.pt").write_bytes(b"not a checkpoint")
-    assert training.load_resume(tmp_path / "torn.pt", fingerprint="x") is None
+    assert training.load_resume(tmp_path / "torn.pt", "params-and-data-A") is None
