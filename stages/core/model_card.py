@@ -233,9 +233,15 @@ def rebuild_expectation(recorded: Mapping[str, Any], current: Mapping[str, Any] 
 # git and dvc.lock
 # --------------------------------------------------------------------------------------------
 
+#: Tracked files that can change what a stage computes; modified outputs (dvc.lock, metrics,
+#: plots, the README) are results, not inputs, and are left out of the card's ``dirty`` list.
+INPUT_FILES = ("params.yaml", "dvc.yaml", "pyproject.toml")
+INPUT_FOLDERS = ("stages/",)
+
+
 def git_info(root: str | os.PathLike = ".") -> dict[str, Any]:
-    """``{"commit": HEAD sha or None, "dirty": tracked files modified vs HEAD}`` (untracked
-    files, e.g. a ``dvc.lock`` not yet committed, are not listed)."""
+    """``{"commit": HEAD sha or None, "dirty": input files (code, params, pipeline) modified vs
+    HEAD}`` (untracked files are not listed; see :data:`INPUT_FILES`)."""
     def run(*args: str) -> str | None:
         try:
             proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
@@ -246,7 +252,8 @@ def git_info(root: str | os.PathLike = ".") -> dict[str, Any]:
     commit = run("rev-parse", "--verify", "--quiet", "HEAD")
     status = run("status", "--porcelain", "--untracked-files=no") or ""
     return {"commit": commit.strip() if commit else None,
-            "dirty": sorted(line[3:].strip() for line in status.splitlines() if line.strip())}
+            "dirty": sorted(path for path in (line[3:].strip() for line in status.splitlines() if line.strip())
+                            if path in INPUT_FILES or path.startswith(INPUT_FOLDERS))}
 
 
 def _params_by_group(values: Mapping[str, Any], default_file: str) -> dict[str, Any]:
