@@ -89,6 +89,7 @@ from stages.core.mask_encoding import (
     parse_colour_map,
 )
 from stages.core.pairing import IngestError, SourcePair, find_pairs
+from stages.core.processes import worker_context
 from stages.core.tiling import cut_tiles
 
 LOG = logging.getLogger("porescope.ingest")
@@ -497,7 +498,8 @@ def run_ingest(source: str | Path, out: str | Path, params: IngestParams) -> dic
         results = []
         try:
             if params.workers > 1 and len(jobs) > 1:
-                pool = ProcessPoolExecutor(max_workers=min(params.workers, len(jobs)))
+                pool = ProcessPoolExecutor(max_workers=min(params.workers, len(jobs)),
+                                           mp_context=worker_context(["stages.core.imageio"]))
                 try:
                     for res in pool.map(_worker, jobs):
                         results.append(res)

@@ -35,6 +35,7 @@ from tqdm import tqdm
 from stages.common import ParamsError, load_params, run_stage, setup_logging, stage_parser
 from stages.core import synthetic as syn
 from stages.core.atomic_io import output_dir, write_csv, write_png
+from stages.core.processes import worker_context
 
 LOG = logging.getLogger("porescope.synthesize")
 GROUP = "synthesize"
@@ -141,9 +142,8 @@ def _make(job: tuple[syn.MembraneSpec, int, int]) -> syn.SyntheticImage:
 def generate(params: Mapping[str, Any]) -> Iterator[tuple[int, syn.SyntheticImage]]:
     """Iterator of ``(k, SyntheticImage)`` in order for validated params.
 
-    With ``workers > 1`` the jobs are submitted to a process pool *before* this returns (so the
-    worker processes are forked before any progress-bar thread exists); results are yielded
-    in image order, so the output does not depend on the worker count.
+    With ``workers > 1`` the jobs are submitted to a process pool before this returns; results
+    are yielded in image order, so the output does not depend on the worker count.
     """
     try:
         specs = syn.dataset_specs(params, params["seed"])
@@ -152,7 +152,8 @@ def generate(params: Mapping[str, Any]) -> Iterator[tuple[int, syn.SyntheticImag
     jobs = [(spec, params["seed"], k) for k, spec in enumerate(specs)]
     if params["workers"] <= 1 or len(jobs) == 1:
         return enumerate(map(_make, jobs))
-    pool = ProcessPoolExecutor(max_workers=min(params["workers"], len(jobs)))
+    pool = ProcessPoolExecutor(max_workers=min(params["workers"], len(jobs)),
+                               mp_context=worker_context([syn.__name__]))
     futures = [pool.submit(_make, job) for job in jobs]
 
     def results() -> Iterator[tuple[int, syn.SyntheticImage]]:

@@ -7,17 +7,16 @@ import json
 import random
 from pathlib import Path
 
+import Augmentor
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from PIL import Image
-from scipy import ndimage
-
-import Augmentor
 from Augmentor.Operations import Operation as AugOperation
 from Augmentor.Operations import RotateRange, Zoom
+from PIL import Image
+from scipy import ndimage
 
 from stages import augment as augment_stage
 from stages import split as split_stage
@@ -32,16 +31,10 @@ from stages.core.augmentation import (
     effective_probability,
     resolve_params,
 )
+from stages.core.imageio import array_sha256  # the ingest contract's content hash
 
 TILE = 32
 
-
-def content_hash(array: np.ndarray) -> str:
-    h = hashlib.sha256()
-    h.update(str(array.dtype).encode())
-    h.update(str(array.shape).encode())
-    h.update(np.ascontiguousarray(array).tobytes())
-    return h.hexdigest()
 
 
 def disks_mask(rng: np.random.Generator, shape: tuple[int, int], n: int, classes: int) -> np.ndarray:
@@ -67,7 +60,7 @@ def write_ingested(root: Path, pairs: dict[str, tuple[np.ndarray, np.ndarray]],
         h, w = image.shape
         src_rows.append({"source_id": sid, "image_file": f"{sid}.png",
                          "image_sha256": hashlib.sha256((root / "images" / f"{sid}.png").read_bytes()).hexdigest(),
-                         "mask_file": f"{sid}.png", "mask_sha256": content_hash(mask), "height": h,
+                         "mask_file": f"{sid}.png", "mask_sha256": array_sha256(mask), "height": h,
                          "width": w, "orig_height": h, "orig_width": w, "crop_bottom": 0, "page": 0,
                          "normalisation": "none", "pixel_size_nm": np.nan, "pixel_size_source": ""})
         for y in range(0, h, TILE):
@@ -78,7 +71,7 @@ def write_ingested(root: Path, pairs: dict[str, tuple[np.ndarray, np.ndarray]],
                 cv2.imwrite(str(root / "tiles/masks" / f"{tid}.png"), tm)
                 tile_rows.append({"tile_id": tid, "source_id": sid, "y": y, "x": x, "tile_size": TILE,
                                   "valid_height": TILE, "valid_width": TILE,
-                                  "image_sha256": content_hash(ti), "mask_sha256": content_hash(tm),
+                                  "image_sha256": array_sha256(ti), "mask_sha256": array_sha256(tm),
                                   "fg_fraction": float((tm > 0).mean())})
     pd.DataFrame(src_rows).to_csv(root / "sources.csv", index=False)
     pd.DataFrame(tile_rows).to_csv(root / "tiles.csv", index=False)

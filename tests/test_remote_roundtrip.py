@@ -49,7 +49,8 @@ def pushed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert all(line in config for line in REMOTE_LINES), config
     else:  # the repository's config carries a default remote: never push test data to a real one
         name = dvc("remote", "default", cwd=repo).strip()
-        dvc("remote", "modify", "--local", name, "url", "../../porescope-dvc-storage", cwd=repo)
+        # a relative url given on the command line is relative to the working directory
+        dvc("remote", "modify", "--local", name, "url", "../porescope-dvc-storage", cwd=repo)
     with open(repo / ".gitignore", "a") as fh:
         fh.write("/models/checkpoints/\n/models/train_run.json\n")
     run(["git", "add", "-A"], repo)

@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from stages import split as split_stage
+from stages.core.imageio import array_sha256  # the ingest contract's content hash
 from stages.core.splitting import (
     LeakageError,
     SplitError,
@@ -23,18 +25,9 @@ from stages.core.splitting import (
     group_sources,
     split_tables,
 )
-from stages import split as split_stage
 
 TILE = 16
 
-
-def content_hash(array: np.ndarray) -> str:
-    """sha256 of a decoded array (dtype + shape + bytes), as in the ingest contract."""
-    h = hashlib.sha256()
-    h.update(str(array.dtype).encode())
-    h.update(str(array.shape).encode())
-    h.update(np.ascontiguousarray(array).tobytes())
-    return h.hexdigest()
 
 
 def write_ingested(root: Path, images: dict[str, np.ndarray], *, raw_variant: dict[str, int] | None = None,
@@ -59,7 +52,7 @@ def write_ingested(root: Path, images: dict[str, np.ndarray], *, raw_variant: di
         src_rows.append({
             "source_id": sid, "image_file": f"{sid}.png",
             "image_sha256": hashlib.sha256(buf.tobytes()).hexdigest(),
-            "mask_file": f"{sid}.png", "mask_sha256": content_hash(mask), "height": h, "width": w,
+            "mask_file": f"{sid}.png", "mask_sha256": array_sha256(mask), "height": h, "width": w,
             "orig_height": h, "orig_width": w, "crop_bottom": 0, "page": 0,
             "normalisation": "none", "pixel_size_nm": 2.5 if sid.startswith("s") else np.nan,
             "pixel_size_source": "test"})
@@ -71,7 +64,7 @@ def write_ingested(root: Path, images: dict[str, np.ndarray], *, raw_variant: di
                 cv2.imwrite(str(root / "tiles/masks" / f"{tid}.png"), tm)
                 tile_rows.append({"tile_id": tid, "source_id": sid, "y": y, "x": x, "tile_size": TILE,
                                   "valid_height": TILE, "valid_width": TILE,
-                                  "image_sha256": content_hash(ti), "mask_sha256": content_hash(tm),
+                                  "image_sha256": array_sha256(ti), "mask_sha256": array_sha256(tm),
                                   "fg_fraction": float(tm.mean())})
     pd.DataFrame(src_rows).to_csv(root / "sources.csv", index=False)
     pd.DataFrame(tile_rows).to_csv(root / "tiles.csv", index=False)

@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import multiprocessing
 import os
 import random
 from collections.abc import Iterator, Mapping, Sequence
@@ -76,6 +75,8 @@ import cv2
 import numpy as np
 import pandas as pd
 from PIL import Image
+
+from stages.core.processes import worker_context
 
 OP_LETTERS = "RDZF"
 PROBABILITY_MODES = ("exact", "augmentor")
@@ -475,11 +476,6 @@ def _worker_sample(i: int) -> dict[str, Any]:
     return make_sample(_WORKER_JOB, i)
 
 
-def _mp_context() -> multiprocessing.context.BaseContext:
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-
-
 def run_job(job: AugmentJob, workers: int = 2, progress: bool = True) -> pd.DataFrame:
     """Make every sample of ``job`` (``workers`` processes; 0 or 1 = in this process).
 
@@ -497,7 +493,7 @@ def run_job(job: AugmentJob, workers: int = 2, progress: bool = True) -> pd.Data
             records.append(make_sample(job, i))
     else:
         chunksize = max(1, min(32, size // (workers * 8)))
-        with _mp_context().Pool(workers, initializer=_init_worker, initargs=(job,)) as pool:
+        with worker_context([__name__]).Pool(workers, initializer=_init_worker, initargs=(job,)) as pool:
             with tqdm(total=size, desc=job.name, unit="sample", disable=not progress) as bar:
                 for record in pool.imap(_worker_sample, range(size), chunksize=chunksize):
                     records.append(record)
