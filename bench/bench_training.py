@@ -20,6 +20,7 @@ import yaml
 
 from stages.core import losses, models
 from stages.core.devices import configure_cpu_threads, select_device
+from stages.core.training import train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,12 +38,7 @@ def _time_steps(config: dict, size: int, batch: int, steps: int, device: torch.d
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, enabled=amp):
-            loss = loss_fn(model(x).float(), y)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
+        train_step(model, loss_fn, opt, scaler, x, y, amp=amp)
         if device.type == "cuda":
             torch.cuda.synchronize()
         if i:  # the first step warms up allocators and kernels

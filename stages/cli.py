@@ -26,20 +26,7 @@ LOG = logging.getLogger("porescope.cli")
 # measure
 # --------------------------------------------------------------------------------------------
 
-def _crop(value: str) -> int | str:
-    if value == "auto":
-        return "auto"
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an integer number of rows or 'auto', got {value!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected rows >= 0, got {n}")
-    return n
-
-
-def _rows(value: str) -> int:
+def _pixels(value: str) -> int:
     try:
         n = int(value)
     except ValueError:
@@ -47,6 +34,10 @@ def _rows(value: str) -> int:
     if n < 0:
         raise argparse.ArgumentTypeError(f"expected pixels >= 0, got {n}")
     return n
+
+
+def _crop(value: str) -> int | str:
+    return "auto" if value == "auto" else _pixels(value)
 
 
 def _positive(value: str) -> float:
@@ -74,7 +65,7 @@ def add_measure_parser(sub: argparse._SubParsersAction) -> None:
                    help="nm per pixel for every image (default: TIFF metadata, else unknown)")
     p.add_argument("--crop-bottom", type=_crop, default=None,
                    help="rows of SEM data bar to drop, or 'auto' (default from params: 0)")
-    p.add_argument("--margin", type=_rows, default=None,
+    p.add_argument("--margin", type=_pixels, default=None,
                    help="pixels ignored at every image edge (a frame around the micrograph)")
     p.add_argument("--scale", type=_positive, default=None,
                    help="resize factor before inference (2 = enlarge twice; overrides resample_to_model)")

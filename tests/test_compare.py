@@ -39,11 +39,7 @@ def cli(repo: Path, *args: str) -> subprocess.CompletedProcess:
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
-    repo = make_project(tmp_path_factory.mktemp("compare") / "repo", commit=False)
-    with open(repo / ".gitignore", "a") as fh:
-        fh.write("/models/checkpoints/\n/models/train_run.json\n")
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "tiny pipeline"], repo)
+    repo = make_project(tmp_path_factory.mktemp("compare") / "repo")
     run(["git", "tag", "empty"], repo)
     dvc("repro", "evaluate", cwd=repo)
     run(["git", "add", "-A"], repo)

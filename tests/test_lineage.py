@@ -48,11 +48,7 @@ def lineage_cli(repo: Path, *args: str) -> subprocess.CompletedProcess:
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
-    repo = make_project(tmp_path_factory.mktemp("lineage") / "repo", commit=False)
-    with open(repo / ".gitignore", "a") as fh:
-        fh.write("/models/checkpoints/\n/models/train_run.json\n")
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "tiny pipeline"], repo)
+    repo = make_project(tmp_path_factory.mktemp("lineage") / "repo")
     dvc("repro", "evaluate", cwd=repo)  # the chain of a model and of test metrics is enough here
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "results"], repo)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pipeline_project import dvc, make_project, run
+from pipeline_project import dvc, make_project
 
 pytestmark = pytest.mark.slow
 
@@ -55,11 +55,7 @@ def _dvc_raw(repo: Path, *args: str) -> subprocess.CompletedProcess:
 def queued(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
-    repo = make_project(tmp_path_factory.mktemp("queue") / "repo", {"train": {"threads": 1}}, commit=False)
-    with open(repo / ".gitignore", "a") as fh:
-        fh.write("/models/checkpoints/\n/models/train_run.json\n")
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "tiny pipeline"], repo)
+    repo = make_project(tmp_path_factory.mktemp("queue") / "repo", {"train": {"threads": 1}})
     for name, epochs in NAMES.items():
         dvc("exp", "run", "--queue", "-n", name, "-S", f"train.epochs={epochs}", "train", cwd=repo)
     dvc("queue", "start", "--jobs", "2", cwd=repo)

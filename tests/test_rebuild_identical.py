@@ -46,11 +46,7 @@ def clones(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
     base = tmp_path_factory.mktemp("rebuild")
-    source = make_project(base / "source", SMALL, commit=False)
-    with open(source / ".gitignore", "a") as fh:
-        fh.write("/models/checkpoints/\n/models/train_run.json\n")
-    run(["git", "add", "-A"], source)
-    run(["git", "commit", "-qm", "tiny pipeline"], source)
+    source = make_project(base / "source", SMALL)
     pair = (base / "a", base / "b")
     env = {**os.environ, "TQDM_DISABLE": "1", "DVC_NO_ANALYTICS": "1"}
     procs = []

@@ -51,8 +51,6 @@ def pushed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         name = dvc("remote", "default", cwd=repo).strip()
         # a relative url given on the command line is relative to the working directory
         dvc("remote", "modify", "--local", name, "url", "../porescope-dvc-storage", cwd=repo)
-    with open(repo / ".gitignore", "a") as fh:
-        fh.write("/models/checkpoints/\n/models/train_run.json\n")
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "tiny pipeline"], repo)
     dvc("repro", cwd=repo)

@@ -475,20 +475,9 @@ def _traced_boundaries(contours: list[np.ndarray], width: int
     s_first = np.zeros(s_start.size, bool)
     side_of_start = np.searchsorted(s_start, e_starts)
     s_first[side_of_start] = True
-    # ImageJ's corner rule in its vertex order: a vertex ending a side longer than 1 counts;
-    # along a run of unit sides every second vertex counts (the first one too when the run
-    # opens the polygon, because ImageJ starts with corner = false)
-    long_side = s_len > 1
-    unit = ~long_side
-    prev_long = np.empty_like(long_side)
-    prev_long[0] = True
-    prev_long[1:] = long_side[:-1]
-    run_start = unit & (s_first | prev_long)
-    idx = np.arange(s_start.size)
-    last_start = np.maximum.accumulate(np.where(run_start, idx, 0))
-    counted = long_side | (unit & ((((idx - last_start) + s_first[last_start]) & 1) == 1))
-    s_contour = np.repeat(np.arange(n_c), np.diff(np.append(side_of_start, s_start.size)))
-    n_corners = np.bincount(s_contour, weights=counted, minlength=n_c)
+    sides_per_contour = np.diff(np.append(side_of_start, s_start.size))
+    s_contour = np.repeat(np.arange(n_c), sides_per_contour)
+    n_corners = _imagej_corners(s_len > 1, s_first, sides_per_contour)
     # convex vertices: the outward normal turns clockwise as displayed (N->E, E->S, ...)
     t_s = t[s_start]
     t_prev = np.empty_like(t_s)

@@ -121,6 +121,18 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
+def train_step(model: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler, x: torch.Tensor, y: torch.Tensor, *, amp: bool) -> torch.Tensor:
+    """One optimisation step on the batch ``(x, y)`` (float16 autocast when ``amp``); the loss."""
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(x.device.type, enabled=amp):
+        loss = loss_fn(model(x).float(), y)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss
+
+
 def tile_probabilities(model: nn.Module, images: np.ndarray, *, batch_size: int, device: torch.device,
                        amp: bool = False) -> np.ndarray:
     """Class probabilities ``(N, C, H, W)`` float32 of same-sized tiles (sigmoid for C = 1)."""
@@ -238,12 +250,7 @@ def fit(model: nn.Module, loss_fn: nn.Module, train: SegmentationData, val: Segm
             idx = np.sort(order[b * cfg.batch_size:(b + 1) * cfg.batch_size]) if drop_last else order
             x = _to_batch(train.images[idx], device)
             y = torch.from_numpy(train.masks[idx].astype(np.int64)).to(device)
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, enabled=use_amp):
-                loss = loss_fn(model(x).float(), y)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            loss = train_step(model, loss_fn, optimizer, scaler, x, y, amp=use_amp)
             running += loss.item()
             bar.set_postfix(loss=f"{running / (b + 1):.4f}")
         train_seconds += time.perf_counter() - t_epoch
