@@ -53,6 +53,13 @@ def dvc(*args: str, cwd: Path) -> str:
     return run([sys.executable, "-m", "dvc", *args], cwd)
 
 
+def run_module(repo: Path, module: str, *args: str) -> subprocess.CompletedProcess:
+    """``python -m MODULE ARGS`` in ``repo`` with this checkout's code (not the copy in ``repo``),
+    output captured; for the command-line tools (``stages.core.lineage``, ``stages.core.compare``)."""
+    return subprocess.run([sys.executable, "-P", "-m", module, *args], cwd=repo, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
 def stages_run(log: str) -> set[str]:
     return {line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage '")}
 

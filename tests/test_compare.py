@@ -18,21 +18,20 @@ import sys
 from pathlib import Path
 
 import pytest
-from pipeline_project import dvc, make_project, run
+from pipeline_project import dvc, make_project, run, run_module
 
 from stages.core.offline_html import find_remote_resources
 
 pytestmark = pytest.mark.slow
 
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-ROOT = Path(__file__).resolve().parents[1]
+
 EXP = "h1"
 
 
 def cli(repo: Path, *args: str) -> subprocess.CompletedProcess:
     """``porescope compare|plots-diff ARGS`` in ``repo`` (this checkout's code)."""
-    return subprocess.run([sys.executable, "-P", "-m", "stages.core.compare", *args], cwd=repo,
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return run_module(repo, "stages.core.compare", *args)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pipeline_project import dvc, make_project, run
+from pipeline_project import dvc, make_project, run, run_module
 
 from stages.core import dep_guard
 from stages.core.dep_guard import DependencyChangedError, guard_dependencies, load_pipeline
@@ -40,8 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def lineage_cli(repo: Path, *args: str) -> subprocess.CompletedProcess:
     """``porescope lineage ARGS`` run in ``repo`` (this checkout's code, the project's files)."""
-    return subprocess.run([sys.executable, "-P", "-m", "stages.core.lineage", *args], cwd=repo,
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return run_module(repo, "stages.core.lineage", *args)
 
 
 @pytest.fixture(scope="module")
