@@ -8,7 +8,7 @@ folder), the same operations and parameters (paper 004's defaults) and the same 
 both do, per sample: decode the image and mask PNGs, apply the operations to image and mask
 together, encode and write two PNGs.
 
-- ours: ``stages.core.augmentation.augment_tiles`` with ``probability_mode="augmentor"`` (so that
+- ours: ``porescope.preprocessing.augmentation.augment_tiles`` with ``probability_mode="augmentor"`` (so that
   operations fire as often as in Augmentor: p 0.7 -> 0.75 ...), ``--workers`` processes; includes
   process-pool start, per-sample seeding, the one-hot/argmax mask fix, the samples table. PNGs
   are written with OpenCV (its default compression level).
@@ -41,7 +41,7 @@ from scipy import ndimage
 
 import Augmentor
 
-from stages.core.augmentation import augment_tiles
+from porescope.preprocessing.augmentation import augment_tiles
 
 
 def cpu_seconds() -> float:

@@ -1,4 +1,4 @@
-"""Benchmark of stages.core.inference: throughput and memory of sliding-window inference.
+"""Benchmark of porescope.segmentation.inference: throughput and memory of sliding-window inference.
 
 Model: smp Unet, resnet18 encoder, 1 input channel, 1 class, random init, eval mode.
 
@@ -35,7 +35,7 @@ import numpy as np
 def _model(device: str):
     import torch
 
-    from stages.core.torch_compat import import_smp
+    from porescope.segmentation.torch_compat import import_smp
 
     smp = import_smp()
     torch.manual_seed(0)
@@ -93,7 +93,7 @@ def _sync(device: str) -> None:
 def _untiled(model, img, device, amp=False):
     import torch
 
-    from stages.core.inference import normalise
+    from porescope.segmentation.inference import normalise
 
     x = torch.from_numpy(normalise(img))[None, None].to(device)
     ctx = torch.autocast("cuda", dtype=torch.float16) if amp and device.startswith("cuda") else contextlib.nullcontext()
@@ -106,7 +106,7 @@ def child(mode: str, size: int, tile: int, overlap: int, batch: int) -> None:
     """Runs in a subprocess: one inference, prints a JSON line with memory figures."""
     import torch
 
-    from stages.core.inference import predict_proba
+    from porescope.segmentation.inference import predict_proba
 
     model = _model("cpu")
     img = _image(size)
@@ -171,7 +171,7 @@ def main() -> None:
 
     import torch
 
-    from stages.core.inference import predict_proba, tile_starts, padding_for
+    from porescope.segmentation.inference import predict_proba, tile_starts, padding_for
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = _model(device)

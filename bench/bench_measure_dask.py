@@ -19,9 +19,9 @@ from pathlib import Path
 import cv2
 import yaml
 
-from stages.core import synthetic as syn
-from stages.core.membrane_analysis import AnalysisParams
-from stages.measure import parse_settings, run_measure
+from porescope.synthetic import membranes as syn
+from porescope.analysis.membrane import AnalysisParams
+from porescope.measure.workflow import parse_settings, run_measure
 
 ROOT = Path(__file__).resolve().parents[1]
 

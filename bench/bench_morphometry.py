@@ -1,4 +1,4 @@
-"""Speed of the per-object table (stages.core.morphometry.measure_objects).
+"""Speed of the per-object table (porescope.measure.morphometry.measure_objects).
 
 Goal (task brief): >= 100 000 objects/s for the full ImageJ-style table on a 4096 x 4096 label
 image of pores 15-40 px across. Baseline, measured in the same run on the same labels:
@@ -29,7 +29,7 @@ import time
 import cv2
 import numpy as np
 
-from stages.core.morphometry import label_mask, measure_objects
+from porescope.measure.morphometry import label_mask, measure_objects
 
 
 def draw_ellipses(size: int, cx, cy, semi_major, aspect, angle) -> np.ndarray:

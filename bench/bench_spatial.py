@@ -1,4 +1,4 @@
-"""Speed of nearest-neighbour distances + Clark-Evans (stages.core.spatial).
+"""Speed of nearest-neighbour distances + Clark-Evans (porescope.measure.spatial).
 
 Goal (task brief): NND + Clark-Evans on 1e6 points in <= 3 s. Baseline, measured in the same
 run: exact brute-force NND with chunked numpy distance matrices on a subset (default 20 000
@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from stages.core.spatial import Window, clark_evans, nearest_neighbour_distances
+from porescope.measure.spatial import Window, clark_evans, nearest_neighbour_distances
 
 
 def brute_force_nnd(points: np.ndarray, chunk: int = 1000) -> np.ndarray:

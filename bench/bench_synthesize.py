@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from stages.core import synthetic as syn
+from porescope.synthetic import membranes as syn
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 42

@@ -18,9 +18,11 @@ from pathlib import Path
 import torch
 import yaml
 
-from stages.core import losses, models
-from stages.core.devices import configure_cpu_threads, select_device
-from stages.core.training import train_step
+from porescope.segmentation import losses
+
+from porescope.segmentation import models
+from porescope.segmentation.devices import configure_cpu_threads, select_device
+from porescope.segmentation.training import train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from stages.core.imageio import find_bottom_overlay, read_image, to_grey
-from stages.core.membrane_analysis import AnalysisParams, outline_overlay
-from stages.measure import MeasureSettings, measure_one
+from porescope.io.images import find_bottom_overlay, read_image, to_grey
+from porescope.analysis.membrane import AnalysisParams, outline_overlay
+from porescope.measure.workflow import MeasureSettings, measure_one
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO5 = ROOT.parent / "shared" / "data" / "track-membranes-sem-unlabelled" / "photo5.jpg"
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    from stages.core.atomic_io import write_bytes
+    from porescope.io.atomic import write_bytes
 
     write_bytes(args.out, buf.getvalue())
     print(f"wrote {args.out} ({len(buf.getvalue()) / 1024:.0f} KB)")

@@ -1,7 +1,7 @@
 """README figure: real SEM micrographs of track-etched membranes next to synthetic ones.
 
 Top row: real images from ``../shared/data/track-membranes-sem-unlabelled`` (grey, native
-pixels, centre crops). Middle row: synthetic crops from :mod:`stages.core.synthetic` at a similar
+pixels, centre crops). Middle row: synthetic crops from :mod:`porescope.synthetic.membranes` at a similar
 pore diameter and porosity (pore size and dark fraction measured on each real image with a
 simple threshold), appearance drawn from the built-in default ranges (no hand-picking: the seed
 is fixed and printed). Bottom row: one synthetic image with its opening mask (cyan) and core
@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage import measure, segmentation  # noqa: E402
 
-from stages.core import synthetic as syn  # noqa: E402
+from porescope.synthetic import membranes as syn
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "track-membranes-sem-unlabelled"

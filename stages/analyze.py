@@ -7,7 +7,7 @@
 For every test image (``split == test`` in ``<split>/sources.csv``) the predicted class ids
 ``<predictions>/<source_id>.png`` (written by ``evaluate``) and the ground-truth class ids
 ``<ingested>/masks/<source_id>.png`` are analysed the same way
-(:func:`stages.core.membrane_analysis.analyse_mask`, params group ``analyze``): porosity, the
+(:func:`porescope.analysis.membrane.analyse_mask`, params group ``analyze``): porosity, the
 three pore-count estimators, densities, ImageJ-style per-object measurements and spatial
 statistics (these on the prediction only).
 
@@ -16,7 +16,7 @@ compared with the exact truth of the generator: porosity with ``truth.porosity``
 frame-counting estimators (``median_area``, ``split_labels``) with the exact number of true
 pores kept by the guard-frame rule (from ``pores.csv``), the Boolean model with ``n_true``
 (pores whose centre lies in the image) - each estimator against the truth in its own counting
-convention, see :mod:`stages.core.membrane_analysis`. Otherwise the reference is the
+convention, see :mod:`porescope.analysis.membrane`. Otherwise the reference is the
 ground-truth mask analysed the same way (logged, and recorded as ``reference`` in every output).
 
 Outputs (each written atomically; same inputs -> same bytes):
@@ -45,9 +45,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from stages.common import ParamsError, load_params, run_stage, setup_logging, stage_parser
-from stages.core import membrane_analysis as ma
-from stages.core.atomic_io import output_dir, write_bytes, write_csv, write_json
-from stages.core.pipeline_data import (
+from porescope.analysis import membrane as ma
+from porescope.io.atomic import output_dir, write_bytes, write_csv, write_json
+from porescope.io.tables import (
     PipelineDataError,
     read_classes,
     read_png,

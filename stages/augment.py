@@ -6,7 +6,7 @@
 Reads the audit manifest ``<split>/tiles.csv``, keeps the tiles with ``split == train`` (their
 PNGs from ``<ingested>/tiles/images`` and ``<ingested>/tiles/masks``) and the class ids from
 ``<ingested>/classes.json``, and builds a dataset of exactly ``augment.size`` samples named by the
-ops and size (``RDZ1000``; see ``stages.core.augmentation`` for operations, probabilities, seeding
+ops and size (``RDZ1000``; see ``porescope.preprocessing.augmentation`` for operations, probabilities, seeding
 and mask handling). The whole output folder is built under a temporary name and swapped in:
 
     <out>/images/<name>_<i:05d>.png   uint8 grey, tile size
@@ -32,9 +32,9 @@ from pathlib import Path
 import pandas as pd
 
 from stages.common import ParamsError, load_params, run_stage, setup_logging, stage_parser
-from stages.core import atomic_io
-from stages.core.augmentation import AugmentError, augment_tiles, resolve_params
-from stages.core.pipeline_data import read_classes, read_table
+from porescope.io import atomic as atomic_io
+from porescope.preprocessing.augmentation import AugmentError, augment_tiles, resolve_params
+from porescope.io.tables import read_classes, read_table
 
 LOG = logging.getLogger("porescope.augment")
 

@@ -15,14 +15,15 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .common import LOG, ParamsError, load_params, run_stage, setup_logging, stage_parser
-from .core import seg_figures, seg_metrics
-from .core.atomic_io import output_dir, write_bytes, write_csv, write_json, write_png
-from .core.devices import configure_cpu_threads, select_device
-from .core.inference import predict_mask
-from .core.instances import border_classes, separate_objects
-from .core.models import decision_threshold, load_model
-from .core.pipeline_data import read_png, read_table
+from stages.common import LOG, ParamsError, load_params, run_stage, setup_logging, stage_parser
+from porescope.evaluation import figures as seg_figures
+from porescope.evaluation import metrics as seg_metrics
+from porescope.io.atomic import output_dir, write_bytes, write_csv, write_json, write_png
+from porescope.segmentation.devices import configure_cpu_threads, select_device
+from porescope.segmentation.inference import predict_mask
+from porescope.segmentation.instances import border_classes, separate_objects
+from porescope.segmentation.models import decision_threshold, load_model
+from porescope.io.tables import read_png, read_table
 
 
 def _foreground_classes(class_names: dict[str, str]) -> list[int]:

@@ -19,7 +19,7 @@ Params (``ingest:``), defaults in :data:`DEFAULTS`:
 ``mask_suffix``    text after the image stem in mask file names (``"_mask"``), default ``""``.
 ``mask_format``    ``binary`` | ``labels`` | ``rgb`` | ``instances`` (one integer id per object,
                    0 = background; becomes class 1, or interior/border with ``target``)
-                   (:mod:`stages.core.mask_encoding`).
+                   (:mod:`porescope.io.mask_encoding`).
 ``target``         ``as_is`` (the decoded classes) or ``three_class``: interior (1) / border (2) /
                    background (0) derived from binary or instance masks (paper 003), so a model
                    learns to separate touching objects. Binary masks are first split into objects
@@ -31,10 +31,10 @@ Params (``ingest:``), defaults in :data:`DEFAULTS`:
 ``class_names``    list (index = id) or mapping id -> name; must include 0. Defaults:
                    binary ``[background, pore]``; labels/rgb ``background, class_1, ...``.
 ``tile_size``      tile side in px (256); images are cut on a stride-``tile_size`` grid and
-                   mirror-padded (:mod:`stages.core.tiling`).
+                   mirror-padded (:mod:`porescope.preprocessing.tiling`).
 ``pad_mode``       ``reflect`` (default) or ``symmetric``.
 ``crop_bottom``    rows of an SEM data bar to remove, an integer, or ``auto`` to detect it per
-                   image (:func:`stages.core.imageio.detect_data_bar`; text drawn over the image
+                   image (:func:`porescope.io.images.detect_data_bar`; text drawn over the image
                    is not cropped, only warned about).
 ``pixel_size_nm``  a number (nm per pixel, all images), or ``auto`` / null: read from TIFF
                    metadata (FEI/Thermo, Zeiss, ImageJ, TIFF resolution); empty when unknown.
@@ -71,8 +71,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from stages.common import ParamsError, load_params, run_stage, setup_logging, stage_parser
-from stages.core import atomic_io
-from stages.core.imageio import (
+from porescope.io import atomic as atomic_io
+from porescope.io.images import (
     array_sha256,
     bytes_sha256,
     decode_image,
@@ -81,16 +81,16 @@ from stages.core.imageio import (
     to_grey,
     to_uint8,
 )
-from stages.core.instances import three_class_from_binary, three_class_from_instances
-from stages.core.mask_encoding import (
+from porescope.segmentation.instances import three_class_from_binary, three_class_from_instances
+from porescope.io.mask_encoding import (
     MaskEncoding,
     decode_instances,
     decode_mask,
     parse_colour_map,
 )
-from stages.core.pairing import IngestError, SourcePair, find_pairs
-from stages.core.processes import worker_context
-from stages.core.tiling import cut_tiles
+from porescope.io.pairing import IngestError, SourcePair, find_pairs
+from porescope.parallel.processes import worker_context
+from porescope.preprocessing.tiling import cut_tiles
 
 LOG = logging.getLogger("porescope.ingest")
 
@@ -315,7 +315,7 @@ def _size(h: int, w: int) -> str:
 
 def _write_png(path: Path, array: np.ndarray) -> None:
     """Encode with the fixed PNG settings and write. Only ever called inside the temporary
-    folder of :func:`stages.core.atomic_io.output_dir`, which makes the whole output atomic, so
+    folder of :func:`porescope.io.atomic.output_dir`, which makes the whole output atomic, so
     a per-file temp-and-rename would only add file-system operations."""
     import cv2
 
@@ -499,7 +499,7 @@ def run_ingest(source: str | Path, out: str | Path, params: IngestParams) -> dic
         try:
             if params.workers > 1 and len(jobs) > 1:
                 pool = ProcessPoolExecutor(max_workers=min(params.workers, len(jobs)),
-                                           mp_context=worker_context(["stages.core.imageio"]))
+                                           mp_context=worker_context(["porescope.io.images"]))
                 try:
                     for res in pool.map(_worker, jobs):
                         results.append(res)

@@ -5,7 +5,7 @@
         [--model-card models/model_card.json]
 
 Reads what the other stages wrote - nothing is recomputed, every number printed comes from
-these files - and builds (:func:`stages.core.report_document.build_report`):
+these files - and builds (:func:`porescope.report.document.build_report`):
 
 * ``<out>/report.md``: GitHub-readable Markdown; figures linked as ``figures/<name>.png``;
 * ``<out>/report.html``: one self-contained page (CSS inline, figures as base64 ``data:``
@@ -27,7 +27,7 @@ present but malformed one is an error naming the file, and nothing is written):
 * ``--model-card``: a JSON model card, shown field by field when the file exists.
 
 The output folder is built under a temporary name and swapped in whole
-(:func:`stages.core.atomic_io.output_dir`); the same inputs give the same bytes (no dates or
+(:func:`porescope.io.atomic.output_dir`); the same inputs give the same bytes (no dates or
 clock values; an appendix lists every input file with its SHA-256).
 """
 
@@ -44,9 +44,9 @@ from typing import Any
 import pandas as pd
 
 from stages.common import ParamsError, load_params, run_stage, setup_logging, stage_parser
-from stages.core.atomic_io import output_dir, write_bytes, write_text
-from stages.core.pipeline_data import PipelineDataError, read_table
-from stages.core.report_document import (
+from porescope.io.atomic import output_dir, write_bytes, write_text
+from porescope.io.tables import PipelineDataError, read_table
+from porescope.report.document import (
     Report,
     ReportInputs,
     ReportSettings,

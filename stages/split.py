@@ -4,7 +4,7 @@
 
 Reads ``<ingested>/sources.csv`` and ``<ingested>/tiles.csv`` (ingest contract), groups sources with
 identical content, assigns splits with the method of the ``split`` params group (see
-``stages.core.splitting``), audits the result with ``check_no_leakage`` and writes, atomically:
+``porescope.preprocessing.splitting``), audits the result with ``check_no_leakage`` and writes, atomically:
 
     <out>/sources.csv   ingest sources.csv + group, split, fold
     <out>/tiles.csv     ingest tiles.csv + split, group, fold, source_image_file,
@@ -20,9 +20,9 @@ import os
 from pathlib import Path
 
 from stages.common import ParamsError, load_params, run_stage, setup_logging, stage_parser
-from stages.core import atomic_io
-from stages.core.pipeline_data import read_table
-from stages.core.splitting import SplitError, check_no_leakage, split_tables
+from porescope.io import atomic as atomic_io
+from porescope.io.tables import read_table
+from porescope.preprocessing.splitting import SplitError, check_no_leakage, split_tables
 
 LOG = logging.getLogger("porescope.split")
 

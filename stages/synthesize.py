@@ -3,7 +3,7 @@
     python -m stages.synthesize --params params.yaml --out data/synthetic
 
 Reads the ``synthesize`` group of params.yaml (and the shared ``seed``), renders
-``n_images`` micrographs with :mod:`stages.core.synthetic` and writes, atomically (the folder
+``n_images`` micrographs with :mod:`porescope.synthetic.membranes` and writes, atomically (the folder
 appears complete or not at all):
 
 * ``images/mem_000.png ...``: uint8 grey SEM-like micrographs;
@@ -11,8 +11,8 @@ appears complete or not at all):
   (``opening``: surface openings = dark core + lit wall; ``core``: the dark core only);
 * ``masks_alt/<id>.png``: the other convention, same encoding;
 * ``truth.csv``: one row per image (``image_id``, ``mask_convention`` and the truth of
-  :func:`stages.core.synthetic.synthesize_image`: counts, porosities, densities, E[A], ...);
-* ``pores.csv``: one row per drawn pore (``image_id`` + :data:`~stages.core.synthetic.PORE_COLUMNS`).
+  :func:`porescope.synthetic.membranes.synthesize_image`: counts, porosities, densities, E[A], ...);
+* ``pores.csv``: one row per drawn pore (``image_id`` + :data:`~porescope.synthetic.membranes.PORE_COLUMNS`).
 
 Image ``k`` is generated from its own child seed of the shared seed, so the files are
 byte-identical for the same params and seed whatever ``workers`` is, and image ``k`` does not
@@ -33,9 +33,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from stages.common import ParamsError, load_params, run_stage, setup_logging, stage_parser
-from stages.core import synthetic as syn
-from stages.core.atomic_io import output_dir, write_csv, write_png
-from stages.core.processes import worker_context
+from porescope.synthetic import membranes as syn
+from porescope.io.atomic import output_dir, write_csv, write_png
+from porescope.parallel.processes import worker_context
 
 LOG = logging.getLogger("porescope.synthesize")
 GROUP = "synthesize"
@@ -53,9 +53,9 @@ def _is_num(x: Any) -> bool:
 def validate_params(raw: Mapping[str, Any], source: str = "params.yaml") -> dict[str, Any]:
     """Check a ``synthesize`` params group (with ``seed``); return it as a plain dict.
 
-    Every key of :data:`stages.core.synthetic.DEFAULT_PARAMS` is required and no other is
+    Every key of :data:`porescope.synthetic.membranes.DEFAULT_PARAMS` is required and no other is
     allowed; ``appearance`` must hold exactly the keys of
-    :data:`~stages.core.synthetic.DEFAULT_APPEARANCE_RANGES`, each a pair ``[low, high]`` with
+    :data:`~porescope.synthetic.membranes.DEFAULT_APPEARANCE_RANGES`, each a pair ``[low, high]`` with
     ``0 <= low <= high``. Raises :class:`ParamsError` naming ``synthesize.<key>``.
     """
     def err(key: str, why: str) -> ParamsError:

@@ -18,11 +18,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from .common import LOG, ParamsError, load_params, run_stage, setup_logging, stage_parser
-from .core import devices, inference, losses, models, training
-from .core.atomic_io import write_json, write_text
-from .core.model_card import build_model_card, render_model_card_md, write_run_record
-from .core.pipeline_data import read_classes, read_stack, read_table
+from stages.common import LOG, ParamsError, load_params, run_stage, setup_logging, stage_parser
+from porescope.segmentation import devices
+from porescope.segmentation import inference
+from porescope.segmentation import losses
+from porescope.segmentation import models
+from porescope.segmentation import training
+from porescope.io.atomic import write_json, write_text
+from porescope.provenance.model_card import build_model_card, render_model_card_md, write_run_record
+from porescope.io.tables import read_classes, read_stack, read_table
 
 
 def _model_config(p: dict[str, Any], n_classes: int) -> dict[str, Any]:

@@ -9,14 +9,14 @@ mask convention, pixel size - from the ``synthesize`` group so the images look l
 training data). The set is made with the seed ``seed + validate.seed_offset``, so its pores,
 appearance and noise are independent of the training images (which use ``seed``).
 
-Each image is then analysed twice with :func:`stages.core.membrane_analysis.analyse_mask`
+Each image is then analysed twice with :func:`porescope.analysis.membrane.analyse_mask`
 (params group ``analyze``): on its exact ground-truth mask (the error of the *measurement*
 alone) and on the mask that the trained model predicts from the rendered micrograph
 (segmentation + measurement; sliding-window inference with ``validate.tile`` / ``overlap`` /
 ``batch_size`` / ``tta``). Porosity is compared with the exact porosity; each count estimator
 with the exact count in its own convention (frame-counting estimators: true pores kept by the
 guard-frame rule; Boolean model: pores whose centre is in the image) - see
-:mod:`stages.core.membrane_analysis`. The Boolean model is also reported with the *known*
+:mod:`porescope.analysis.membrane`. The Boolean model is also reported with the *known*
 single-pore area ``E[A]`` (``boolean_model_known_area``), which isolates the error of the model
 itself from that of estimating ``E[A]``.
 
@@ -45,9 +45,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from stages.common import ParamsError, load_params, run_stage, setup_logging, stage_parser
-from stages.core import membrane_analysis as ma
-from stages.core import synthetic as syn
-from stages.core.atomic_io import output_dir, write_bytes, write_csv, write_json
+from porescope.analysis import membrane as ma
+from porescope.synthetic import membranes as syn
+from porescope.io.atomic import output_dir, write_bytes, write_csv, write_json
 
 LOG = logging.getLogger("porescope.validate")
 GROUP = "validate"
@@ -214,8 +214,8 @@ def run(vparams: Mapping[str, Any], synth: Mapping[str, Any], aparams: ma.Analys
     convention = synth.get("mask", "opening")
     model = payload = device = None
     if model_path is not None:
-        from stages.core.devices import configure_cpu_threads, select_device
-        from stages.core.models import load_model
+        from porescope.segmentation.devices import configure_cpu_threads, select_device
+        from porescope.segmentation.models import load_model
 
         device = select_device(vparams["device"])
         configure_cpu_threads(int(vparams["threads"]))
@@ -238,8 +238,8 @@ def run(vparams: Mapping[str, Any], synth: Mapping[str, Any], aparams: ma.Analys
         extra = {"porosity_target": spec.porosity, "mean_diameter_px": spec.mean_diameter_px}
         masks = {"ground truth": gt}
         if model is not None:
-            from stages.core.inference import predict_mask
-            from stages.core.models import decision_threshold
+            from porescope.segmentation.inference import predict_mask
+            from porescope.segmentation.models import decision_threshold
 
             masks["predicted"] = predict_mask(
                 model, res.image, tile=int(vparams["tile"]), overlap=int(vparams["overlap"]),

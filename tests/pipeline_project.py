@@ -55,7 +55,7 @@ def dvc(*args: str, cwd: Path) -> str:
 
 def run_module(repo: Path, module: str, *args: str) -> subprocess.CompletedProcess:
     """``python -m MODULE ARGS`` in ``repo`` with this checkout's code (not the copy in ``repo``),
-    output captured; for the command-line tools (``stages.core.lineage``, ``stages.core.compare``)."""
+    output captured; for the command-line tools (``porescope.provenance.lineage``, ``porescope.provenance.compare``)."""
     return subprocess.run([sys.executable, "-P", "-m", module, *args], cwd=repo, capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
@@ -66,11 +66,12 @@ def stages_run(log: str) -> set[str]:
 
 def make_project(repo: Path, overrides: dict | None = None, *, commit: bool = True) -> Path:
     """Copy dvc.yaml, params.yaml (with TINY and ``overrides`` applied), .dvc config and the
-    ``stages`` package into ``repo``, ``git init`` + ``dvc init`` there and commit."""
+    ``stages`` and ``porescope`` packages into ``repo``, ``git init`` + ``dvc init`` there and commit."""
     repo.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy2(ROOT / name, repo / name)
-    shutil.copytree(ROOT / "stages", repo / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("stages", "porescope"):
+        shutil.copytree(ROOT / package, repo / package, ignore=shutil.ignore_patterns("__pycache__"))
     if (ROOT / "data" / "measure").is_dir():
         shutil.copytree(ROOT / "data" / "measure", repo / "data" / "measure")
     params = deep_update(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)

@@ -14,8 +14,8 @@ import yaml
 
 from stages import analyze
 from stages import synthesize as synth_stage
-from stages.core import synthetic as syn
-from stages.core.pipeline_data import PipelineDataError
+from porescope.synthetic import membranes as syn
+from porescope.io.tables import PipelineDataError
 
 ANALYZE = {"connectivity": 8, "length_unit": "um", "include_edges": ["top", "left"],
            "counting": {"small_factor": 0.5, "large_factor": 1.5, "mean_pore_area_px": None,
@@ -149,7 +149,7 @@ def test_bad_prediction_names_the_file_and_writes_nothing(pipeline, tmp_path):
 def test_bad_params_name_the_key(pipeline, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"seed": 1, "analyze": {**ANALYZE, "split": {"h": -1}}}))
-    from stages.common import ParamsError
+    from porescope.config import ParamsError
 
     with pytest.raises(ParamsError, match=r"analyze\.split\.h"):
         analyze.main(["--params", str(params), "--predictions", str(pipeline / "predictions"),

@@ -1,4 +1,4 @@
-"""Tests of the augment stage and stages.core.augmentation (tiny tiles, small sizes)."""
+"""Tests of the augment stage and porescope.preprocessing.augmentation (tiny tiles, small sizes)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from scipy import ndimage
 
 from stages import augment as augment_stage
 from stages import split as split_stage
-from stages.core.augmentation import (
+from porescope.preprocessing.augmentation import (
     AugmentError,
     assign_tiles,
     augment_pair,
@@ -31,7 +31,7 @@ from stages.core.augmentation import (
     effective_probability,
     resolve_params,
 )
-from stages.core.imageio import array_sha256  # the ingest contract's content hash
+from porescope.io.images import array_sha256  # the ingest contract's content hash
 
 TILE = 32
 
@@ -390,7 +390,7 @@ def test_project_params_yaml_augment_group_is_accepted() -> None:
     params_file = Path(__file__).resolve().parents[1] / "params.yaml"
     if not params_file.is_file():
         pytest.skip("params.yaml not present")
-    from stages.common import load_params
+    from porescope.config import load_params
     params = resolve_params(load_params(params_file, "augment"))
     operations = build_operations(params["ops"], params)
     assert len(operations) == len(params["ops"]) + ("F" in params["ops"])   # F = two flips

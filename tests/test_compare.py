@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from pipeline_project import dvc, make_project, run, run_module
 
-from stages.core.offline_html import find_remote_resources
+from porescope.report.offline_html import find_remote_resources
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ EXP = "h1"
 
 def cli(repo: Path, *args: str) -> subprocess.CompletedProcess:
     """``porescope compare|plots-diff ARGS`` in ``repo`` (this checkout's code)."""
-    return run_module(repo, "stages.core.compare", *args)
+    return run_module(repo, "porescope.provenance.compare", *args)
 
 
 @pytest.fixture(scope="module")

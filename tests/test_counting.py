@@ -1,4 +1,4 @@
-"""Tests for stages.core.counting: hand-made cases and simulated Boolean models (known truth)."""
+"""Tests for porescope.measure.counting: hand-made cases and simulated Boolean models (known truth)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
-from stages.core.counting import (
+from porescope.measure.counting import (
     boolean_model_count,
     count_pores,
     median_area_count,
@@ -17,7 +17,7 @@ from stages.core.counting import (
     single_pore_mean_area,
     split_count,
 )
-from stages.core.morphometry import label_mask, measure_objects
+from porescope.measure.morphometry import label_mask, measure_objects
 
 
 def disc_mask(shape, centres, radius) -> np.ndarray:

@@ -16,6 +16,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+PROJECT = ("stages", "porescope")
 
 
 def _module_path(name: str) -> Path:
@@ -24,7 +25,7 @@ def _module_path(name: str) -> Path:
 
 
 def _imports(path: Path) -> set[str]:
-    """Modules of the ``stages`` package that ``path`` imports at module level or inside functions."""
+    """Project modules (``stages`` and ``porescope``) that ``path`` imports at module level or inside functions."""
     package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -33,13 +34,13 @@ def _imports(path: Path) -> set[str]:
             if node.level:
                 parent = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(parent + ([base] if base else []))
-            if not base.startswith("stages"):
+            if not base.startswith(PROJECT):
                 continue
             for alias in node.names:
                 candidate = f"{base}.{alias.name}"
                 found.add(candidate if _module_path(candidate).is_file() else base)
         elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("stages"))
+            found.update(a.name for a in node.names if a.name.startswith(PROJECT))
     return found
 
 
@@ -63,7 +64,7 @@ STAGES = {name: spec for name, spec in DVC_YAML["stages"].items() if "python -m 
 def test_code_deps_are_exactly_the_imported_modules(name: str) -> None:
     spec = STAGES[name]
     module = re.search(r"python -m (stages\.\w+)", spec["cmd"]).group(1)
-    declared = {Path(d) for d in spec["deps"] if str(d).startswith("stages/")}
+    declared = {Path(d) for d in spec["deps"] if str(d).startswith(("stages/", "porescope/"))}
     needed = _closure(module)
     assert needed - declared == set(), f"{name}: imported but not declared as deps"
     assert declared - needed == set(), f"{name}: declared but not imported"

@@ -12,7 +12,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from stages.core.imageio import (
+from porescope.io.images import (
     array_sha256,
     decode_image,
     detect_data_bar,
@@ -24,7 +24,7 @@ from stages.core.imageio import (
     to_uint8,
     unit_to_nm,
 )
-from stages.core.pairing import IngestError
+from porescope.io.pairing import IngestError
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TRACK = DATA / "track-membranes-sem-unlabelled"
@@ -360,7 +360,7 @@ def test_tetrahedra_big_endian_masks_match_tifffile():
 
 
 def test_histogram_exact_in_blocks():
-    from stages.core.imageio import histogram
+    from porescope.io.images import histogram
 
     rng = np.random.default_rng(9)
     a = rng.integers(0, 65536, (3000, 3000)).astype(np.uint16)  # > 2**23 px: several blocks

@@ -1,4 +1,4 @@
-"""Tests of stages.core.inference (sliding-window inference).
+"""Tests of porescope.segmentation.inference (sliding-window inference).
 
 Reference results are computed independently: the same network applied once to the whole
 (mirror-padded) image, or hand-built 1x1 convolutions whose decision is known in closed form.
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from stages.core.inference import (
+from porescope.segmentation.inference import (
     normalise,
     padding_for,
     predict_mask,
@@ -168,7 +168,7 @@ def test_float_input_is_taken_as_normalised():
 
 
 def _smp_unet(depth: int):
-    from stages.core.torch_compat import import_smp
+    from porescope.segmentation.torch_compat import import_smp
 
     smp = import_smp()
     torch.manual_seed(0)

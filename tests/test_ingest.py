@@ -16,11 +16,11 @@ import tifffile
 import yaml
 from PIL import Image
 
-from stages.common import ParamsError
-from stages.core.imageio import array_sha256
-from stages.core.mask_encoding import decode_binary, decode_labels, decode_rgb
-from stages.core.pairing import IngestError
-from stages.core.tiling import stitch
+from porescope.config import ParamsError
+from porescope.io.images import array_sha256
+from porescope.io.mask_encoding import decode_binary, decode_labels, decode_rgb
+from porescope.io.pairing import IngestError
+from porescope.preprocessing.tiling import stitch
 from stages.ingest import SOURCES_COLUMNS, TILES_COLUMNS, main, parse_params, run_ingest
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

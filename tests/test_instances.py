@@ -1,4 +1,4 @@
-"""Tests of stages.core.instances on drawn discs, ellipses and squares with known answers."""
+"""Tests of porescope.segmentation.instances on drawn discs, ellipses and squares with known answers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.core.instances import (
+from porescope.segmentation.instances import (
     instances_from_three_class,
     label_components,
     separate_objects,

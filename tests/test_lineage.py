@@ -27,8 +27,8 @@ import pytest
 import yaml
 from pipeline_project import dvc, make_project, run, run_module
 
-from stages.core import dep_guard
-from stages.core.dep_guard import DependencyChangedError, guard_dependencies, load_pipeline
+from porescope.provenance import dep_guard
+from porescope.provenance.dep_guard import DependencyChangedError, guard_dependencies, load_pipeline
 
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def lineage_cli(repo: Path, *args: str) -> subprocess.CompletedProcess:
     """``porescope lineage ARGS`` run in ``repo`` (this checkout's code, the project's files)."""
-    return run_module(repo, "stages.core.lineage", *args)
+    return run_module(repo, "porescope.provenance.lineage", *args)
 
 
 @pytest.fixture(scope="module")
@@ -395,7 +395,7 @@ def test_dvc_records_nothing_when_an_input_changes_mid_run(tmp_path: Path) -> No
     (repo / "input.txt").write_text("original\n")
     (repo / "work.py").write_text(textwrap.dedent("""\
         from pathlib import Path
-        from stages.core.dep_guard import guard_dependencies
+        from porescope.provenance.dep_guard import guard_dependencies
         with guard_dependencies("work"):
             data = Path("input.txt").read_text()
             Path("input.txt").write_text("edited while running\\n")  # someone else's edit

@@ -15,11 +15,13 @@ import tifffile
 import torch
 import yaml
 
-from stages import cli, measure
-from stages.common import ParamsError
-from stages.core import models
-from stages.core.membrane_analysis import AnalysisParams
-from stages.core.pairing import IngestError
+from porescope.cli import main as cli
+from porescope.measure import workflow as measure
+from stages import measure as measure_stage
+from porescope.config import ParamsError
+from porescope.segmentation import models
+from porescope.analysis.membrane import AnalysisParams
+from porescope.io.pairing import IngestError
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 UNLABELLED = DATA / "track-membranes-sem-unlabelled"
@@ -115,7 +117,7 @@ def test_stage_main_with_params(files, tmp_path):
         "seed": 1, "analyze": {"spatial": {"n_sim": 9}},
         "measure": {"source": "x", "pixel_size_nm": 30.0, "crop_bottom": 0, "tile": 64,
                     "overlap": 16, "device": "cpu", "threads": 1, "figures": False}}))
-    assert measure.main(["--params", str(params), "--model", str(files["model"]), "--source",
+    assert measure_stage.main(["--params", str(params), "--model", str(files["model"]), "--source",
                          str(files["input"]), "--out", str(tmp_path / "o"), "--metrics",
                          str(tmp_path / "m.json")]) == 0
     table = pd.read_csv(tmp_path / "o" / "summary.csv")

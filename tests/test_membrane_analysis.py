@@ -1,4 +1,4 @@
-"""Tests of stages.core.membrane_analysis on masks with an exact, independently known truth.
+"""Tests of porescope.analysis.membrane on masks with an exact, independently known truth.
 
 Known answers come from the construction of the masks (hand-placed discs, geometry), from
 formulas (Boolean model, guard-frame rule) or from a brute-force rasteriser, never from the
@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.common import ParamsError
-from stages.core import membrane_analysis as ma
-from stages.core import synthetic as syn
+from porescope.config import ParamsError
+from porescope.analysis import membrane as ma
+from porescope.synthetic import membranes as syn
 
 FAST = ma.AnalysisParams.from_mapping({"spatial": {"n_sim": 19}})
 
@@ -252,7 +252,7 @@ def test_boolean_estimate_on_synthetic_membrane_within_tolerance():
     """A realistic synthetic micrograph mask (Poisson tilted tracks, phi ~ 0.25): the Boolean
     model's density is within 8 % of the exact density. Tolerance: Poisson noise of the realised
     count (~ 1/sqrt(550) = 4 %) plus the +-3 % bias of the single-pore E[A] estimate
-    (stages.core.counting docs)."""
+    (porescope.measure.counting docs)."""
     spec = syn.MembraneSpec(height=640, width=640, porosity=0.25, mean_diameter_px=16.0,
                             supersample=1, appearance=syn.Appearance.clean(), pixel_size_nm=30.0)
     res = syn.synthesize_image(spec, syn.image_rng(123, 0))

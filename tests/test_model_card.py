@@ -19,7 +19,7 @@ import pytest
 import yaml
 from pipeline_project import dvc, make_project, run
 
-from stages.core import model_card as mc
+from porescope.provenance import model_card as mc
 
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 

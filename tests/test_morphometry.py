@@ -1,4 +1,4 @@
-"""Tests for stages.core.morphometry.
+"""Tests for porescope.measure.morphometry.
 
 Known answers come from geometry (drawn shapes) and from a slow, literal transliteration of
 ImageJ's published algorithms (Wand.traceEdge as called by the particle analyzer,
@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from skimage.measure import label as sk_label
 
-from stages.core.morphometry import (
+from porescope.measure.morphometry import (
     PIXEL_COLUMNS,
     analysed_region_mask,
     guard_frame_counted,
@@ -302,7 +302,7 @@ def test_matches_imagej_on_diagonally_touching_labels():
 def test_row_path_and_contour_path_agree():
     """The perimeter of row-convex objects (computed from their rows) equals the one from the
     OpenCV contours (the path used for the other objects), object by object."""
-    from stages.core import morphometry as mm
+    from porescope.measure import morphometry as mm
 
     rng = np.random.default_rng(8)
     checked = 0
@@ -632,7 +632,7 @@ def test_bad_inputs():
 # ---------------------------------------------------------------------------------------------
 
 def test_circular_kde_wraps_and_normalises():
-    from stages.core.distribution_plots import circular_kde
+    from porescope.analysis.plots import circular_kde
 
     grid = np.linspace(0, 180, 3601)
     rng = np.random.default_rng(0)
@@ -652,14 +652,14 @@ def test_distribution_figures_render():
 
     from matplotlib.figure import Figure
 
-    from stages.core.distribution_plots import (
+    from porescope.analysis.plots import (
         correlation_matrices,
         feret_angle_kde,
         ripley_plot,
         size_histograms,
         size_violins,
     )
-    from stages.core.spatial import Window, csr_envelope
+    from porescope.measure.spatial import Window, csr_envelope
 
     rng = np.random.default_rng(4)
     tables = {f"img{k}": measure_objects(sk_label(random_blobs(rng), connectivity=2)

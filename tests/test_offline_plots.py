@@ -40,7 +40,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.core.offline_html import (
+from porescope.report.offline_html import (
     OFFLINE_TEMPLATE,
     embed_images,
     find_remote_resources,
@@ -50,7 +50,7 @@ from stages.core.offline_html import (
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_DIR = OFFLINE_TEMPLATE.parent
 # The value of plots.html_template: DVC joins a relative path to the .dvc folder.
-CONFIG_VALUE = "../stages/resources/vega/offline_template.html"
+CONFIG_VALUE = "../porescope/report/resources/vega/offline_template.html"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None,
@@ -166,7 +166,7 @@ def project(tmp_path_factory) -> Path:
     _run(["git", "init", "-q"], root)
     _run([*DVC, "init", "-q"], root)
     _run([*DVC, "config", "core.analytics", "false"], root)
-    dest = root / "stages" / "resources" / "vega"
+    dest = root / "porescope" / "report" / "resources" / "vega"
     dest.mkdir(parents=True)
     shutil.copy(OFFLINE_TEMPLATE, dest / OFFLINE_TEMPLATE.name)
     _run([*DVC, "config", "plots.html_template", CONFIG_VALUE], root)

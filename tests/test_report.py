@@ -1,7 +1,7 @@
-"""Tests of the ``report`` stage and :mod:`stages.core.report_document`.
+"""Tests of the ``report`` stage and :mod:`porescope.report.document`.
 
 Fixtures are small pipeline folders written with the column names the stages write: the
-per-image analysis summary comes from :func:`stages.core.membrane_analysis.analyse_mask` on
+per-image analysis summary comes from :func:`porescope.analysis.membrane.analyse_mask` on
 masks of separate discs (so its columns are exactly the analyze stage's), the other tables and
 metrics follow ``stages/evaluate.py``, ``stages/analyze.py`` and ``stages/validate.py``.
 Expected cells are formatted here from the fixture values with the documented rules.
@@ -22,11 +22,11 @@ import pytest
 import yaml
 
 from stages import report as report_stage
-from stages.common import ParamsError
-from stages.core import membrane_analysis as ma
-from stages.core import report_document as rd
-from stages.core.atomic_io import write_csv, write_json
-from stages.core.pipeline_data import PipelineDataError
+from porescope.config import ParamsError
+from porescope.analysis import membrane as ma
+from porescope.report import document as rd
+from porescope.io.atomic import write_csv, write_json
+from porescope.io.tables import PipelineDataError
 
 FAST = ma.AnalysisParams.from_mapping({"spatial": {"n_sim": 0}})
 PARAMS = {"seed": 7,
@@ -431,7 +431,7 @@ def test_model_card_is_shown_when_present(pipeline, tmp_path):
     md = (pipeline["out"] / "report.md").read_text(encoding="utf-8")
     rows = md_table(md, "Model card")
     assert ["`model.name`", "porescope-unet"] in rows and ["`training_data.sources`", "12"] in rows
-    # a porescope card (stages.core.model_card layout): its identity fields
+    # a porescope card (porescope.provenance.model_card layout): its identity fields
     write_json(card, {
         "format": "porescope-model-card/1",
         "model": {"file": "models/model.pt", "config": {"arch": "Unet", "encoder": "resnet18", "classes": 1},
@@ -543,8 +543,8 @@ def test_fit_png_keeps_narrow_figures_and_downscales_wide_ones():
 def test_measure_report_is_self_contained(tmp_path):
     import torch
 
-    from stages import measure
-    from stages.core import models
+    from porescope.measure import workflow as measure
+    from porescope.segmentation import models
 
     cfg = models.model_config("Unet", "mobilenet_v2", 1, encoder_depth=3, decoder_channels=[16, 8, 4])
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""Tests of stages.core.seg_metrics on hand-made masks with hand-computed answers."""
+"""Tests of porescope.evaluation.metrics on hand-made masks with hand-computed answers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from stages.core.seg_metrics import (
+from porescope.evaluation.metrics import (
     DEFAULT_IOU_THRESHOLDS,
     iou_matrix,
     iou_pairs,

@@ -1,4 +1,4 @@
-"""Tests for stages.core.spatial: textbook formulas, paper 001's table, simulated patterns."""
+"""Tests for porescope.measure.spatial: textbook formulas, paper 001's table, simulated patterns."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from stages.core.spatial import (
+from porescope.measure.spatial import (
     Window,
     biovoxxel_test,
     biovoxxel_test_from_summary,

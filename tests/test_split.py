@@ -1,4 +1,4 @@
-"""Tests of the split stage and stages.core.splitting (tiny fixtures in the ingest layout)."""
+"""Tests of the split stage and porescope.preprocessing.splitting (tiny fixtures in the ingest layout)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from stages import split as split_stage
-from stages.core.imageio import array_sha256  # the ingest contract's content hash
-from stages.core.splitting import (
+from porescope.io.images import array_sha256  # the ingest contract's content hash
+from porescope.preprocessing.splitting import (
     LeakageError,
     SplitError,
     assign_fraction,
@@ -357,7 +357,7 @@ def test_project_params_yaml_split_group_is_accepted() -> None:
     params_file = Path(__file__).resolve().parents[1] / "params.yaml"
     if not params_file.is_file():
         pytest.skip("params.yaml not present")
-    from stages.common import load_params
-    from stages.core.splitting import validate_split_params
+    from porescope.config import load_params
+    from porescope.preprocessing.splitting import validate_split_params
     params = validate_split_params(load_params(params_file, "split"))
     assert params["method"] in ("fraction", "lists", "kfold")

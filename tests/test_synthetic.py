@@ -18,8 +18,8 @@ import yaml
 from scipy import ndimage
 
 from stages import synthesize as stage
-from stages.common import ParamsError
-from stages.core import synthetic as syn
+from porescope.config import ParamsError
+from porescope.synthetic import membranes as syn
 
 
 # ------------------------------------------------------------------ helpers (independent)

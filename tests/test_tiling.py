@@ -1,4 +1,4 @@
-"""Tile grid, mirror padding and stitching (stages.core.tiling)."""
+"""Tile grid, mirror padding and stitching (porescope.preprocessing.tiling)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from stages.core.tiling import (
+from porescope.preprocessing.tiling import (
     TilePosition,
     cut_tiles,
     mirror_pad,

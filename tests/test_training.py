@@ -15,7 +15,11 @@ import pytest
 import torch
 from pipeline_project import build_stage_inputs, train_command
 
-from stages.core import losses, models, training
+from porescope.segmentation import losses
+
+from porescope.segmentation import models
+
+from porescope.segmentation import training
 
 ARCHS = models.TESTED_ARCHITECTURES
 LOSSES = ["bce", "dice", "focal", "jaccard", "tversky", "bce+dice", {"focal": 1.0, "dice": 0.5}]

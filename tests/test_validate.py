@@ -12,9 +12,9 @@ import torch
 import yaml
 
 from stages import validate
-from stages.common import ParamsError
-from stages.core import models
-from stages.core import synthetic as syn
+from porescope.config import ParamsError
+from porescope.segmentation import models
+from porescope.synthetic import membranes as syn
 
 SMALL = {"n_images": 3, "height": 96, "width": 96, "porosity_min": 0.05, "porosity_max": 0.35,
          "diameter_min_px": 10.0, "diameter_max_px": 14.0, "seed_offset": 1000,

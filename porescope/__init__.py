@@ -1,0 +1,1 @@
+"""porescope: trustworthy pore statistics from electron micrographs (see README)."""

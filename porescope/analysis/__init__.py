@@ -1,0 +1,1 @@
+"""Per-image membrane analysis: measurements, truth comparison and distribution figures."""

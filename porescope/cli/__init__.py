@@ -1,0 +1,1 @@
+"""The ``porescope`` command line."""

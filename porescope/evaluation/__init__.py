@@ -1,0 +1,1 @@
+"""Scoring predicted masks against truth: pixel and object metrics and their figures."""

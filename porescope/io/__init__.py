@@ -1,0 +1,1 @@
+"""Reading and writing: micrographs and masks in any format, dataset layouts, atomic outputs."""

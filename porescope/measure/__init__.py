@@ -1,0 +1,1 @@
+"""Measuring objects on masks: ImageJ descriptors, pore counts, spatial statistics."""

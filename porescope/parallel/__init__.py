@@ -1,0 +1,1 @@
+"""Running work in processes and on Dask clusters."""

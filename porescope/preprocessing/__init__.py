@@ -1,0 +1,1 @@
+"""Preparing training data: tiles, leak-proof splits, offline augmentation."""

@@ -1,0 +1,579 @@
+"""Deterministic, parallel offline augmentation with Augmentor's operations (paper 004's recipe).
+
+Paper 004 built fixed-size augmented datasets with Augmentor 0.2.12 and named them by the
+operations used and their size (``R1000``, ``RDZ10000``). This module makes the same datasets
+reproducibly:
+
+Operations (one letter each; the order of the letters in ``ops`` is the order they are applied;
+each is Augmentor's own class, applied to ``[image, mask channels...]`` together so image and mask
+get the same geometric transform):
+
+====  ===============================  ==========================================================
+ R    ``Operations.RotateRange``       rotate by an integer angle in [-max_left, max_right] deg,
+                                       crop the largest axis-aligned rectangle and resize it back
+                                       (so R also zooms slightly), bicubic
+ D    ``Operations.Distort``           elastic mesh distortion on a grid_width x grid_height grid,
+                                       integer corner shifts in [-magnitude, magnitude] px, bicubic
+ Z    ``Operations.Zoom``              centre zoom by a factor drawn in [min_factor, max_factor]
+                                       (rounded to 0.01), bicubic, cropped back to the tile size
+ F    ``Operations.Flip`` x 2          LEFT_RIGHT then TOP_BOTTOM, each with its own probability
+====  ===============================  ==========================================================
+
+Defaults (paper 004): R p 0.7, 25/25 deg; D p 0.9, grid 8 x 8, magnitude 2; Z p 0.3, 1.1..1.6;
+F p 0.5 each. Rotation and zoom change the pixel size: never measure objects on these images.
+
+Probabilities. Augmentor's ``Pipeline`` fires an operation when ``round(random.uniform(0, 1), 1)
+<= probability`` (``Pipeline._execute``). Rounding the draw to one decimal makes the effective
+probability ``min(1, (floor(10 p) + 0.5) / 10)``: p 0.7 fires 75 % of the time, 0.9 -> 95 %,
+0.3 -> 35 %, 0.5 -> 55 %, and even p = 0 would fire 5 %. Here the firing decision is drawn by this
+module, not by Augmentor: ``probability_mode="exact"`` (default) fires when ``u < p`` (rate = p);
+``probability_mode="augmentor"`` reproduces Augmentor's rule (rate as above) for a like-for-like
+comparison with paper 004.
+
+Determinism. Sample ``i`` depends only on ``(seed, i)``: its generator is
+``default_rng(SeedSequence(seed, spawn_key=(1, i)))``, which draws the firing decisions and two
+seeds for Python's ``random`` and numpy's global RNG (Augmentor's operations draw from these);
+both are seeded in the worker just before the operations run on that sample. The source tile of
+sample ``i`` comes from a balanced assignment (concatenated seeded permutations of the tiles, from
+``SeedSequence(seed, spawn_key=(0,))``), so every tile is used ``floor`` or ``ceil`` of
+``size / n_tiles`` times. Output files are therefore identical for any number of workers and any
+completion order. (Augmentor's own multi-threaded ``Pipeline.sample`` is not reproducible and
+names files with UUIDs; it is not used.)
+
+Masks. Augmentor resamples every image bicubically, so a mask passed through it comes out with
+in-between values (and a 0|2 border passes through 1). Instead each non-background class ``k`` is
+sent through the operations as a 0/255 indicator image, and the class of an output pixel is the
+argmax over ``[255 - sum_k s_k, s_1, ..., s_K]`` (background score first; ties go to the lower
+class id). As the resampling weights sum to one, ``255 - sum_k s_k`` is the resampled background
+indicator, so this is the per-class one-hot resampling + argmax (up to uint8 rounding): for two
+classes it is a threshold at 127.5 of the resampled indicator, i.e. the boundary stays where the
+interpolated edge crosses half height, unshifted, and the output holds only declared class ids.
+Pixels that the transform brings in from outside the tile (e.g. rotation corners) are background
+in the mask and 0 (black) in the image, as Augmentor fills them.
+
+Draw records. While an operation runs, the ``random`` module seen by ``Augmentor.Operations`` is a
+recording proxy (single-threaded per process; restored afterwards), so ``samples.csv`` can list
+the angle and zoom factor actually drawn.
+
+Images are ``(rows, cols)`` uint8 grey; masks uint8 class ids (0 = background).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import Augmentor
+import Augmentor.Operations as _aug_ops
+import cv2
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from porescope.parallel.processes import worker_context
+
+OP_LETTERS = "RDZF"
+PROBABILITY_MODES = ("exact", "augmentor")
+
+#: Defaults of the per-operation parameter groups (paper 004).
+DEFAULT_OP_PARAMS: dict[str, dict[str, Any]] = {
+    "rotate": {"probability": 0.7, "max_left_rotation": 25, "max_right_rotation": 25},
+    "distort": {"probability": 0.9, "grid_width": 8, "grid_height": 8, "magnitude": 2},
+    "zoom": {"probability": 0.3, "min_factor": 1.1, "max_factor": 1.6},
+    "flip": {"probability_left_right": 0.5, "probability_top_bottom": 0.5},
+}
+
+#: Defaults of the ``augment`` params group.
+DEFAULT_AUGMENT_PARAMS: dict[str, Any] = {
+    "ops": "RDZ",
+    "size": 1000,
+    "workers": 2,
+    "probability_mode": "exact",
+    **{k: dict(v) for k, v in DEFAULT_OP_PARAMS.items()},
+}
+
+_GROUP_OF_LETTER = {"R": "rotate", "D": "distort", "Z": "zoom", "F": "flip"}
+
+
+class AugmentError(ValueError):
+    """Bad augmentation parameters or input tiles; the message names the key or file."""
+
+
+# --------------------------------------------------------------------------------------------
+# parameters and operations
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+def _probability(key: str, value: Any) -> float:
+    if not _is_num(value) or not 0 <= value <= 1:
+        raise AugmentError(f"augment.{key}: expected a probability in [0, 1], got {value!r}")
+    return float(value)
+
+
+def parse_ops(ops: Any) -> str:
+    """Validate an ops string (letters from ``RDZF``, each at most once; ``""`` = none)."""
+    if ops is None:
+        return ""
+    if not isinstance(ops, str):
+        raise AugmentError(f"augment.ops: expected a string of letters from {OP_LETTERS!r}, got {ops!r}")
+    ops = ops.strip().upper()
+    bad = sorted(set(ops) - set(OP_LETTERS))
+    if bad:
+        raise AugmentError(f"augment.ops: unknown operation letter(s) {bad} in {ops!r}; "
+                           f"known: R rotate, D distort, Z zoom, F flips")
+    if len(set(ops)) != len(ops):
+        raise AugmentError(f"augment.ops: a letter is repeated in {ops!r}")
+    return ops
+
+
+def dataset_name(ops: str, size: int, n_tiles: int | None = None) -> str:
+    """Dataset name: ops letters + size (``"RDZ", 1000 -> "RDZ1000"``).
+
+    Without augmentation (``ops == ""`` or ``size == 0``) the name is ``orig<n_tiles>``.
+    """
+    ops = parse_ops(ops)
+    if not ops or size == 0:
+        if n_tiles is None:
+            raise AugmentError("dataset_name: n_tiles is needed when there is no augmentation")
+        return f"orig{n_tiles}"
+    return f"{ops}{size}"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One gated operation: ``key`` (e.g. ``"rotate"``), its letter, firing probability, and the
+    Augmentor operation object (built with probability 1; firing is decided by this module)."""
+
+    key: str
+    letter: str
+    probability: float
+    op: Any = field(compare=False, repr=False)
+
+    def describe(self, draws: Sequence[Any]) -> dict[str, Any]:
+        """Parameters drawn by the Augmentor operation, from its recorded ``random`` draws."""
+        if self.key == "rotate" and len(draws) >= 3:
+            # RotateRange: randint(left, 0), randint(0, right), randint(0, 1) picks one of them;
+            # the angle is passed to PIL Image.rotate (degrees, positive = anticlockwise)
+            return {"rotate_deg": int(draws[0] if draws[2] == 0 else draws[1])}
+        if self.key == "zoom" and draws:
+            return {"zoom_factor": round(float(draws[0]), 2)}
+        return {}
+
+
+def resolve_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Fill defaults and validate the ``augment`` group (``seed`` allowed). Unknown keys -> error."""
+    allowed = set(DEFAULT_AUGMENT_PARAMS) | {"seed"}
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise AugmentError(f"augment: unknown parameter(s) {unknown}; allowed: {sorted(allowed)}")
+    out: dict[str, Any] = {}
+    for key, default in DEFAULT_AUGMENT_PARAMS.items():
+        value = params.get(key, default)
+        if isinstance(default, dict):
+            if value is None:
+                value = {}
+            if not isinstance(value, Mapping):
+                raise AugmentError(f"augment.{key}: expected a mapping, got {value!r}")
+            extra = sorted(set(value) - set(default))
+            if extra:
+                raise AugmentError(f"augment.{key}: unknown key(s) {extra}; allowed: {sorted(default)}")
+            value = {**default, **value}
+        out[key] = value
+    out["ops"] = parse_ops(out["ops"])
+    if not _is_int(out["size"]) or out["size"] < 0:
+        raise AugmentError(f"augment.size: expected an integer >= 0, got {out['size']!r}")
+    if not _is_int(out["workers"]) or out["workers"] < 0:
+        raise AugmentError(f"augment.workers: expected an integer >= 0, got {out['workers']!r}")
+    if out["probability_mode"] not in PROBABILITY_MODES:
+        raise AugmentError(f"augment.probability_mode: expected one of {PROBABILITY_MODES}, "
+                           f"got {out['probability_mode']!r}")
+    r, d, z, f = out["rotate"], out["distort"], out["zoom"], out["flip"]
+    _probability("rotate.probability", r["probability"])
+    for k in ("max_left_rotation", "max_right_rotation"):
+        if not _is_int(r[k]) or not 0 <= r[k] <= 25:
+            # Augmentor's Pipeline.rotate limit: RotateRange's crop is wrong beyond 25 deg
+            raise AugmentError(f"augment.rotate.{k}: expected an integer in 0..25, got {r[k]!r}")
+    _probability("distort.probability", d["probability"])
+    for k in ("grid_width", "grid_height"):
+        if not _is_int(d[k]) or d[k] < 1:
+            raise AugmentError(f"augment.distort.{k}: expected an integer >= 1, got {d[k]!r}")
+    if not _is_int(d["magnitude"]) or d["magnitude"] < 0:
+        raise AugmentError(f"augment.distort.magnitude: expected an integer >= 0, got {d['magnitude']!r}")
+    _probability("zoom.probability", z["probability"])
+    for k in ("min_factor", "max_factor"):
+        if not _is_num(z[k]) or z[k] <= 0:
+            raise AugmentError(f"augment.zoom.{k}: expected a number > 0, got {z[k]!r}")
+    if z["min_factor"] > z["max_factor"]:
+        raise AugmentError(f"augment.zoom: min_factor {z['min_factor']} > max_factor {z['max_factor']}")
+    _probability("flip.probability_left_right", f["probability_left_right"])
+    _probability("flip.probability_top_bottom", f["probability_top_bottom"])
+    if "seed" in params:
+        if not _is_int(params["seed"]):
+            raise AugmentError(f"seed: expected an integer, got {params['seed']!r}")
+        out["seed"] = int(params["seed"])
+    return out
+
+
+def build_operations(ops: str, params: Mapping[str, Any]) -> tuple[Operation, ...]:
+    """Augmentor operations for the letters in ``ops`` (in that order), from resolved params."""
+    result: list[Operation] = []
+    for letter in parse_ops(ops):
+        group = params[_GROUP_OF_LETTER[letter]]
+        if letter == "R":
+            result.append(Operation("rotate", "R", float(group["probability"]), _aug_ops.RotateRange(
+                1.0, int(group["max_left_rotation"]), int(group["max_right_rotation"]))))
+        elif letter == "D":
+            result.append(Operation("distort", "D", float(group["probability"]), _aug_ops.Distort(
+                1.0, int(group["grid_width"]), int(group["grid_height"]), int(group["magnitude"]))))
+        elif letter == "Z":
+            result.append(Operation("zoom", "Z", float(group["probability"]), _aug_ops.Zoom(
+                1.0, float(group["min_factor"]), float(group["max_factor"]))))
+        else:
+            result.append(Operation("flip_left_right", "F", float(group["probability_left_right"]),
+                                    _aug_ops.Flip(1.0, "LEFT_RIGHT")))
+            result.append(Operation("flip_top_bottom", "F", float(group["probability_top_bottom"]),
+                                    _aug_ops.Flip(1.0, "TOP_BOTTOM")))
+    return tuple(result)
+
+
+# --------------------------------------------------------------------------------------------
+# randomness
+
+
+def effective_probability(probability: float, mode: str = "exact") -> float:
+    """Firing rate of an operation with nominal ``probability`` under ``mode``.
+
+    ``"exact"``: ``probability``. ``"augmentor"``: Augmentor's rate for
+    ``round(uniform(0, 1), 1) <= p``, i.e. ``min(1, (floor(10 p) + 0.5) / 10)`` (0.7 -> 0.75).
+    """
+    if mode == "exact":
+        return float(probability)
+    if mode == "augmentor":
+        return min(1.0, (math.floor(10 * probability + 1e-9) + 0.5) / 10)
+    raise AugmentError(f"probability_mode: expected one of {PROBABILITY_MODES}, got {mode!r}")
+
+
+def fires(u: np.ndarray, probabilities: Sequence[float], mode: str = "exact") -> np.ndarray:
+    """Firing decisions for uniform draws ``u`` in [0, 1) against ``probabilities``.
+
+    ``"exact"``: ``u < p``. ``"augmentor"``: ``round(u, 1) <= p`` (Augmentor's ``Pipeline`` rule,
+    Python's ``round``).
+    """
+    u = np.asarray(u, dtype=float)
+    p = np.asarray(probabilities, dtype=float)
+    if mode == "exact":
+        return u < p
+    if mode == "augmentor":
+        rounded = np.array([round(float(x), 1) for x in u.ravel()]).reshape(u.shape)
+        return rounded <= p
+    raise AugmentError(f"probability_mode: expected one of {PROBABILITY_MODES}, got {mode!r}")
+
+
+def sample_generator(seed: int, i: int) -> np.random.Generator:
+    """The generator of sample ``i``: ``default_rng(SeedSequence(seed, spawn_key=(1, i)))``."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, int(i))))
+
+
+def draw_sample(seed: int, i: int, probabilities: Sequence[float],
+                mode: str = "exact") -> tuple[np.ndarray, int, int]:
+    """Firing decisions and the (Python ``random``, numpy global) seeds of sample ``i``."""
+    rng = sample_generator(seed, i)
+    fired = fires(rng.random(len(probabilities)), probabilities, mode)
+    py_seed, np_seed = (int(x) for x in rng.integers(0, 2**32, size=2, dtype=np.uint64))
+    return fired, py_seed, np_seed
+
+
+def assign_tiles(n_tiles: int, size: int, seed: int) -> np.ndarray:
+    """Balanced source-tile index of each of ``size`` samples (seeded permutations, concatenated).
+
+    Every tile is used ``floor(size / n_tiles)`` or ``ceil(size / n_tiles)`` times.
+    """
+    if n_tiles < 1:
+        raise AugmentError("no training tiles to augment")
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,)))
+    reps = -(-size // n_tiles)
+    return np.concatenate([rng.permutation(n_tiles) for _ in range(reps)] or
+                          [np.zeros(0, dtype=np.int64)])[:size].astype(np.int64)
+
+
+class _DrawRecorder:
+    """Stands in for the ``random`` module: forwards every call and records the values drawn."""
+
+    def __init__(self, module: Any) -> None:
+        self._module = module
+        self.draws: list[Any] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._module, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            value = attr(*args, **kwargs)
+            self.draws.append(value)
+            return value
+
+        return call
+
+
+@contextlib.contextmanager
+def _recording_random() -> Iterator[_DrawRecorder]:
+    recorder = _DrawRecorder(random)
+    saved = _aug_ops.random
+    _aug_ops.random = recorder
+    try:
+        yield recorder
+    finally:
+        _aug_ops.random = saved
+
+
+# --------------------------------------------------------------------------------------------
+# masks
+
+
+def mask_to_channels(mask: np.ndarray, class_ids: Sequence[int]) -> list[np.ndarray]:
+    """0/255 uint8 indicator image of every non-background class id (``class_ids[0]`` = 0)."""
+    return [np.where(mask == k, np.uint8(255), np.uint8(0)) for k in class_ids[1:]]
+
+
+def channels_to_mask(channels: Sequence[np.ndarray], class_ids: Sequence[int]) -> np.ndarray:
+    """Class ids from resampled indicators: argmax of ``[255 - sum(s), s_1, ...]`` (module doc)."""
+    ids = np.asarray(class_ids, dtype=np.uint8)
+    if not channels:
+        raise AugmentError("channels_to_mask: no class channels")
+    if len(channels) == 1:
+        # two classes: argmax([255 - s, s]) is s > 127.5 (integers: no ties)
+        return np.where(np.asarray(channels[0]) >= 128, ids[1], ids[0]).astype(np.uint8)
+    scores = np.stack([np.asarray(c, dtype=np.int16) for c in channels])
+    background = 255 - scores.sum(axis=0, dtype=np.int16)
+    best = np.argmax(np.concatenate([background[None], scores]), axis=0)
+    return ids[best]
+
+
+def augment_pair(image: np.ndarray, mask: np.ndarray, operations: Sequence[Operation],
+                 fired: Sequence[bool], class_ids: Sequence[int], py_seed: int,
+                 np_seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Apply the fired Augmentor operations to an image and its mask with the same transform.
+
+    ``random`` and ``numpy.random`` are seeded with ``py_seed`` / ``np_seed`` first. Returns the
+    uint8 image, the mask (only ids from ``class_ids``) and the drawn parameters
+    (``rotate_deg``, ``zoom_factor`` where those fired).
+    """
+    if image.ndim != 2 or image.dtype != np.uint8:
+        raise AugmentError(f"augment_pair: expected a 2-D uint8 image, got {image.dtype} {image.shape}")
+    if mask.shape != image.shape:
+        raise AugmentError(f"augment_pair: mask shape {mask.shape} != image shape {image.shape}")
+    drawn: dict[str, Any] = {}
+    if not any(fired):
+        return image.copy(), mask.astype(np.uint8, copy=True), drawn
+    random.seed(py_seed)
+    np.random.seed(np_seed)
+    images = [Image.fromarray(image)] + [Image.fromarray(c) for c in mask_to_channels(mask, class_ids)]
+    for operation, on in zip(operations, fired):
+        if on:
+            with _recording_random() as recorder:
+                images = operation.op.perform_operation(images)
+            drawn.update(operation.describe(recorder.draws))
+    out_image = np.asarray(images[0], dtype=np.uint8)
+    if len(class_ids) > 1:
+        out_mask = channels_to_mask([np.asarray(c) for c in images[1:]], class_ids)
+    else:
+        out_mask = np.zeros_like(out_image)
+    if out_image.shape != image.shape:
+        raise AugmentError(f"augment_pair: operations changed the size {image.shape} -> {out_image.shape}")
+    return np.ascontiguousarray(out_image), out_mask, drawn
+
+
+# --------------------------------------------------------------------------------------------
+# datasets
+
+
+@dataclass(frozen=True)
+class AugmentJob:
+    """Everything a worker needs to make samples independently (picklable)."""
+
+    name: str
+    out_dir: str
+    tile_ids: tuple[str, ...]
+    image_paths: tuple[str, ...]
+    mask_paths: tuple[str, ...]
+    tile_index: np.ndarray
+    operations: tuple[Operation, ...]
+    class_ids: tuple[int, ...]
+    seed: int
+    probability_mode: str = "exact"
+    tile_size: int | None = None
+
+
+def read_tile(path: str | os.PathLike, what: str = "image") -> np.ndarray:
+    """Read a 2-D uint8 PNG tile; ``AugmentError`` naming the file otherwise."""
+    array = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise AugmentError(f"{path}: cannot read the {what} tile (missing or not an image)")
+    if array.ndim != 2 or array.dtype != np.uint8:
+        raise AugmentError(f"{path}: {what} tile must be 2-D uint8 grey, got {array.dtype} {array.shape}")
+    return array
+
+
+def _write_png(path: str, array: np.ndarray) -> None:
+    if not cv2.imwrite(path, array):
+        raise AugmentError(f"{path}: OpenCV could not write the PNG")
+
+
+def make_sample(job: AugmentJob, i: int) -> dict[str, Any]:
+    """Make sample ``i`` of ``job``: read its tile, augment, write both PNGs; return its record."""
+    t = int(job.tile_index[i])
+    image = read_tile(job.image_paths[t], "image")
+    mask = read_tile(job.mask_paths[t], "mask")
+    if image.shape != mask.shape:
+        raise AugmentError(f"{job.mask_paths[t]}: mask shape {mask.shape} != image shape {image.shape}")
+    if job.tile_size is not None and image.shape != (job.tile_size, job.tile_size):
+        raise AugmentError(f"{job.image_paths[t]}: tile shape {image.shape}, expected "
+                           f"{job.tile_size} x {job.tile_size}")
+    valid = np.zeros(256, dtype=bool)
+    valid[list(job.class_ids)] = True
+    if not valid[mask].all():
+        found = sorted(set(np.unique(mask).tolist()) - set(job.class_ids))
+        raise AugmentError(f"{job.mask_paths[t]}: mask values {found[:10]} are not declared class "
+                           f"ids {list(job.class_ids)} (classes.json)")
+    probabilities = [op.probability for op in job.operations]
+    fired, py_seed, np_seed = draw_sample(job.seed, i, probabilities, job.probability_mode)
+    out_image, out_mask, drawn = augment_pair(image, mask, job.operations, fired, job.class_ids,
+                                              py_seed, np_seed)
+    file = f"{job.name}_{i:05d}.png"
+    _write_png(os.path.join(job.out_dir, "images", file), out_image)
+    _write_png(os.path.join(job.out_dir, "masks", file), out_mask)
+    return {"i": i, "file": file, "tile_id": job.tile_ids[t],
+            "ops": "+".join(op.key for op, on in zip(job.operations, fired) if on),
+            "rotate_deg": drawn.get("rotate_deg"), "zoom_factor": drawn.get("zoom_factor"),
+            "py_seed": py_seed, "np_seed": np_seed}
+
+
+_WORKER_JOB: AugmentJob | None = None
+
+
+def _init_worker(job: AugmentJob) -> None:
+    global _WORKER_JOB
+    _WORKER_JOB = job
+    cv2.setNumThreads(1)
+
+
+def _worker_sample(i: int) -> dict[str, Any]:
+    assert _WORKER_JOB is not None
+    return make_sample(_WORKER_JOB, i)
+
+
+def run_job(job: AugmentJob, workers: int = 2, progress: bool = True) -> pd.DataFrame:
+    """Make every sample of ``job`` (``workers`` processes; 0 or 1 = in this process).
+
+    ``<job.out_dir>/images`` and ``/masks`` are created. Returns the samples table (one row per
+    sample, ordered by ``i``): ``i, file, tile_id, ops, rotate_deg, zoom_factor, py_seed, np_seed``.
+    """
+    from tqdm import tqdm
+
+    size = len(job.tile_index)
+    for sub in ("images", "masks"):
+        Path(job.out_dir, sub).mkdir(parents=True, exist_ok=True)
+    records: list[dict[str, Any]] = []
+    if workers <= 1 or size <= 1:
+        for i in tqdm(range(size), desc=job.name, unit="sample", disable=not progress):
+            records.append(make_sample(job, i))
+    else:
+        chunksize = max(1, min(32, size // (workers * 8)))
+        with worker_context([__name__]).Pool(workers, initializer=_init_worker, initargs=(job,)) as pool:
+            with tqdm(total=size, desc=job.name, unit="sample", disable=not progress) as bar:
+                for record in pool.imap(_worker_sample, range(size), chunksize=chunksize):
+                    records.append(record)
+                    bar.update(1)
+    columns = ["i", "file", "tile_id", "ops", "rotate_deg", "zoom_factor", "py_seed", "np_seed"]
+    table = pd.DataFrame.from_records(records, columns=columns)
+    table["rotate_deg"] = table["rotate_deg"].astype("Int64")
+    table["zoom_factor"] = table["zoom_factor"].astype("Float64")
+    return table
+
+
+def augment_tiles(tiles: pd.DataFrame, out_dir: str | os.PathLike, params: Mapping[str, Any],
+                  class_ids: Sequence[int], tile_size: int | None = None,
+                  progress: bool = True) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Build an augmented dataset from training tiles into ``out_dir/images`` and ``out_dir/masks``.
+
+    Parameters
+    ----------
+    tiles : DataFrame
+        Columns ``tile_id``, ``image_path``, ``mask_path`` (optionally ``source_id``): the TRAIN
+        tiles only. They are sorted by ``tile_id`` first, so row order does not matter.
+    out_dir : folder to fill (the caller makes it atomic, e.g. ``atomic_io.output_dir``).
+    params : the ``augment`` group (validated with ``resolve_params``; must hold ``seed``).
+    class_ids : declared class ids (classes.json); 0 = background must be among them.
+    tile_size : expected tile side in pixels, checked when given.
+
+    ``size == 0`` or ``ops == ""`` means no augmentation: every tile is written once, unchanged,
+    in ``tile_id`` order, as ``orig<n>_<i:05d>.png`` (same layout, so training reads one format).
+
+    Returns ``(samples, info)``: the samples table (plus ``source_id`` if given) and the
+    ``dataset.json`` content (name, size, ops, params, seed, n_source_tiles, ...).
+    """
+    p = resolve_params(params)
+    if "seed" not in p:
+        raise AugmentError("augment: the shared seed is missing from the params")
+    ids = sorted({int(k) for k in class_ids})
+    if 0 not in ids or not all(0 <= k <= 255 for k in ids):
+        raise AugmentError(f"class ids {ids}: need 0 (background) and ids in 0..255 (classes.json)")
+    missing = {"tile_id", "image_path", "mask_path"} - set(tiles.columns)
+    if missing:
+        raise AugmentError(f"augment_tiles: tiles table lacks column(s) {sorted(missing)}")
+    if tiles["tile_id"].duplicated().any():
+        raise AugmentError(f"augment_tiles: repeated tile ids {tiles.loc[tiles['tile_id'].duplicated(), 'tile_id'].tolist()[:5]}")
+    tiles = tiles.sort_values("tile_id", kind="stable").reset_index(drop=True)
+    n = len(tiles)
+    if n == 0:
+        raise AugmentError("augment: no training tiles (split has no train tiles?)")
+    augmenting = bool(p["ops"]) and p["size"] > 0
+    name = dataset_name(p["ops"], p["size"], n)
+    if augmenting:
+        operations = build_operations(p["ops"], p)
+        tile_index = assign_tiles(n, p["size"], p["seed"])
+    else:
+        operations = ()
+        tile_index = np.arange(n, dtype=np.int64)
+    job = AugmentJob(name=name, out_dir=os.fspath(out_dir),
+                     tile_ids=tuple(tiles["tile_id"].astype(str)),
+                     image_paths=tuple(str(x) for x in tiles["image_path"]),
+                     mask_paths=tuple(str(x) for x in tiles["mask_path"]),
+                     tile_index=tile_index, operations=operations, class_ids=tuple(ids),
+                     seed=p["seed"], probability_mode=p["probability_mode"], tile_size=tile_size)
+    samples = run_job(job, workers=p["workers"], progress=progress)
+    if "source_id" in tiles.columns:
+        source_of = dict(zip(tiles["tile_id"].astype(str), tiles["source_id"].astype(str)))
+        samples.insert(3, "source_id", samples["tile_id"].map(source_of))
+    used = {_GROUP_OF_LETTER[letter]: p[_GROUP_OF_LETTER[letter]]
+            for letter in (p["ops"] if augmenting else "")}
+    info = {
+        "name": name,
+        "size": int(len(samples)),
+        "ops": p["ops"] if augmenting else "",
+        "augmented": augmenting,
+        "params": used,
+        "probability_mode": p["probability_mode"],
+        "effective_probability": {op.key: effective_probability(op.probability, p["probability_mode"])
+                                  for op in operations},
+        "seed": p["seed"],
+        "n_source_tiles": n,
+        "tile_size": tile_size,
+        "class_ids": ids,
+        "augmentor_version": getattr(Augmentor, "__version__", "unknown"),
+    }
+    return samples, info

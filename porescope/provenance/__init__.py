@@ -1,0 +1,1 @@
+"""Provenance: the pipeline as declared, the dependency guard, lineage, model cards, comparisons."""

@@ -1,0 +1,1 @@
+"""The certificate report: document model, Markdown / HTML rendering, offline plots."""

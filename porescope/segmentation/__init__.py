@@ -1,0 +1,1 @@
+"""Segmentation networks: building, training, loading and tiled inference; object separation."""

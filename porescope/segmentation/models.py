@@ -1,0 +1,174 @@
+"""Segmentation models: build any smp architecture, save and load porescope checkpoints.
+
+A porescope model file is a ``torch.save`` of a plain dict (loadable with
+``torch.load(..., weights_only=True)``)::
+
+    {"format": "porescope-model/1", "config": {arch, encoder, classes, ...},
+     "class_names": {"0": "background", ...}, "state_dict": {...}, "meta": {...}}
+
+``config`` is everything :func:`build_model` needs, so a model file is self-describing and
+``evaluate`` / ``measure`` never need the training params to rebuild the network.
+Inputs are 1-channel float images in [0, 1] (:func:`porescope.segmentation.inference.normalise`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from porescope.segmentation.torch_compat import import_smp
+
+MODEL_FORMAT = "porescope-model/1"
+
+#: Architectures the project tests; any other smp architecture name also works.
+TESTED_ARCHITECTURES = ("Unet", "UnetPlusPlus", "FPN", "DeepLabV3Plus", "MAnet", "Linknet")
+
+
+class ModelFileError(ValueError):
+    """A model or weights file cannot be used; the message names the file."""
+
+
+def model_config(arch: str, encoder: str, classes: int, *, encoder_depth: int = 5,
+                 decoder_channels: list[int] | None = None) -> dict[str, Any]:
+    """The JSON-able dict that :func:`build_model` rebuilds a network from."""
+    config: dict[str, Any] = {"arch": str(arch), "encoder": str(encoder), "classes": int(classes),
+                              "in_channels": 1, "encoder_depth": int(encoder_depth)}
+    if decoder_channels:
+        config["decoder_channels"] = [int(c) for c in decoder_channels]
+    return config
+
+
+def build_model(config: Mapping[str, Any]) -> nn.Module:
+    """Build a randomly initialised smp model (never downloads weights).
+
+    ``config`` as from :func:`model_config`. ``classes`` = 1 means a binary model (one logit
+    per pixel); > 1 a multi-class model (softmax over ``classes`` logits).
+    """
+    smp = import_smp()
+    kwargs: dict[str, Any] = {}
+    if "decoder_channels" in config:
+        kwargs["decoder_channels"] = list(config["decoder_channels"])
+    if config.get("encoder_depth", 5) != 5:
+        kwargs["encoder_depth"] = int(config["encoder_depth"])
+        if "decoder_channels" not in kwargs and config["arch"] in ("Unet", "UnetPlusPlus", "MAnet"):
+            kwargs["decoder_channels"] = [256, 128, 64, 32, 16][: kwargs["encoder_depth"]]
+    try:
+        return smp.create_model(config["arch"], encoder_name=config["encoder"], encoder_weights=None,
+                                in_channels=int(config.get("in_channels", 1)),
+                                classes=int(config["classes"]), **kwargs)
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"cannot build smp model {dict(config)}: {exc}") from exc
+
+
+def _load_state(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: file not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt files
+        raise ModelFileError(f"{path}: not a loadable torch file ({type(exc).__name__}: {exc})") from None
+
+
+def load_encoder_weights(model: nn.Module, path: str | os.PathLike) -> list[str]:
+    """Load a local encoder state dict (e.g. ImageNet weights fetched on another machine).
+
+    Accepts a bare state dict or one under ``"state_dict"``; keys may carry an ``encoder.``
+    prefix. A 3-channel first convolution is summed over its input channels to fit the
+    1-channel model (the usual grey-image adaptation). Returns the encoder keys left unset.
+    """
+    state = _load_state(path)
+    if isinstance(state, Mapping) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, Mapping):
+        raise ModelFileError(f"{path}: expected a state dict of tensors")
+    encoder = model.encoder  # type: ignore[attr-defined]
+    target = encoder.state_dict()
+    adapted = {}
+    for key, value in state.items():
+        key = key.removeprefix("encoder.")
+        if key not in target:
+            continue
+        if value.ndim == 4 and target[key].ndim == 4 and value.shape[1] == 3 and target[key].shape[1] == 1:
+            value = value.sum(dim=1, keepdim=True)
+        if value.shape != target[key].shape:
+            raise ModelFileError(f"{path}: '{key}' has shape {tuple(value.shape)}, "
+                                 f"the encoder expects {tuple(target[key].shape)}")
+        adapted[key] = value
+    if not adapted:
+        raise ModelFileError(f"{path}: no key matches the encoder '{type(encoder).__name__}'")
+    missing = sorted(set(target) - set(adapted))
+    encoder.load_state_dict(adapted, strict=False)
+    return missing
+
+
+def init_from_model(model: nn.Module, path: str | os.PathLike) -> dict[str, list[str]]:
+    """Transfer weights from a previous porescope model file (pre-training, paper 003).
+
+    Every tensor whose name and shape match is copied; the rest (typically the segmentation
+    head when the number of classes differs) keeps its random init. Returns the copied and
+    skipped keys.
+    """
+    checkpoint = read_model_file(path)
+    target = model.state_dict()
+    copied, skipped = [], []
+    for key, value in checkpoint["state_dict"].items():
+        if key in target and target[key].shape == value.shape:
+            target[key] = value
+            copied.append(key)
+        else:
+            skipped.append(key)
+    if not copied:
+        raise ModelFileError(f"{path}: no weights match this architecture/encoder")
+    model.load_state_dict(target)
+    return {"copied": copied, "skipped": skipped}
+
+
+def save_model_file(path: str | os.PathLike, model_or_state: nn.Module | Mapping[str, torch.Tensor],
+                    config: Mapping[str, Any], class_names: Mapping[str, str],
+                    meta: Mapping[str, Any] | None = None) -> Path:
+    """Write a porescope model file atomically (tensors cloned to CPU, contiguous)."""
+    import io
+
+    from porescope.io.atomic import write_bytes
+
+    state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
+    payload = {
+        "format": MODEL_FORMAT,
+        "config": dict(config),
+        "class_names": {str(k): str(v) for k, v in class_names.items()},
+        "state_dict": {k: v.detach().to("cpu").clone().contiguous() for k, v in state.items()},
+        "meta": dict(meta or {}),
+    }
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return write_bytes(path, buf.getvalue())
+
+
+def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and check a porescope model file (``weights_only=True``)."""
+    payload = _load_state(path)
+    if not isinstance(payload, Mapping) or payload.get("format") != MODEL_FORMAT:
+        raise ModelFileError(f"{path}: not a porescope model file (expected format {MODEL_FORMAT})")
+    return dict(payload)
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the network stored in a porescope model file; returns (model in eval mode, file dict)."""
+    payload = read_model_file(path)
+    model = build_model(payload["config"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise ModelFileError(f"{path}: weights do not fit {payload['config']}: {exc}") from None
+    return model.to(device).eval(), payload
+
+
+def decision_threshold(payload: Mapping[str, Any]) -> float:
+    """The binary decision threshold stored with a model (area-calibrated in training), else 0.5."""
+    return float((payload.get("meta") or {}).get("threshold", 0.5))

@@ -1,0 +1,1 @@
+"""Synthetic SEM micrographs of track-etched membranes with exact truth."""
