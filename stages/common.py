@@ -26,6 +26,10 @@ def stage_parser(description: str) -> argparse.ArgumentParser:
 def run_stage(name: str, main: Callable[[], int | None]) -> None:
     """Run a stage module's ``main`` as DVC runs it, under the dependency guard.
 
+    The contract of every stage: ``main(argv) -> int`` (0 = success); a
+    :class:`porescope.errors.PorescopeError` (bad file or parameter) is printed as one line
+    ``stage <name>: error: <message>`` and the process exits with status 2.
+
     DVC hashes a stage's dependencies only after its command finishes, so an input edited while
     the stage ran would be recorded with a result computed from the old one. The guard hashes
     the stage's declared deps and params (from dvc.yaml) before ``main`` and again after it, and
@@ -35,8 +39,14 @@ def run_stage(name: str, main: Callable[[], int | None]) -> None:
     setup_logging()
     from porescope.provenance.dep_guard import guard_dependencies
 
-    with guard_dependencies(name):
-        status = main()
-        if status:
-            sys.exit(status)  # a failed stage is not checked: it records nothing anyway
+    from porescope.errors import PorescopeError
+
+    try:
+        with guard_dependencies(name):
+            status = main()
+            if status:
+                sys.exit(status)  # a failed stage is not checked: it records nothing anyway
+    except PorescopeError as exc:  # bad input or parameter: one line naming it, no traceback
+        print(f"stage {name}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
     sys.exit(0)

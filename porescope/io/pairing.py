@@ -28,6 +28,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from porescope.errors import PorescopeError
 
 LOG = logging.getLogger("porescope.ingest")
 
@@ -37,7 +38,7 @@ JUNK_NAMES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", ".ds_store"})
 JUNK_DIRS = frozenset({"__macosx"})
 
 
-class IngestError(ValueError):
+class IngestError(PorescopeError, ValueError):
     """Bad ingest input. ``str(err)`` starts with the offending path, then what is wrong and what
     to do; ``err.path`` is that path and ``err.more`` holds further ``(path, message)`` problems
     found in the same pass (listed in the message too)."""

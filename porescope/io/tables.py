@@ -14,9 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+from porescope.errors import PorescopeError
 
 
-class PipelineDataError(ValueError):
+class PipelineDataError(PorescopeError, ValueError):
     """An intermediate file is missing or malformed; the message names it and the stage to rerun."""
 
 

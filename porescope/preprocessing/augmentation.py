@@ -77,6 +77,7 @@ import pandas as pd
 from PIL import Image
 
 from porescope.parallel.processes import worker_context
+from porescope.errors import PorescopeError
 
 OP_LETTERS = "RDZF"
 PROBABILITY_MODES = ("exact", "augmentor")
@@ -101,7 +102,7 @@ DEFAULT_AUGMENT_PARAMS: dict[str, Any] = {
 _GROUP_OF_LETTER = {"R": "rotate", "D": "distort", "Z": "zoom", "F": "flip"}
 
 
-class AugmentError(ValueError):
+class AugmentError(PorescopeError, ValueError):
     """Bad augmentation parameters or input tiles; the message names the key or file."""
 
 

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+from porescope.errors import PorescopeError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 METHODS: tuple[str, ...] = ("fraction", "lists", "kfold")
@@ -75,7 +76,7 @@ SOURCE_FIELDS_IN_MANIFEST: dict[str, str] = {
 }
 
 
-class SplitError(ValueError):
+class SplitError(PorescopeError, ValueError):
     """The split cannot be made as asked; the message names the ids or parameters at fault."""
 
 

@@ -30,11 +30,12 @@ from typing import Any
 
 from porescope.provenance.dep_guard import StageSpecError
 from porescope.provenance.lineage import LineageError, RepoView, find_repo_root, resolve_revision
+from porescope.errors import PorescopeError
 
 WORKSPACE = "workspace"
 
 
-class CompareError(ValueError):
+class CompareError(PorescopeError, ValueError):
     """A revision cannot be compared (unknown name, DVC failure); the message says which."""
 
 

@@ -52,6 +52,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
+from porescope.errors import PorescopeError
 
 LOG = logging.getLogger("porescope.dep_guard")
 
@@ -62,11 +63,11 @@ _TEMPLATE = re.compile(r"(?<!\\)\$\{\s*([^}]*?)\s*\}")
 _INDEX = re.compile(r"\[(\d+)\]")
 
 
-class StageSpecError(ValueError):
+class StageSpecError(PorescopeError, ValueError):
     """``dvc.yaml`` (or a file it names) cannot be read, or a stage / variable is not there."""
 
 
-class DependencyChangedError(RuntimeError):
+class DependencyChangedError(PorescopeError, RuntimeError):
     """A stage's declared inputs differ between its start and its end; nothing may be recorded."""
 
     def __init__(self, stage: str, changes: list[str]) -> None:

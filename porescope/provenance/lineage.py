@@ -63,6 +63,7 @@ from porescope.provenance.dep_guard import (
     producer_of,
     sha256_file,
 )
+from porescope.errors import PorescopeError
 
 SPLITS = ("train", "val", "test")
 
@@ -82,7 +83,7 @@ _REPORT_SUFFIXES = (".md", ".html", ".pdf", ".docx", ".tex")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 
 
-class LineageError(ValueError):
+class LineageError(PorescopeError, ValueError):
     """A path, revision or file cannot be traced; the message names it and what is missing."""
 
 

@@ -56,6 +56,7 @@ from porescope.provenance.dep_guard import (
     params_values,
     producer_of,
 )
+from porescope.errors import PorescopeError
 
 CARD_FORMAT = "porescope-model-card/1"
 
@@ -69,7 +70,7 @@ FINGERPRINT_KEYS = ("machine", "device_type", "device_model", "cpu_capability", 
                     "deterministic_warn_only", "cudnn_deterministic", "cudnn_benchmark", "amp")
 
 
-class ModelCardError(ValueError):
+class ModelCardError(PorescopeError, ValueError):
     """An input the card describes is missing or malformed; the message names the file."""
 
 

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from porescope.segmentation.torch_compat import import_smp
+from porescope.errors import PorescopeError
 
 MODEL_FORMAT = "porescope-model/1"
 
@@ -29,7 +30,7 @@ MODEL_FORMAT = "porescope-model/1"
 TESTED_ARCHITECTURES = ("Unet", "UnetPlusPlus", "FPN", "DeepLabV3Plus", "MAnet", "Linknet")
 
 
-class ModelFileError(ValueError):
+class ModelFileError(PorescopeError, ValueError):
     """A model or weights file cannot be used; the message names the file."""
 
 
