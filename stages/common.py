@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 from porescope.config import ParamsError, load_params  # noqa: F401  (re-exported for the stages)
 from porescope.logs import setup_logging

@@ -1,0 +1,104 @@
+"""``porescope measure``: segment and measure a folder of micrographs with a trained model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from porescope.config import ParamsError, load_params
+
+
+
+def _pixels(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer number of pixels, got {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected pixels >= 0, got {n}")
+    return n
+
+
+def _crop(value: str) -> int | str:
+    return "auto" if value == "auto" else _pixels(value)
+
+
+def _positive(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not x > 0 or x == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value!r}")
+    return x
+
+
+def add_measure_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "measure", help="segment and measure a folder of micrographs with a trained model",
+        description="Run a trained porescope model on every micrograph of a folder (no masks "
+                    "needed) and write masks, per-object and per-image tables, figures and a "
+                    "report (Markdown + self-contained HTML). Settings come from the 'measure' and 'analyze' groups of "
+                    "--params (built-in defaults without it); the options below override them.")
+    p.add_argument("--model", required=True, type=Path, help="porescope model file (models/model.pt)")
+    p.add_argument("--input", required=True, type=Path, help="folder of micrographs (or with images/)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="output folder (must not exist unless --overwrite)")
+    p.add_argument("--pixel-size-nm", type=_positive, default=None,
+                   help="nm per pixel for every image (default: TIFF metadata, else unknown)")
+    p.add_argument("--crop-bottom", type=_crop, default=None,
+                   help="rows of SEM data bar to drop, or 'auto' (default from params: 0)")
+    p.add_argument("--margin", type=_pixels, default=None,
+                   help="pixels ignored at every image edge (a frame around the micrograph)")
+    p.add_argument("--scale", type=_positive, default=None,
+                   help="resize factor before inference (2 = enlarge twice; overrides resample_to_model)")
+    p.add_argument("--params", type=Path, default=None,
+                   help="params.yaml to read the 'measure' and 'analyze' groups (and seed) from")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the images on a Dask cluster: its scheduler address (tcp://host:8786), "
+                        "or 'local' for a LocalCluster on this machine (default: this process)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="LocalCluster worker processes (default: 2 with --scheduler local, else 1)")
+    p.set_defaults(func=cmd_measure)
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    """``porescope measure``: see :mod:`porescope.measure.workflow`."""
+    import dataclasses
+
+    from porescope.analysis.membrane import AnalysisParams
+    from porescope.measure.workflow import (
+        DEFAULT_SEED,
+        check_output_folder,
+        parse_settings,
+        run_measure,
+    )
+
+    # refuse an existing output before reading params, the model or any image
+    check_output_folder(args.out, args.input, args.overwrite)
+    if args.params is not None:
+        raw_a = load_params(args.params, "analyze")
+        analysis = AnalysisParams.from_mapping(raw_a, source=str(args.params))
+        _, settings = parse_settings(load_params(args.params, "measure"), analysis,
+                                     seed=raw_a["seed"], source=str(args.params))
+    else:
+        _, settings = parse_settings({}, AnalysisParams(), seed=DEFAULT_SEED, source="defaults")
+    overrides = {}
+    if args.pixel_size_nm is not None:
+        overrides["pixel_size_nm"] = args.pixel_size_nm
+    if args.crop_bottom is not None:
+        overrides["crop_bottom"] = args.crop_bottom
+    if args.margin is not None:
+        overrides["margin_px"] = args.margin
+    if args.scale is not None:
+        if not 0.05 <= args.scale <= 20:
+            raise ParamsError(f"--scale: expected a resize factor in [0.05, 20], got {args.scale}")
+        overrides["scale"] = args.scale
+    settings = dataclasses.replace(settings, **overrides)
+    workers = args.workers if args.workers is not None else (2 if args.scheduler == "local" else 1)
+    if workers < 1:
+        raise ParamsError(f"--workers: expected at least 1, got {workers}")
+    run_measure(args.input, args.model, args.out, settings, overwrite=args.overwrite,
+                scheduler=args.scheduler, workers=workers)
+    return 0
