@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from stages import report as report_stage
-from porescope.config import ParamsError
+from porescope.config import ParamsError, parse_group
 from porescope.analysis import membrane as ma
 from porescope.report import estimator_choice as ec
 from porescope.report import figures as rf
@@ -511,6 +511,14 @@ def test_failing_run_leaves_no_partial_report(pipeline, monkeypatch):
     assert not fresh.exists()
 
 
+def test_report_params_defaults_are_those_of_params_yaml():
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["report"]
+    assert parse_group(ReportParams, raw, group="report") == ReportParams()
+    assert set(raw) == {f for f in ReportParams.__dataclass_fields__}
+    with pytest.raises(ParamsError, match="report.title"):
+        parse_group(ReportParams, {"title": "  "}, group="report")
+
+
 def test_report_params_are_checked(pipeline):
     params = yaml.safe_load(pipeline["params"].read_text())
     params["report"] = {"max_rows": 0}
@@ -569,8 +577,9 @@ def test_measure_report_is_self_contained(tmp_path):
     md = (out / "report.md").read_text(encoding="utf-8")
     rows = md_table(md, "Measurements per micrograph")
     assert [r[0] for r in rows[1:]] == list(summary["image_id"]) == ["m0", "m1"]
-    for link in re.findall(r"\]\((figures/[^)]+)\)", md):
-        assert (out / link).is_file()
+    # every figure file is linked from the Markdown (a loop over the links alone passes when none is)
+    links = re.findall(r"\]\((figures/[^)]+)\)", md)
+    assert sorted(links) == sorted(f"figures/{p.name}" for p in (out / "figures").glob("*.png"))
     # an empty folder: the same two files, with the note
     empty = tmp_path / "empty"
     empty.mkdir()
