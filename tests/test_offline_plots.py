@@ -237,9 +237,11 @@ def test_template_is_what_versions_txt_records():
 def test_repo_config_points_at_template():
     from configobj import ConfigObj
 
-    value = ConfigObj(str(REPO_ROOT / ".dvc" / "config")).get("plots", {}).get("html_template")
-    if value is None:
-        pytest.skip("plots.html_template not set in this repository's .dvc/config yet")
+    config = REPO_ROOT / ".dvc" / "config"
+    assert config.is_file(), f"{config} missing: dvc plots would use DVC's CDN page"
+    value = ConfigObj(str(config)).get("plots", {}).get("html_template")
+    # unset, dvc plots silently falls back to DVC's own page, which loads vega from a CDN
+    assert value is not None, "plots.html_template is not set in .dvc/config"
     resolved = Path(os.path.join(REPO_ROOT / ".dvc", value)).resolve()  # as dvc/commands/plots.py
     assert resolved == OFFLINE_TEMPLATE
 

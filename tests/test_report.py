@@ -1,4 +1,4 @@
-"""Tests of the ``report`` stage and :mod:`porescope.report.document`.
+"""Tests of the ``report`` stage and the :mod:`porescope.report` modules.
 
 Fixtures are small pipeline folders written with the column names the stages write: the
 per-image analysis summary comes from :func:`porescope.analysis.membrane.analyse_mask` on
@@ -22,9 +22,14 @@ import pytest
 import yaml
 
 from stages import report as report_stage
-from porescope.config import ParamsError
+from porescope.config import ParamsError, parse_group
 from porescope.analysis import membrane as ma
-from porescope.report import document as rd
+from porescope.report import estimator_choice as ec
+from porescope.report import figures as rf
+from porescope.report import formatting as fmt
+from porescope.report import output as report_output
+from porescope.report.output import Report
+from porescope.report.params import ReportParams
 from porescope.io.atomic import write_csv, write_json
 from porescope.io.tables import PipelineDataError
 
@@ -195,7 +200,7 @@ def write_pipeline(root: Path, *, validate: bool = True, measured: str = "two") 
             "measured": meas, "out": root / "report"}
 
 
-def run_stage(paths: dict[str, Path], out: Path | None = None, **kw) -> rd.Report:
+def run_stage(paths: dict[str, Path], out: Path | None = None, **kw) -> Report:
     return report_stage.run(paths["params"], metrics=paths["metrics"], plots=paths["plots"],
                             analysis=paths["analysis"], out=out or paths["out"],
                             measured=kw.pop("measured", paths["measured"]), **kw)
@@ -273,37 +278,37 @@ def sci(v: float) -> str:
 # --------------------------------------------------------------------------------------------
 
 def test_format_helpers_known_values():
-    assert rd.format_sci(37231445.3125) == "3.72×10⁷"
-    assert rd.format_sci(9.996e6) == "1.00×10⁷"          # rounding carries into the exponent
-    assert rd.format_sci(2.5e-4) == "2.50×10⁻⁴"
-    assert rd.format_sci(float("nan")) == "n/a" and rd.format_sci(None) == "n/a"
-    assert rd.format_sig(0.51) == "0.510" and rd.format_sig(0.0554) == "0.0554"
-    assert rd.format_sig(29.93) == "29.9" and rd.format_sig(1234.5) == "1234"
-    assert rd.format_porosity(0.20501708984375) == "20.50"
-    assert rd.format_count(68.70340058937795, "boolean_model") == "68.7"
-    assert rd.format_count(61.0, "split_labels") == "61"
-    assert rd.format_signed(-4.6875) == "-4.7" and rd.format_signed(5.7, 2) == "+5.70"
-    assert rd.parse_band("<=20%") == (-math.inf, 0.2)
-    assert rd.parse_band(">20%") == (0.2, math.inf)
-    assert rd.parse_band("20-40%") == (0.2, 0.4)
+    assert fmt.format_sci(37231445.3125) == "3.72×10⁷"
+    assert fmt.format_sci(9.996e6) == "1.00×10⁷"          # rounding carries into the exponent
+    assert fmt.format_sci(2.5e-4) == "2.50×10⁻⁴"
+    assert fmt.format_sci(float("nan")) == "n/a" and fmt.format_sci(None) == "n/a"
+    assert fmt.format_sig(0.51) == "0.510" and fmt.format_sig(0.0554) == "0.0554"
+    assert fmt.format_sig(29.93) == "29.9" and fmt.format_sig(1234.5) == "1234"
+    assert fmt.format_porosity(0.20501708984375) == "20.50"
+    assert fmt.format_count(68.70340058937795, "boolean_model") == "68.7"
+    assert fmt.format_count(61.0, "split_labels") == "61"
+    assert fmt.format_signed(-4.6875) == "-4.7" and fmt.format_signed(5.7, 2) == "+5.70"
+    assert ec.parse_band("<=20%") == (-math.inf, 0.2)
+    assert ec.parse_band(">20%") == (0.2, math.inf)
+    assert ec.parse_band("20-40%") == (0.2, 0.4)
     with pytest.raises(ValueError, match="band label"):
-        rd.parse_band("low")
+        ec.parse_band("low")
 
 
 def test_estimator_choice_follows_the_numbers():
-    choice = rd.choose_estimators(validate_metrics(LOW, HIGH), None)
+    choice = ec.choose_estimators(validate_metrics(LOW, HIGH), None)
     assert [b[3] for b in choice.bands] == ["split_labels", "boolean_model"]
     assert choice.for_porosity(0.10) == "split_labels" and choice.for_porosity(0.35) == "boolean_model"
     assert choice.for_porosity(0.20) == "split_labels"          # bands are (lo, hi]
     # swap the errors: the choice swaps too (nothing hard-coded)
-    flipped = rd.choose_estimators(validate_metrics(HIGH, LOW), None)
+    flipped = ec.choose_estimators(validate_metrics(HIGH, LOW), None)
     assert [b[3] for b in flipped.bands] == ["boolean_model", "split_labels"]
     # no validation: the test images' errors; neither: the watershed split
     an = {"reference": "synthetic truth", "estimators": {
         e: {"pred": {"bands": {"<=20%": {"count_mae_pct": v}}}}
         for e, v in zip(ESTS, (3.0, 9.0, 1.0))}}
-    assert rd.choose_estimators(None, an).for_porosity(0.1) == "boolean_model"
-    assert rd.choose_estimators(None, None).for_porosity(0.1) == "split_labels"
+    assert ec.choose_estimators(None, an).for_porosity(0.1) == "boolean_model"
+    assert ec.choose_estimators(None, None).for_porosity(0.1) == "split_labels"
 
 
 def test_html_is_self_contained_and_markdown_figures_exist(pipeline):
@@ -318,10 +323,10 @@ def test_html_is_self_contained_and_markdown_figures_exist(pipeline):
     links = re.findall(r"!\[[^\]]*\]\(figures/([^)]+)\)", md)
     assert sorted(links) == sorted(p.name for p in files)
     for p in files:
-        w, h = rd.png_size(p.read_bytes())
+        w, h = rf.png_size(p.read_bytes())
         assert w <= PARAMS["report"]["max_figure_width_px"] or p.name.startswith("measured_overlay")
     # the 900x200 gallery was downscaled to the max width, aspect kept
-    w, h = rd.png_size((out / "figures" / "evaluate_worst.png").read_bytes())
+    w, h = rf.png_size((out / "figures" / "evaluate_worst.png").read_bytes())
     assert (w, h) == (300, round(200 * 300 / 900))
     # the training curves were drawn from the TSVs
     assert "train_curves.png" in report.figures
@@ -349,7 +354,7 @@ def test_certificate_table_one_row_per_image_with_the_fixture_numbers(pipeline):
         assert r[col["pores: Boolean model"]] == f"{s['count_boolean_model']:.1f}"
         # the density estimator follows the validation numbers for the image's porosity band
         est = "split_labels" if s["porosity"] <= 0.2 else "boolean_model"
-        assert r[col["density from"]] == rd.ESTIMATOR_LABELS[est]
+        assert r[col["density from"]] == ec.ESTIMATOR_LABELS[est]
         if px is None:
             assert r[col["pixel size (nm)"]] == "n/a"
             assert r[col["pore density"]] == f"{sci(s[f'density_px2_{est}'])} px⁻²"
@@ -414,8 +419,8 @@ def test_empty_measure_folder_and_measured_micrographs(tmp_path, pipeline):
     assert [r[0] for r in rows[1:]] == sorted(MASKS)
     assert "img_b: 16 bit" in md                                 # the warnings list
     assert "measured_overlay_img_a.png" in md
-    w, _ = rd.png_size((pipeline["out"] / "figures" / "measured_overlay_img_a.png").read_bytes())
-    assert w == rd.ReportSettings().thumbnail_width_px
+    w, _ = rf.png_size((pipeline["out"] / "figures" / "measured_overlay_img_a.png").read_bytes())
+    assert w == ReportParams().thumbnail_width_px
     (tmp_path / "e").mkdir()
     empty = write_pipeline(tmp_path / "e", measured="empty")
     run_stage(empty)
@@ -488,7 +493,7 @@ def test_failing_run_leaves_no_partial_report(pipeline, monkeypatch):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return Path(path).write_bytes(data)
 
-    monkeypatch.setattr(report_stage, "write_bytes", failing_write)
+    monkeypatch.setattr(report_output, "write_bytes", failing_write)
     fresh = pipeline["out"].parent / "fresh"
     with pytest.raises(OSError, match="disk full"):
         run_stage(pipeline, out=fresh)
@@ -504,6 +509,14 @@ def test_failing_run_leaves_no_partial_report(pipeline, monkeypatch):
     with pytest.raises(PipelineDataError, match="correlation.png"):
         run_stage(pipeline, out=fresh)
     assert not fresh.exists()
+
+
+def test_report_params_defaults_are_those_of_params_yaml():
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["report"]
+    assert parse_group(ReportParams, raw, group="report") == ReportParams()
+    assert set(raw) == {f for f in ReportParams.__dataclass_fields__}
+    with pytest.raises(ParamsError, match="report.title"):
+        parse_group(ReportParams, {"title": "  "}, group="report")
 
 
 def test_report_params_are_checked(pipeline):
@@ -531,13 +544,13 @@ def test_max_rows_cuts_long_tables(pipeline):
 
 def test_fit_png_keeps_narrow_figures_and_downscales_wide_ones():
     narrow = png(100, 50)
-    assert rd.fit_png(narrow, 100) is narrow
+    assert rf.fit_png(narrow, 100) is narrow
     wide = png(1000, 333)
-    small = rd.fit_png(wide, 250)
-    assert rd.png_size(small) == (250, 83)
-    assert rd.fit_png(wide, 250) == small                       # deterministic bytes
+    small = rf.fit_png(wide, 250)
+    assert rf.png_size(small) == (250, 83)
+    assert rf.fit_png(wide, 250) == small                       # deterministic bytes
     with pytest.raises(ValueError, match="not a PNG"):
-        rd.png_size(b"JFIF....")
+        rf.png_size(b"JFIF....")
 
 
 def test_measure_report_is_self_contained(tmp_path):
@@ -564,8 +577,9 @@ def test_measure_report_is_self_contained(tmp_path):
     md = (out / "report.md").read_text(encoding="utf-8")
     rows = md_table(md, "Measurements per micrograph")
     assert [r[0] for r in rows[1:]] == list(summary["image_id"]) == ["m0", "m1"]
-    for link in re.findall(r"\]\((figures/[^)]+)\)", md):
-        assert (out / link).is_file()
+    # every figure file is linked from the Markdown (a loop over the links alone passes when none is)
+    links = re.findall(r"\]\((figures/[^)]+)\)", md)
+    assert sorted(links) == sorted(f"figures/{p.name}" for p in (out / "figures").glob("*.png"))
     # an empty folder: the same two files, with the note
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -75,7 +75,8 @@ from porescope.io.images import (
 )
 from porescope.segmentation.models import decision_threshold
 from porescope.io.pairing import IngestError, list_data_files
-from porescope.report.document import Report, measure_report
+from porescope.report.output import Report
+from porescope.report.sections_measure import measure_report
 
 LOG = logging.getLogger("porescope.measure")
 GROUP = "measure"
