@@ -20,7 +20,7 @@ import cv2
 import yaml
 
 from porescope.synthetic import membranes as syn
-from porescope.analysis.membrane import AnalysisParams
+from porescope.analysis.params import AnalysisParams
 from porescope.measure.workflow import parse_settings, run_measure
 
 ROOT = Path(__file__).resolve().parents[1]

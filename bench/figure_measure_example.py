@@ -29,7 +29,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from porescope.io.images import find_bottom_overlay, read_image, to_grey
-from porescope.analysis.membrane import AnalysisParams, outline_overlay
+from porescope.analysis import AnalysisParams, outline_overlay
 from porescope.measure.workflow import MeasureSettings, measure_one
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,16 +8,33 @@ module's own output.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from porescope.config import ParamsError
-from porescope.analysis import membrane as ma
+from porescope.config import ParamsError, parse_group
+import porescope.analysis as ma
+from porescope.analysis.params import AnalyzeParams
+from porescope.segmentation.instances import border_classes
 from porescope.synthetic import membranes as syn
 
-FAST = ma.AnalysisParams.from_mapping({"spatial": {"n_sim": 19}})
+#: The settings these cases were built for: no debris filter, watershed h = 2 px, every split
+#: object counted (params.yaml filters debris of < 20 px and splits at h = 0.5 px).
+BASE = {"min_region_area_px": 0, "counting": {"split_min_area_px": 1}, "split": {"h": 2.0}}
+
+
+def params(raw: dict | None = None) -> AnalyzeParams:
+    """:class:`AnalyzeParams` of ``BASE`` updated with ``raw`` (nested groups merged)."""
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in BASE.items()}
+    for k, v in (raw or {}).items():
+        merged[k] = {**merged.get(k, {}), **v} if isinstance(v, dict) else v
+    return AnalyzeParams.from_mapping(merged)
+
+
+FAST = params({"spatial": {"n_sim": 19}})
 
 
 def disc(mask: np.ndarray, cx: float, cy: float, r: float, value: int = 1) -> None:
@@ -39,7 +56,10 @@ def grid_of_discs(n_side: int = 6, spacing: int = 40, r: float = 9.0, margin: in
 
 def test_params_defaults_and_round_trip():
     p = ma.AnalysisParams.from_mapping({"seed": 3})
-    assert p == ma.AnalysisParams()
+    assert p == ma.AnalysisParams() and ma.AnalysisParams is AnalyzeParams
+    # the dataclass defaults are the values of params.yaml
+    root = Path(__file__).resolve().parents[1]
+    assert AnalyzeParams().to_dict() == yaml.safe_load((root / "params.yaml").read_text())["analyze"]
     q = ma.AnalysisParams.from_mapping(p.to_dict())
     assert q == p
     assert p.include_edges == ("top", "left") and p.counting.single_pore_area_band == (0.6, 1.4)
@@ -60,6 +80,27 @@ def test_params_defaults_and_round_trip():
 def test_params_errors_name_the_key(raw, key):
     with pytest.raises(ParamsError, match=key.replace(".", r"\.")):
         ma.AnalysisParams.from_mapping(raw)
+
+
+def test_params_unknown_nested_key_suggests_the_closest():
+    with pytest.raises(ParamsError, match=r"analyze\.spatial\.n_sims: unknown parameter; "
+                                          r"did you mean 'analyze\.spatial\.n_sim'\?"):
+        parse_group(AnalyzeParams, {"spatial": {"n_sims": 9}}, group="analyze")
+
+
+def test_analyse_mask_defaults_are_a_seeded_rng_and_image_id():
+    m = grid_of_discs(n_side=3)
+    p = params({"spatial": {"n_sim": 19, "n_radii": 10}})
+    a = ma.analyse_mask(m, params=p)
+    b = ma.analyse_mask(m, params=p, pixel_size_nm=None, image_id="image",
+                        rng=ma.image_rng(ma.DEFAULT_SEED, "image"))
+    assert a.image_id == "image" and (a.objects["image_id"] == "image").all()
+    pd.testing.assert_series_equal(pd.Series(a.summary), pd.Series(b.summary))
+    sims = a.spatial["monte_carlo"]["mean_nnd_sim"]
+    assert np.array_equal(sims, b.spatial["monte_carlo"]["mean_nnd_sim"])        # same draws
+    other = ma.analyse_mask(m, params=p, rng=ma.image_rng(ma.DEFAULT_SEED + 1, "image"))
+    assert not np.array_equal(sims, other.spatial["monte_carlo"]["mean_nnd_sim"])
+    assert ma.analyse_mask(m).summary["n_pores"] == 9               # every default
 
 
 # ------------------------------------------------------------------ exact cases
@@ -108,7 +149,7 @@ def test_guard_frame_counts_top_left_not_bottom_right():
     assert math.isnan(a.summary["density_cm2_split_labels"])   # pixel size unknown
     assert a.summary["density_px2_split_labels"] == pytest.approx(9 / m.size)
     # with all four edges included every object counts
-    allp = ma.AnalysisParams.from_mapping({"include_edges": ["top", "bottom", "left", "right"]})
+    allp = params({"include_edges": ["top", "bottom", "left", "right"]})
     b = ma.analyse_mask(m, pixel_size_nm=None, params=allp, rng=np.random.default_rng(1),
                         image_id="frame", spatial=False)
     assert b.summary["count_split_labels"] == 11
@@ -125,7 +166,7 @@ def test_overlapping_pair_split_and_region_bookkeeping():
     assert a.summary["count_split_labels"] == 3
     assert sorted(a.objects["region_pores"]) == [1, 2, 2]
     reg = ma.analyse_mask(m, pixel_size_nm=None,
-                          params=ma.AnalysisParams.from_mapping({"objects": "regions"}),
+                          params=params({"objects": "regions"}),
                           rng=np.random.default_rng(2), image_id="pair", spatial=False)
     assert len(reg.objects) == 2 and sorted(reg.objects["region_pores"]) == [1, 2]
     # the union of the split labels is the mask
@@ -140,7 +181,7 @@ def test_border_class_splits_touching_objects():
     disc(m, 70, 40, 12, 1)
     m[(m == 1) & (np.arange(120)[None, :] >= 53) & (np.arange(120)[None, :] <= 57)] = 2
     names = {"0": "background", "1": "pore interior", "2": "pore border"}
-    assert ma.border_classes(names) == ([2], [1])
+    assert border_classes(names) == ([2], [1])
     a = ma.analyse_mask(m, pixel_size_nm=None, params=FAST, rng=np.random.default_rng(3),
                         image_id="3c", class_names=names, spatial=False)
     assert a.summary["split_method"] == "border_class"
@@ -321,10 +362,10 @@ def test_debris_filter_drops_small_interior_regions_but_not_frame_cut_pores():
     mask[20:23, 20:23] = 1                           # a 9 px speck inside the image
     mask[0:2, 100:103] = 1                           # a 6 px sliver of a pore cut by the top edge
     rng = np.random.default_rng(0)
-    keep_all = ma.analyse_mask(mask, pixel_size_nm=None, params=ma.AnalysisParams(), rng=rng,
+    keep_all = ma.analyse_mask(mask, pixel_size_nm=None, params=params(), rng=rng,
                                image_id="t", spatial=False)
     filtered = ma.analyse_mask(mask, pixel_size_nm=None, rng=rng, image_id="t", spatial=False,
-                               params=ma.AnalysisParams.from_mapping({"min_region_area_px": 20}))
+                               params=params({"min_region_area_px": 20}))
     pore = int((np.hypot(yy - 50, xx - 60) <= 12).sum())
     assert keep_all.summary["foreground_px"] == pore + 9 + 6
     assert filtered.summary["foreground_px"] == pore + 6  # the speck goes, the frame-cut sliver stays

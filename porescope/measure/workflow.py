@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 
 from porescope.config import ParamsError
-from porescope.analysis import membrane as ma
+from porescope import analysis as ma
 from porescope.parallel.cluster import map_ordered
 from porescope.io.atomic import (
     output_dir,

@@ -1,0 +1,177 @@
+"""Figures of the membrane analysis, as matplotlib Figures or PNG bytes (no pyplot).
+
+:func:`distribution_figures` renders the size / shape / spatial plots of
+:mod:`porescope.analysis.plots` for a set of images; :func:`porosity_scatter_figure`,
+:func:`porosity_error_figure` and :func:`count_error_figure` draw a comparison table of
+:func:`porescope.analysis.comparison.compare_with_reference`; :func:`outline_overlay` draws the
+measured objects on the micrograph. :func:`figure_png` renders with fixed metadata, so the same
+figure gives the same bytes on every run; callers write the bytes.
+
+Examples
+--------
+>>> import pandas as pd
+>>> table = pd.DataFrame({"image_id": ["a", "b"], "mask": ["predicted"] * 2,
+...                       "porosity_true": [0.10, 0.30], "porosity_measured": [0.11, 0.29],
+...                       "porosity_error_pp": [1.0, -1.0]})
+>>> figure_png(porosity_scatter_figure(table))[:8]
+b'\\x89PNG\\r\\n\\x1a\\n'
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from porescope.analysis import plots as dplots
+
+__all__ = ["figure_png", "distribution_figures", "outline_overlay", "porosity_scatter_figure",
+           "porosity_error_figure", "count_error_figure"]
+
+
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """Render a Figure to PNG bytes with fixed metadata (identical bytes on reruns)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def distribution_figures(tables: Mapping[str, pd.DataFrame],
+                         spatial: Mapping[str, dict[str, Any] | None] | None = None, *,
+                         pixel_sizes: Mapping[str, float | None] | None = None,
+                         length_unit: str = "um", max_panels: int = 8) -> dict[str, bytes]:
+    """The size / shape / spatial figures of a set of images, as ``{file name: PNG bytes}``.
+
+    ``area_histogram.png``, ``ecd_histogram.png``, ``area_violin.png``, ``ecd_violin.png``,
+    ``feret_angle_kde.png``, ``correlation.png`` (:mod:`porescope.analysis.plots`; with
+    more than ``max_panels`` images the tables are pooled into one ``all images`` panel) and
+    ``ripley_<image_id>.png`` for every image with a Monte-Carlo envelope. Physical units where
+    every table has them. Empty input -> empty dict.
+    """
+    tables = {k: v for k, v in tables.items()}
+    if not tables:
+        return {}
+    if len(tables) > max_panels:
+        tables = {"all images": pd.concat(list(tables.values()), ignore_index=True)}
+    out: dict[str, bytes] = {}
+    for col in ("Area", "ECD"):
+        out[f"{col.lower()}_histogram.png"] = figure_png(dplots.size_histograms(tables, column=col))
+        out[f"{col.lower()}_violin.png"] = figure_png(dplots.size_violins(tables, column=col))
+    out["feret_angle_kde.png"] = figure_png(dplots.feret_angle_kde(tables))
+    corr_tables = tables if len(tables) <= 4 else {
+        "all images": pd.concat(list(tables.values()), ignore_index=True)}
+    out["correlation.png"] = figure_png(dplots.correlation_matrices(corr_tables))
+    for image_id, sp in (spatial or {}).items():
+        if sp is None or sp.get("monte_carlo") is None:
+            continue
+        px = (pixel_sizes or {}).get(image_id)
+        px = px if px is not None and px == px else None
+        fig = dplots.ripley_plot(sp["monte_carlo"], title=f"{image_id}: Ripley's L(r) - r",
+                                 pixel_size=px, length_unit=length_unit)
+        out[f"ripley_{image_id}.png"] = figure_png(fig)
+    return out
+
+
+def outline_overlay(grey: np.ndarray, labels: np.ndarray, *, colour: tuple[int, int, int] = (0, 0, 255),
+                    bar_rows: int = 0) -> np.ndarray:
+    """BGR uint8 image: the grey micrograph with every object's boundary (inner, 1 px) drawn
+    in ``colour`` (BGR); boundaries between touching pores are drawn too."""
+    import cv2
+    from skimage.segmentation import find_boundaries
+
+    if grey.shape != labels.shape:
+        raise ValueError(f"outline_overlay: image {grey.shape} and labels {labels.shape} differ")
+    out = cv2.cvtColor(np.ascontiguousarray(grey), cv2.COLOR_GRAY2BGR)
+    edge = find_boundaries(labels, mode="inner") & (labels != 0)
+    out[edge] = colour
+    if bar_rows:
+        out[grey.shape[0] - bar_rows:] //= 2
+    return out
+
+
+_MASK_STYLE = {"ground truth": ("o", "C0"), "predicted": ("s", "C3")}
+
+
+def porosity_scatter_figure(table: pd.DataFrame, *, title: str = "Porosity: measured vs true"
+                            ) -> Figure:
+    """Measured against true porosity (%), one marker per image and mask (identity line)."""
+    t = table.drop_duplicates(["image_id", "mask"])
+    fig = Figure(figsize=(5.0, 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    top = 100 * max(float(t["porosity_true"].max()), float(t["porosity_measured"].max()), 0.01)
+    ax.plot([0, top * 1.05], [0, top * 1.05], color="0.6", linewidth=0.8, label="identity")
+    for k, (m, g) in enumerate(t.groupby("mask", sort=False)):
+        marker, colour = _MASK_STYLE.get(m, ("^", f"C{k + 4}"))
+        mae = float(np.abs(g["porosity_error_pp"]).mean())
+        ax.scatter(100 * g["porosity_true"], 100 * g["porosity_measured"], marker=marker,
+                   color=colour, s=22, label=f"{m} mask (MAE {mae:.2f} pp)", alpha=0.85)
+    ax.set_xlabel("true porosity (%)")
+    ax.set_ylabel("measured porosity (%)")
+    ax.set_xlim(0, top * 1.05)
+    ax.set_ylim(0, top * 1.05)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def porosity_error_figure(table: pd.DataFrame, *, title: str = "Porosity error",
+                          target_pp: float | None = None) -> Figure:
+    """Porosity error (measured - true, pp) against true porosity (%), one series per mask;
+    ``target_pp`` draws the tolerated band."""
+    t = table.drop_duplicates(["image_id", "mask"])
+    fig = Figure(figsize=(5.2, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    top = 100 * float(t["porosity_true"].max()) * 1.05 + 0.5
+    if target_pp is not None:
+        ax.fill_between([0, top], -target_pp, target_pp, color="0.9", zorder=0,
+                        label=f"target +-{target_pp:g} pp")
+    ax.axhline(0, color="0.5", linewidth=0.7)
+    for k, (m, g) in enumerate(t.groupby("mask", sort=False)):
+        marker, colour = _MASK_STYLE.get(m, ("^", f"C{k + 4}"))
+        g = g.sort_values("porosity_true")
+        ax.plot(100 * g["porosity_true"], g["porosity_error_pp"], marker=marker, color=colour,
+                ms=4, linewidth=1, label=f"{m} mask")
+    ax.set_xlim(0, top)
+    ax.set_xlabel("true porosity (%)")
+    ax.set_ylabel("porosity error (percentage points)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def count_error_figure(table: pd.DataFrame, *, title: str = "Count error per estimator",
+                       targets: Sequence[tuple[float, float]] = ()) -> Figure:
+    """Count error (%) against true porosity (%), one panel per mask, one colour per estimator.
+
+    ``targets``: optional ``(porosity upper bound, tolerated |error| %)`` steps drawn as a
+    shaded band.
+    """
+    masks = list(dict.fromkeys(table["mask"]))
+    fig = Figure(figsize=(5.2 * len(masks), 4.0), layout="constrained")
+    ests = list(dict.fromkeys(table["estimator"]))
+    top = 100 * float(table["porosity_true"].max()) * 1.05 + 0.5
+    for k, m in enumerate(masks):
+        ax = fig.add_subplot(1, len(masks), k + 1)
+        g = table[table["mask"] == m]
+        lo = 0.0
+        for upper, tol in targets:
+            ax.fill_between([100 * lo, min(100 * upper, top)], -tol, tol, color="0.9", zorder=0)
+            lo = upper
+        ax.axhline(0, color="0.5", linewidth=0.7)
+        for j, est in enumerate(ests):
+            ge = g[g["estimator"] == est].sort_values("porosity_true")
+            if ge.empty:
+                continue
+            ax.plot(100 * ge["porosity_true"], ge["count_error_pct"], marker="o", ms=3.5,
+                    linewidth=1, color=f"C{j}", label=est)
+        ax.set_xlim(0, top)
+        ax.set_xlabel("true porosity (%)")
+        ax.set_ylabel("count error (%)")
+        ax.set_title(f"{m} mask", fontsize=10)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return fig

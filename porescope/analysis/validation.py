@@ -1,0 +1,364 @@
+"""Validation on truth: how accurate are porosity and pore counts on fresh synthetic membranes?
+
+:func:`validate_on_truth` generates a dedicated synthetic validation set (:class:`ValidateParams`,
+the ``validate`` params group: number and size of the images, porosity and diameter ranges;
+every other generator setting - tilt, appearance, mask convention, pixel size - from the
+``synthesize`` group so the images look like the training data), drawn with the seed
+``seed + seed_offset`` so that its pores, appearance and noise are independent of the training
+images (:func:`validation_specs`).
+
+Each image is analysed with :func:`porescope.analysis.membrane.analyse_mask` on its exact
+ground-truth mask (the error of the *measurement* alone) and, with a model, on the mask the
+model predicts from the rendered micrograph (segmentation + measurement). Porosity is compared
+with the exact porosity; each count estimator with the exact count in its own convention
+(:func:`porescope.analysis.truth.synthetic_reference`). The Boolean model is also reported
+with the *known* single-pore area ``E[A]`` (``boolean_model_known_area``), which isolates the
+error of the model itself from that of estimating ``E[A]``.
+
+The accuracy targets (:func:`accuracy_targets`): porosity |error| <= ``porosity_abs_pp`` for
+every image, and for each porosity band of ``count_abs_pct`` the best of the three practical
+estimators (lowest mean |count error|) with every image's |count error| within the band's
+tolerance.
+
+Examples
+--------
+>>> p = ValidateParams.from_mapping({"n_images": 3, "targets": {"porosity_abs_pp": 1.0}})
+>>> p.n_images, p.targets.porosity_abs_pp, p.targets.count_abs_pct
+(3, 1.0, ((0.2, 2.0), (0.4, 5.0)))
+>>> ValidateParams.from_mapping({"enabeld": False})
+Traceback (most recent call last):
+...
+porescope.config.ParamsError: params.yaml: validate.enabeld: unknown parameter; did you mean 'validate.enabled'? (valid: enabled, n_images, height, width, porosity_min, porosity_max, diameter_min_px, diameter_max_px, seed_offset, targets, tile, overlap, batch_size, tta, device, threads)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from porescope.analysis.comparison import (
+    band_names,
+    boolean_known_area_row,
+    compare_with_reference,
+    summarise_errors,
+)
+from porescope.analysis.figures import (
+    count_error_figure,
+    figure_png,
+    porosity_error_figure,
+    porosity_scatter_figure,
+)
+from porescope.analysis.membrane import ESTIMATORS, analyse_mask, image_rng
+from porescope.analysis.params import AnalyzeParams
+from porescope.analysis.truth import synthetic_reference
+from porescope.config import Fail, ParamsError, parse_group
+from porescope.synthetic import membranes as syn
+
+__all__ = ["TargetsParams", "ValidateParams", "PRACTICAL", "KNOWN_AREA", "MASKS",
+           "validation_specs", "validation_table", "accuracy_targets", "skipped_metrics",
+           "ValidationResult", "validate_on_truth"]
+
+LOG = logging.getLogger("porescope.validate")
+
+#: Estimators usable without knowing ``E[A]`` (candidates for the targets).
+PRACTICAL = ESTIMATORS
+#: The Boolean model with the known ``E[A]``.
+KNOWN_AREA = "boolean_model_known_area"
+#: Mask labels of the table -> keys of the metrics.
+MASKS = {"ground truth": "ground_truth", "predicted": "predicted"}
+
+
+@dataclass(frozen=True)
+class TargetsParams:
+    """Accuracy targets, group ``validate.targets``.
+
+    porosity_abs_pp: tolerated |porosity error| of every image (percentage points).
+    count_abs_pct: ``(porosity upper bound, tolerated |count error| %)`` steps with increasing
+        bounds in (0, 1); the last step's bound closes the open top band.
+    """
+
+    porosity_abs_pp: float = field(default=0.5, metadata={"gt": 0})
+    count_abs_pct: tuple[tuple[float, float], ...] = ((0.20, 2.0), (0.40, 5.0))
+
+    def check(self, fail: Fail) -> None:
+        steps = self.count_abs_pct
+        if (not steps or any(not (0 < b < 1 and tol > 0) for b, tol in steps)
+                or any(a[0] >= b[0] for a, b in zip(steps, steps[1:]))):
+            raise fail("count_abs_pct", "must be a list of [porosity upper bound, tolerated "
+                       "|error| %] with increasing bounds in (0, 1)")
+
+
+@dataclass(frozen=True)
+class ValidateParams:
+    """The ``validate`` params group.
+
+    enabled: false = the stage writes no numbers, only ``{"skipped": true}`` (e.g. a dataset
+    that is not a membrane). n_images, height, width (px): the validation set.
+    porosity_min, porosity_max (fractions), diameter_min_px, diameter_max_px: its ranges.
+    seed_offset: the set is drawn with ``seed + seed_offset``. targets: :class:`TargetsParams`.
+    tile, overlap (px), batch_size, tta, device (``auto``, ``cpu``, ``cuda``, ``cuda:<n>``),
+    threads (CPU threads, 0 = all): the model's inference.
+    """
+
+    enabled: bool = True
+    n_images: int = field(default=12, metadata={"ge": 1, "le": 10_000})
+    height: int = field(default=512, metadata={"ge": 32, "le": 16384})
+    width: int = field(default=512, metadata={"ge": 32, "le": 16384})
+    porosity_min: float = field(default=0.02, metadata={"ge": 0.0, "lt": 0.95})
+    porosity_max: float = field(default=0.40, metadata={"ge": 0.0, "lt": 0.95})
+    diameter_min_px: float = field(default=15.0, metadata={"ge": 1.0})
+    diameter_max_px: float = field(default=40.0, metadata={"ge": 1.0})
+    seed_offset: int = field(default=1_000_003, metadata={"ge": 1, "le": 2 ** 31})
+    targets: TargetsParams = field(default_factory=TargetsParams)
+    tile: int = field(default=256, metadata={"ge": 32, "le": 8192})
+    overlap: int = field(default=64, metadata={"ge": 0, "le": 4096})
+    batch_size: int = field(default=4, metadata={"ge": 1, "le": 4096})
+    tta: bool = False
+    device: str = "auto"
+    threads: int = field(default=0, metadata={"ge": 0, "le": 256})
+
+    def check(self, fail: Fail) -> None:
+        if 2 * self.overlap > self.tile:
+            raise fail("overlap", f"must be at most tile / 2 = {self.tile // 2}")
+        if self.porosity_max < self.porosity_min:
+            raise fail("porosity_max", "must be >= porosity_min")
+        side = min(self.height, self.width)
+        for key in ("diameter_min_px", "diameter_max_px"):
+            if getattr(self, key) > side:
+                raise fail(key, f"must be a number in [1, {side}]")
+        if self.diameter_max_px < self.diameter_min_px:
+            raise fail("diameter_max_px", "must be >= diameter_min_px")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise fail("device", "must be auto, cpu, cuda or cuda:<n>")
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any] | None, *,
+                     source: str = "params.yaml") -> "ValidateParams":
+        """:func:`porescope.config.parse_group` of this class (a ``seed`` key is ignored)."""
+        return parse_group(cls, raw, group="validate", source=source)
+
+
+def validation_specs(params: ValidateParams, synth: Mapping[str, Any], seed: int
+                     ) -> list[syn.MembraneSpec]:
+    """Specs of the validation images: the ``synthesize`` settings ``synth`` with the
+    ``validate`` sizes, porosity and diameter ranges, drawn with ``seed + seed_offset``."""
+    merged = {**syn.DEFAULT_PARAMS, **{k: v for k, v in synth.items() if k != "seed"}}
+    for key in ("n_images", "height", "width", "porosity_min", "porosity_max",
+                "diameter_min_px", "diameter_max_px"):
+        merged[key] = getattr(params, key)
+    merged["databar_height_px"] = min(int(merged["databar_height_px"]), int(merged["height"]) - 8)
+    try:
+        return syn.dataset_specs(merged, seed + params.seed_offset)
+    except (KeyError, ValueError) as exc:
+        raise ParamsError(f"validate/synthesize params: {exc}") from None
+
+
+_ROUND = (("porosity_true", 6), ("porosity_measured", 6), ("porosity_error_pp", 4),
+          ("count_measured", 2), ("count_error_pct", 3), ("density_true_cm2", 0),
+          ("density_measured_cm2", 0), ("mean_diameter_px", 3), ("porosity_target", 4))
+_COLUMNS = ["image_id", "porosity_target", "mean_diameter_px", "mask", "estimator",
+            "porosity_true", "porosity_measured", "porosity_error_pp", "count_true",
+            "count_convention", "count_measured", "count_error_pct", "density_true_cm2",
+            "density_measured_cm2"]
+
+
+def validation_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The tidy validation table from comparison rows: sorted by mask (ground truth first),
+    estimator, true porosity and image; fixed columns, rounded (stable CSV bytes)."""
+    table = pd.DataFrame(rows)
+    order = {e: i for i, e in enumerate((*ESTIMATORS, KNOWN_AREA))}
+    table = table.assign(_m=table["mask"].map({"ground truth": 0, "predicted": 1}),
+                         _e=table["estimator"].map(order)) \
+        .sort_values(["_m", "_e", "porosity_true", "image_id"]).drop(columns=["_m", "_e"])
+    out = table[_COLUMNS].reset_index(drop=True).copy()
+    for col, nd in _ROUND:
+        if col in out.columns:
+            out[col] = out[col].astype(float).round(nd)
+    return out
+
+
+def accuracy_targets(errors: Mapping[str, Any], table: pd.DataFrame, targets: TargetsParams
+                     ) -> dict[str, Any]:
+    """Are the accuracy targets met, per mask? (every image within the tolerance)
+
+    Parameters
+    ----------
+    errors : mapping
+        :func:`~porescope.analysis.comparison.summarise_errors` of ``table`` with the band
+        edges of ``targets.count_abs_pct`` (all bounds but the last).
+    table : DataFrame
+        The comparison table (``mask``, ``estimator``, ``image_id``, ``porosity_true``,
+        ``porosity_error_pp``, ``count_true``).
+    targets : TargetsParams
+
+    Returns
+    -------
+    dict
+        Per mask key (:data:`MASKS`): ``porosity_max_abs_pp``, ``porosity_met``, ``count``
+        (per band: ``tolerance_pct``, ``best_estimator``, ``best_mae_pct``,
+        ``best_max_abs_pct``, ``best_pooled_pct``, ``met`` (every image within the
+        tolerance), ``met_pooled``, ``n_images``, ``n_true_pores``, ``estimators_meeting``)
+        and ``all_met``.
+    """
+    out: dict[str, Any] = {}
+    steps = targets.count_abs_pct
+    names = band_names([s[0] for s in steps[:-1]])
+    for mask, key in MASKS.items():
+        if mask not in errors:
+            continue
+        t = table[(table["mask"] == mask)].copy()
+        t["band"] = pd.cut(t["porosity_true"], [-np.inf, *[s[0] for s in steps[:-1]], np.inf],
+                           labels=names, right=True)
+        por = t.drop_duplicates("image_id")["porosity_error_pp"].abs().max()
+        res: dict[str, Any] = {"porosity_max_abs_pp": round(float(por), 4),
+                               "porosity_met": bool(por <= targets.porosity_abs_pp),
+                               "count": {}}
+        for name, (upper, tol) in zip(names, steps):
+            cand = {e: errors[mask][e].get(name) for e in PRACTICAL}
+            cand = {e: s for e, s in cand.items() if s and s["count_mae_pct"] is not None}
+            if not cand:
+                continue
+            best = min(cand, key=lambda e: (cand[e]["count_mae_pct"], e))
+            s = cand[best]
+            pooled = s["count_pooled_pct"]
+            res["count"][name] = {
+                "tolerance_pct": tol, "best_estimator": best,
+                "best_mae_pct": s["count_mae_pct"], "best_max_abs_pct": s["count_max_abs_pct"],
+                "best_pooled_pct": pooled,
+                "met": bool(s["count_max_abs_pct"] <= tol),
+                "met_pooled": bool(pooled is not None and abs(pooled) <= tol),
+                "n_images": s["n_images"],
+                "n_true_pores": int(t[(t["estimator"] == best) & (t["band"] == name)]["count_true"].sum()),
+                "estimators_meeting": sorted(e for e, v in cand.items()
+                                             if v["count_max_abs_pct"] <= tol),
+            }
+        res["all_met"] = bool(res["porosity_met"] and res["count"]
+                              and all(v["met"] for v in res["count"].values()))
+        out[key] = res
+    return out
+
+
+def skipped_metrics(reason: str) -> dict[str, Any]:
+    """The metrics of a validation that did not run: ``{"skipped": True, "reason": reason}``."""
+    return {"skipped": True, "reason": reason}
+
+
+@dataclass
+class ValidationResult:
+    """What :func:`validate_on_truth` returns: ``table`` (:func:`validation_table`),
+    ``metrics`` (errors per mask, estimator and band, and the targets) and ``figures``
+    (``{file name: PNG bytes}``)."""
+
+    table: pd.DataFrame
+    metrics: dict[str, Any]
+    figures: dict[str, bytes]
+
+
+def _predictor(model_path: Path, params: ValidateParams):
+    """``(predict(image) -> class ids, class names)`` of a model file."""
+    from porescope.segmentation.devices import configure_cpu_threads, select_device
+    from porescope.segmentation.inference import predict_mask
+    from porescope.segmentation.models import decision_threshold, load_model
+
+    device = select_device(params.device)
+    configure_cpu_threads(params.threads)
+    model, payload = load_model(model_path, device)
+
+    def predict(image: np.ndarray) -> np.ndarray:
+        return predict_mask(model, image, tile=params.tile, overlap=params.overlap,
+                            batch_size=params.batch_size, tta=params.tta, device=device,
+                            amp=device.type == "cuda", threshold=decision_threshold(payload))
+    return predict, payload["class_names"]
+
+
+def validate_on_truth(params: ValidateParams, synth: Mapping[str, Any], analysis: AnalyzeParams,
+                      seed: int, *, model_path: str | Path | None = None) -> ValidationResult:
+    """Generate the validation set, analyse its masks and compare them with the exact truth.
+
+    Parameters
+    ----------
+    params : ValidateParams
+    synth : mapping
+        The ``synthesize`` params group (generator settings; ``mask``: ``opening`` or
+        ``core``, the mask convention of the truth).
+    analysis : AnalyzeParams
+        The measurement (spatial statistics are not run).
+    seed : int
+        The shared seed.
+    model_path : path, optional
+        Trained model file; without it only the ground-truth masks are analysed.
+
+    Returns
+    -------
+    ValidationResult
+
+    Raises
+    ------
+    porescope.config.ParamsError
+        The generator rejects the merged settings.
+    porescope.segmentation.models.ModelFileError
+        ``model_path`` is not a porescope model.
+    """
+    specs = validation_specs(params, synth, seed)
+    convention = synth.get("mask", "opening")
+    binary_names = {"0": "background", "1": "pore"}          # the synthetic truth masks
+    predict, model_names = None, binary_names
+    if model_path is not None:
+        predict, model_names = _predictor(Path(model_path), params)
+    else:
+        LOG.info("no model: validating the measurement on the ground-truth masks only")
+
+    rows: list[dict[str, Any]] = []
+    vseed = seed + params.seed_offset
+    for k, spec in enumerate(tqdm(specs, desc="validate", unit="image")):
+        iid = f"val_{k:03d}"
+        res = syn.synthesize_image(spec, syn.image_rng(vseed, k))
+        truth = dict(res.truth)
+        if convention == "core":
+            truth["porosity"] = truth["porosity_core"]
+        gt = (res.mask_core if convention == "core" else res.mask_opening).astype(np.uint8)
+        ref = synthetic_reference(truth, res.pores, include_edges=analysis.include_edges)
+        extra = {"porosity_target": spec.porosity, "mean_diameter_px": spec.mean_diameter_px}
+        masks = {"ground truth": gt}
+        if predict is not None:
+            masks["predicted"] = predict(res.image)
+        for label, mask in masks.items():
+            a = analyse_mask(mask, pixel_size_nm=spec.pixel_size_nm, params=analysis,
+                             rng=image_rng(seed, iid, label), image_id=iid,
+                             bar_rows=spec.databar_height_px,
+                             class_names=model_names if label == "predicted" else binary_names,
+                             spatial=False)
+            rows += compare_with_reference(a, ref, mask=label, extra=extra)
+            rows.append(boolean_known_area_row(a, ref, mask=label,
+                                               mean_area_px=truth["expected_area_px"],
+                                               extra=extra))
+    table = validation_table(rows)
+
+    targets = params.targets
+    errors = summarise_errors(table, bands=[s[0] for s in targets.count_abs_pct[:-1]])
+    metrics: dict[str, Any] = {
+        "n_images": len(specs), "mask_convention": convention,
+        "model": str(model_path) if model_path is not None else None,
+        "errors": {MASKS[m]: v for m, v in errors.items()},
+        "targets": {"porosity_abs_pp": targets.porosity_abs_pp,
+                    "count_abs_pct": [list(s) for s in targets.count_abs_pct],
+                    **accuracy_targets(errors, table, targets)},
+    }
+    figures = {
+        "count_error.png": count_error_figure(
+            table, title="Validation on truth: count error per estimator",
+            targets=list(targets.count_abs_pct)),
+        "porosity_error.png": porosity_error_figure(
+            table, title="Validation on truth: porosity error", target_pp=targets.porosity_abs_pp),
+        "porosity_scatter.png": porosity_scatter_figure(
+            table, title="Validation on truth: porosity measured vs true"),
+    }
+    return ValidationResult(table=table, metrics=metrics,
+                            figures={name: figure_png(fig) for name, fig in figures.items()})
