@@ -111,7 +111,7 @@ def crop_data_bar(grey: np.ndarray, crop_bottom: int | str, *, name: str = "imag
     Examples
     --------
     >>> import numpy as np
-    >>> img = np.full((100, 80), 120, np.uint8)
+    >>> img = np.random.default_rng(0).integers(90, 160, (100, 80)).astype(np.uint8)
     >>> img[90:] = 0                      # a black data bar of 10 rows
     >>> crop_data_bar(img, "auto")[1]
     10
