@@ -178,18 +178,21 @@ def predict_mask(model: SegmentationModel | str | os.PathLike, image: np.ndarray
 
     Examples
     --------
-    >>> import tempfile, numpy as np, torch
-    >>> from pathlib import Path
-    >>> from porescope.segmentation import models
-    >>> cfg = models.model_config("Unet", "mobilenet_v2", 1, encoder_depth=3,
-    ...                           decoder_channels=[16, 8, 4])
-    >>> path = Path(tempfile.mkdtemp()) / "model.pt"
-    >>> _ = torch.manual_seed(0)
-    >>> _ = models.save_model_file(path, models.build_model(cfg), cfg,
-    ...                            {"0": "background", "1": "pore"}, None)
-    >>> mask = predict_mask(path, np.full((70, 90), 128, np.uint8), tile=64, overlap=16)
-    >>> mask.shape, mask.dtype.name
-    ((70, 90), 'uint8')
+    Any network mapping ``N x 1 x h x w`` to logits ``N x C x h x w`` will do; here a
+    "model" that calls pixels darker than mid-grey pores:
+
+    >>> import numpy as np, torch
+    >>> class Dark(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return 10.0 * (0.5 - x)
+    >>> model = SegmentationModel(Dark(), {}, torch.device("cpu"))
+    >>> image = np.full((70, 90), 200, np.uint8)
+    >>> image[20:30, 40:60] = 10
+    >>> mask = predict_mask(model, image, tile=64, overlap=16)
+    >>> mask.shape, int(mask.sum())
+    ((70, 90), 200)
+    >>> int(predict_mask(model, image, scale=0.5, tile=32, overlap=8).sum())
+    200
     """
     import cv2
 
