@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TQDM_DISABLE", "1")  # read by tqdm when it is imported
 
-from stages.ingest import parse_params, run_ingest  # noqa: E402
+from porescope.preprocessing.ingest import parse_ingest_params, run_ingest  # noqa: E402
 
 ISBI = ROOT.parent / "shared" / "data" / "isbi2012-em-membranes"
 
@@ -76,7 +76,7 @@ def bench_case(name: str, source: Path, params: dict, megapixels: float, repeats
     rows.append({"case": name, "what": "baseline read+png", "seconds": t_png,
                  "mpx_per_s": megapixels / t_png})
     for w in workers:
-        p = parse_params({**params, "workers": w})
+        p = parse_ingest_params({"pixel_size_nm": "auto", **params, "workers": w})
         times = []
         for i in range(repeats):  # a fresh output folder each time; its removal is not timed
             out = work / f"out_{name}_{w}_{i}"

@@ -21,7 +21,8 @@ import yaml
 
 from porescope.synthetic import membranes as syn
 from porescope.analysis.params import AnalysisParams
-from porescope.measure.workflow import parse_settings, run_measure
+from porescope.measure.folder import run_measure
+from porescope.measure.params import parse_measure_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     analysis = AnalysisParams.from_mapping(params["analyze"])
-    _, settings = parse_settings(params["measure"], analysis, seed=params["seed"])
+    settings = parse_measure_params({**params["measure"], "seed": params["seed"]}, analysis)
     settings = dataclasses.replace(settings, figures=False)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -29,8 +29,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from porescope.io.images import find_bottom_overlay, read_image, to_grey
-from porescope.analysis import AnalysisParams, outline_overlay
-from porescope.measure.workflow import MeasureSettings, measure_one
+from porescope.analysis.figures import outline_overlay
+from porescope.analysis.params import AnalysisParams
+from porescope.measure.measurement import measure_one
+from porescope.measure.params import MeasureParams
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO5 = ROOT.parent / "shared" / "data" / "track-membranes-sem-unlabelled" / "photo5.jpg"
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scale bar: rows {r0}-{r1}, {length:.2f} px long -> {px:.1f} nm/px")
     analysis = AnalysisParams.from_mapping({"split": {"h": 0.5},
                                             "counting": {"split_min_area_px": 20}})
-    settings = dataclasses.replace(MeasureSettings(), pixel_size_nm=px, crop_bottom=args.crop_bottom,
+    settings = dataclasses.replace(MeasureParams(), pixel_size_nm=px, crop_bottom=args.crop_bottom,
                                    margin_px=args.margin, analysis=analysis)
     res = measure_one(args.image, args.model, settings)
     s = res.analysis.summary

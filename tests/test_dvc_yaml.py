@@ -85,3 +85,12 @@ def test_metrics_are_git_tracked_json_in_metrics_folder() -> None:
             path, opts = next(iter(entry.items()))
             assert path.startswith("metrics/") and path.endswith(".json"), name
             assert opts.get("cache") is False, f"{name}: {path} must be cache: false (tracked by git)"
+
+
+def test_package_inits_import_nothing_from_the_project() -> None:
+    """The deps above skip ``__init__.py`` files; that is sound only while no package init
+    imports project modules (the top-level init loads its public names lazily)."""
+    for init in sorted((ROOT / "porescope").rglob("__init__.py")) + [ROOT / "stages" / "__init__.py"]:
+        if "resources" in init.parts:
+            continue
+        assert _imports(init) == set(), f"{init.relative_to(ROOT)} imports project modules at import time"

@@ -1,10 +1,12 @@
-"""The ingest stage end to end: real datasets, synthetic edge cases, one test per bad input."""
+"""Ingest end to end (library and stage): real datasets, synthetic edge cases, one test per bad
+input, the params group."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -21,9 +23,25 @@ from porescope.io.images import array_sha256
 from porescope.io.mask_encoding import decode_binary, decode_labels, decode_rgb
 from porescope.io.pairing import IngestError
 from porescope.preprocessing.tiling import stitch
-from stages.ingest import SOURCES_COLUMNS, TILES_COLUMNS, main, parse_params, run_ingest
+from porescope.preprocessing.ingest import (
+    SOURCES_COLUMNS,
+    TILES_COLUMNS,
+    IngestParams,
+    parse_ingest_params,
+    run_ingest,
+)
+from stages.ingest import main
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse_params(raw: dict) -> IngestParams:
+    """Ingest params as these tests were written: pixel size from metadata, class names by
+    mask format (the params.yaml defaults are 25 nm and [background, pore])."""
+    return parse_ingest_params({"pixel_size_nm": "auto", "class_names": None, **raw})
+
+DATA = Path(os.environ.get("PORESCOPE_SHARED_DATA",
+                          Path(__file__).resolve().parents[2] / "shared" / "data"))
 ISBI = DATA / "isbi2012-em-membranes"
 TETRA = DATA / "au-nanoparticles-tem" / "tetrahedra"
 PRISM = DATA / "au-nanoparticles-tem" / "patchy-nanoprism"
@@ -465,7 +483,8 @@ def test_cli_source_argument_wins(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["--params", str(params), "--source", str(src), "--out", "data/ingested"]) == 0
     assert (tmp_path / "data" / "ingested" / "sources.csv").exists()
-    assert main(["--params", str(params), "--out", "data/other"]) == 1  # param source missing
+    with pytest.raises(IngestError, match="not found"):          # param source missing
+        main(["--params", str(params), "--out", "data/other"])
     assert not (tmp_path / "data" / "other").exists()
 
 
@@ -550,3 +569,30 @@ def test_instances_as_is_become_one_foreground_class(tmp_path):
 def test_three_class_from_rgb_classes_is_refused():
     with pytest.raises(ParamsError, match="three_class"):
         parse_params({"mask_format": "rgb", "colour_map": {"255,0,0": 1, "0,0,0": 0}, "target": "three_class"})
+
+
+def test_defaults_are_params_yaml():
+    """The dataclass defaults are the defaults: params.yaml must repeat them exactly."""
+    from porescope.config import to_mapping
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())["ingest"]
+    assert to_mapping(IngestParams()) == raw
+    assert parse_ingest_params(raw) == IngestParams()
+
+
+def test_stage_error_is_one_line_and_exit_2(tmp_path, monkeypatch):
+    """A bad input is a PorescopeError: the stage prints one line and exits 2 (no traceback)."""
+    import subprocess
+    import sys
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"seed": 1, "ingest": {"source": str(tmp_path / "nowhere")}}))
+    run = subprocess.run([sys.executable, "-c", "import sys; from stages.common import run_stage; "
+                          "from stages.ingest import main; "
+                          "run_stage('ingest', lambda: main(sys.argv[1:]))",
+                          "--params", str(params), "--out", str(tmp_path / "out")],
+                         cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith("stage ingest: error: ")
+    assert "Traceback" not in run.stderr

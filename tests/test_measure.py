@@ -1,10 +1,12 @@
-"""Tests of ``stages.measure`` and ``porescope measure``: outputs, safety, scale, real images."""
+"""Tests of ``stages.measure``, ``porescope measure`` and the measure library: outputs, safety,
+scale, real images, the ``enabled`` switch, in-memory measurement."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
+import os
 from pathlib import Path
 
 import cv2
@@ -16,18 +18,20 @@ import torch
 import yaml
 
 from porescope.cli import main as cli
-from porescope.measure import workflow as measure
+from porescope.measure import folder, measurement, segment
+from porescope.measure.params import MeasureParams, parse_measure_params
 from stages import measure as measure_stage
 from porescope.config import ParamsError
 from porescope.segmentation import models
 from porescope.analysis.membrane import AnalysisParams
 from porescope.io.pairing import IngestError
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# the shared real data beside the repository (PORESCOPE_SHARED_DATA for another checkout layout)
+DATA = Path(os.environ.get("PORESCOPE_SHARED_DATA",
+                          Path(__file__).resolve().parents[2] / "shared" / "data"))
 UNLABELLED = DATA / "track-membranes-sem-unlabelled"
 FAST = AnalysisParams.from_mapping({"spatial": {"n_sim": 9, "n_radii": 10}})
-SETTINGS = measure.MeasureSettings(tile=64, overlap=16, device="cpu", threads=1, analysis=FAST,
-                                   figures=False)
+SETTINGS = MeasureParams(tile=64, overlap=16, device="cpu", threads=1, analysis=FAST, figures=False)
 
 
 def tiny_model(path: Path, meta: dict | None = None) -> Path:
@@ -68,7 +72,7 @@ def files(tmp_path_factory):
 
 def test_run_measure_writes_everything(files, tmp_path):
     out = tmp_path / "out"
-    summary = measure.run_measure(files["input"], files["model"], out,
+    summary = folder.run_measure(files["input"], files["model"], out,
                                   dataclasses.replace(SETTINGS, figures=True),
                                   metrics=tmp_path / "m.json")
     assert list(summary["image_id"]) == ["a", "b"]
@@ -93,8 +97,8 @@ def test_run_measure_writes_everything(files, tmp_path):
 
 
 def test_results_do_not_depend_on_order(files, tmp_path):
-    both = measure.run_measure(files["input"], files["model"], tmp_path / "o", SETTINGS)
-    alone = measure.measure_one(files["input"] / "b.tif", files["model"], SETTINGS)
+    both = folder.run_measure(files["input"], files["model"], tmp_path / "o", SETTINGS)
+    alone = measurement.measure_one(files["input"] / "b.tif", files["model"], SETTINGS)
     row = both.set_index("image_id").loc["b"]
     for key in ("porosity", "count_split_labels", "count_boolean_model", "mc_nnd_p", "ce_R"):
         assert row[key] == pytest.approx(alone.analysis.summary[key], nan_ok=True)
@@ -102,7 +106,7 @@ def test_results_do_not_depend_on_order(files, tmp_path):
 
 def test_empty_folder_gives_empty_tables(files, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="porescope.measure"):
-        summary = measure.run_measure(files["empty"], files["model"], tmp_path / "o", SETTINGS)
+        summary = folder.run_measure(files["empty"], files["model"], tmp_path / "o", SETTINGS)
     assert summary.empty and "no micrographs found" in caplog.text
     objects = pd.read_csv(tmp_path / "o" / "objects.csv")
     table = pd.read_csv(tmp_path / "o" / "summary.csv")
@@ -171,7 +175,7 @@ def test_bad_image_names_it_and_writes_nothing(files, tmp_path, capsys):
     cv2.imwrite(str(inp / "good.png"), membrane_image(64, 64, 3))
     (inp / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     with pytest.raises(IngestError, match="broken.png"):
-        measure.run_measure(inp, files["model"], tmp_path / "o", SETTINGS)
+        folder.run_measure(inp, files["model"], tmp_path / "o", SETTINGS)
     assert not (tmp_path / "o").exists()
     assert cli.main(["measure", "--model", str(files["model"]), "--input", str(inp), "--out",
                      str(tmp_path / "o")]) == 2
@@ -180,22 +184,22 @@ def test_bad_image_names_it_and_writes_nothing(files, tmp_path, capsys):
     (inp / "notes.txt").write_text("x")
     (inp / "good.jpg").write_bytes((inp / "good.png").read_bytes())      # same stem twice
     with pytest.raises(IngestError, match="same stem"):
-        measure.run_measure(inp, files["model"], tmp_path / "o", SETTINGS)
+        folder.run_measure(inp, files["model"], tmp_path / "o", SETTINGS)
 
 
 def test_resampling_to_the_model_pixel_size(files):
     s = dataclasses.replace(SETTINGS, pixel_size_nm=25.0)
-    r = measure.measure_one(files["input"] / "a.png", files["model50"], s)
+    r = measurement.measure_one(files["input"] / "a.png", files["model50"], s)
     assert r.info["scale"] == pytest.approx(0.5) and r.info["scale_source"] == "pixel sizes"
     assert r.info["model_pixel_size_nm"] == 50.0 and r.mask.shape == (80, 100)
-    r2 = measure.measure_one(files["input"] / "a.png", files["model50"],
+    r2 = measurement.measure_one(files["input"] / "a.png", files["model50"],
                              dataclasses.replace(s, resample_to_model=False))
     assert r2.info["scale"] == 1.0 and r2.info["scale_source"] == "none"
     with pytest.raises(ParamsError, match=r"a\.png.*scale"):
-        measure.measure_one(files["input"] / "a.png", files["model"],
+        measurement.measure_one(files["input"] / "a.png", files["model"],
                             dataclasses.replace(s, scale=8.0, max_pixels=10_000))
-    assert measure.resize_factor(314.0, 25.0, SETTINGS) == (pytest.approx(12.56), "pixel sizes")
-    assert measure.resize_factor(None, 25.0, SETTINGS) == (1.0, "none")
+    assert segment.resize_factor(314.0, 25.0, SETTINGS) == (pytest.approx(12.56), "pixel sizes")
+    assert segment.resize_factor(None, 25.0, SETTINGS) == (1.0, "none")
 
 
 @pytest.mark.parametrize("raw, key", [({"crop_bottom": "x"}, "measure.crop_bottom"),
@@ -205,7 +209,7 @@ def test_resampling_to_the_model_pixel_size(files):
                                       ({"sorce": "a"}, "measure.sorce")])
 def test_bad_params(raw, key):
     with pytest.raises(ParamsError, match=key.replace(".", r"\.")):
-        measure.parse_settings(raw, FAST, seed=0)
+        parse_measure_params(raw, FAST)
 
 
 class DarkCores(torch.nn.Module):
@@ -226,10 +230,10 @@ def test_photo5_porosity_is_plausible(monkeypatch, files):
     if not (UNLABELLED / "photo5.jpg").is_file():
         pytest.skip(f"real data not available at {UNLABELLED}")
     payload = {"class_names": {"0": "background", "1": "pore"}, "meta": {}}
-    monkeypatch.setattr(measure, "load_model_cached",
-                        lambda path, settings: (DarkCores(), payload, torch.device("cpu")))
+    fixed = segment.SegmentationModel(DarkCores(), payload, torch.device("cpu"))
+    monkeypatch.setattr(measurement, "load_model_cached", lambda path, params: fixed)
     s = dataclasses.replace(SETTINGS, tile=256, overlap=32, pixel_size_nm=316.0)
-    r = measure.measure_one(UNLABELLED / "photo5.jpg", files["model"], s)
+    r = measurement.measure_one(UNLABELLED / "photo5.jpg", files["model"], s)
     summ = r.analysis.summary
     assert r.info["format"] == "webp" and r.mask.shape == (642, 750)
     assert 0.06 <= summ["porosity"] <= 0.14
@@ -243,8 +247,8 @@ def test_dask_local_cluster_with_two_workers_gives_identical_outputs(files, tmp_
     pytest.importorskip("dask.distributed")
     single = tmp_path / "single"
     dask_out = tmp_path / "dask"
-    measure.run_measure(files["input"], files["model"], single, SETTINGS)
-    measure.run_measure(files["input"], files["model"], dask_out, SETTINGS, scheduler="local", workers=2)
+    folder.run_measure(files["input"], files["model"], single, SETTINGS)
+    folder.run_measure(files["input"], files["model"], dask_out, SETTINGS, scheduler="local", workers=2)
     produced = sorted(p.relative_to(single).as_posix() for p in single.rglob("*") if p.is_file())
     assert produced == sorted(p.relative_to(dask_out).as_posix() for p in dask_out.rglob("*") if p.is_file())
     for name in produced:
@@ -255,7 +259,84 @@ def test_dask_local_cluster_with_two_workers_gives_identical_outputs(files, tmp_
 
 def test_cli_scheduler_option_reaches_run_measure(files, tmp_path, monkeypatch):
     seen = {}
-    monkeypatch.setattr(measure, "run_measure", lambda *a, **k: seen.update(k) or None)
+    monkeypatch.setattr(folder, "run_measure", lambda *a, **k: seen.update(k) or None)
     assert cli.main(["measure", "--model", str(files["model"]), "--input", str(files["input"]),
                      "--out", str(tmp_path / "o"), "--scheduler", "local"]) == 0
     assert seen["scheduler"] == "local" and seen["workers"] == 2
+
+
+# ============================================================================ params, switch, library
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_are_params_yaml():
+    """The dataclass defaults are the defaults: params.yaml must repeat them exactly."""
+    from porescope.config import to_mapping
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())["measure"]
+    defaults = to_mapping(MeasureParams())
+    del defaults["analysis"], defaults["seed"]
+    assert defaults == raw
+    assert parse_measure_params(raw) == MeasureParams()
+
+
+def test_measure_analysis_is_not_a_measure_key():
+    with pytest.raises(ParamsError, match=r"measure\.analysis"):
+        parse_measure_params({"analysis": {}})
+
+
+def test_disabled_stage_writes_a_skipped_record_and_no_numbers(files, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"seed": 1, "analyze": {}, "measure": {"enabled": False}}))
+    out = tmp_path / "measured"
+    out.mkdir()
+    (out / "old.csv").write_text("stale numbers")      # a previous run's outputs go
+    assert measure_stage.main(["--params", str(params), "--model", str(tmp_path / "no-model.pt"),
+                               "--source", str(files["input"]), "--out", str(out),
+                               "--metrics", str(tmp_path / "m.json")]) == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["skipped"] is True and "measure.enabled" in metrics["reason"]
+    assert set(metrics) == {"skipped", "reason"}
+    assert [p.name for p in out.iterdir()] == ["README.md"]
+    assert "measure.enabled" in (out / "README.md").read_text()
+
+
+def test_enabled_must_be_a_boolean():
+    with pytest.raises(ParamsError, match=r"measure\.enabled"):
+        parse_measure_params({"enabled": "no"})
+
+
+def test_measure_micrograph_with_a_model_equals_the_file_run(files):
+    """The in-memory function and the folder run measure the same image identically."""
+    from porescope import measure_micrograph
+
+    r = measurement.measure_one(files["input"] / "a.png", files["model"], SETTINGS)
+    grey = cv2.imread(str(files["input"] / "a.png"), cv2.IMREAD_UNCHANGED)
+    objects, summary = measure_micrograph(grey, model=files["model"], params=SETTINGS, image_id="a")
+    pd.testing.assert_frame_equal(objects, r.analysis.objects)
+    for key, value in r.summary.items():
+        if key not in ("image_file", "format"):
+            assert summary[key] == pytest.approx(value, nan_ok=True) if isinstance(value, float) \
+                else summary[key] == value, key
+
+
+def test_measure_micrograph_with_a_mask_crops_the_data_bar():
+    from porescope import measure_micrograph
+
+    yy, xx = np.mgrid[:100, :120]
+    mask = np.zeros((100, 120), np.uint8)
+    for cy, cx in [(20, 20), (25, 80), (60, 50)]:
+        mask[(yy - cy) ** 2 + (xx - cx) ** 2 <= 49] = 1
+    image = np.where(mask > 0, 20, 140).astype(np.uint16) * 100   # 16-bit
+    image[90:] = 0
+    objects, summary = measure_micrograph(image, mask=mask, crop_bottom=10, pixel_size_nm=200.0,
+                                          params=SETTINGS)
+    assert len(objects) == 3 and summary["crop_bottom"] == 10 and summary["height"] == 90
+    assert summary["porosity"] == pytest.approx(mask[:90].mean())
+    assert summary["pixel_size_source"] == "given"
+    same, _ = measure_micrograph(image, mask=mask[:90], crop_bottom=10, params=SETTINGS)
+    assert same["Area"].tolist() == objects["Area"].tolist()
+    with pytest.raises(ValueError, match="mask shape"):
+        measure_micrograph(image, mask=mask[:50], crop_bottom=10, params=SETTINGS)
+    with pytest.raises(ValueError, match="either model"):
+        measure_micrograph(image, params=SETTINGS)

@@ -556,7 +556,8 @@ def test_fit_png_keeps_narrow_figures_and_downscales_wide_ones():
 def test_measure_report_is_self_contained(tmp_path):
     import torch
 
-    from porescope.measure import workflow as measure
+    from porescope.measure.folder import run_measure
+    from porescope.measure.params import MeasureParams
     from porescope.segmentation import models
 
     cfg = models.model_config("Unet", "mobilenet_v2", 1, encoder_depth=3, decoder_channels=[16, 8, 4])
@@ -567,10 +568,10 @@ def test_measure_report_is_self_contained(tmp_path):
     inp.mkdir()
     for k in range(2):
         cv2.imwrite(str(inp / f"m{k}.png"), np.where(disc_mask(96, 24, 6.0) > 0, 20, 140).astype(np.uint8))
-    settings = measure.MeasureSettings(tile=64, overlap=16, device="cpu", threads=1, figures=True,
+    settings = MeasureParams(tile=64, overlap=16, device="cpu", threads=1, figures=True,
                                        analysis=ma.AnalysisParams.from_mapping({"spatial": {"n_sim": 9}}))
     out = tmp_path / "measured"
-    summary = measure.run_measure(inp, model, out, settings)
+    summary = run_measure(inp, model, out, settings)
     page = (out / "report.html").read_text(encoding="utf-8")
     n_img = assert_self_contained(page)
     assert n_img == len(list((out / "figures").glob("*.png"))) > 0
@@ -583,6 +584,6 @@ def test_measure_report_is_self_contained(tmp_path):
     # an empty folder: the same two files, with the note
     empty = tmp_path / "empty"
     empty.mkdir()
-    measure.run_measure(empty, model, tmp_path / "m2", settings)
+    run_measure(empty, model, tmp_path / "m2", settings)
     assert "No micrographs were found in the input folder." in (tmp_path / "m2" / "report.md").read_text()
     assert assert_self_contained((tmp_path / "m2" / "report.html").read_text()) == 0

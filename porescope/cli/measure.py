@@ -8,7 +8,6 @@ from pathlib import Path
 from porescope.config import ParamsError, load_params
 
 
-
 def _pixels(value: str) -> int:
     try:
         n = int(value)
@@ -64,26 +63,22 @@ def add_measure_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
-    """``porescope measure``: see :mod:`porescope.measure.workflow`."""
+    """``porescope measure``: see :mod:`porescope.measure.folder`."""
     import dataclasses
 
     from porescope.analysis.membrane import AnalysisParams
-    from porescope.measure.workflow import (
-        DEFAULT_SEED,
-        check_output_folder,
-        parse_settings,
-        run_measure,
-    )
+    from porescope.measure.folder import check_output_folder, run_measure
+    from porescope.measure.params import parse_measure_params
 
     # refuse an existing output before reading params, the model or any image
     check_output_folder(args.out, args.input, args.overwrite)
     if args.params is not None:
-        raw_a = load_params(args.params, "analyze")
-        analysis = AnalysisParams.from_mapping(raw_a, source=str(args.params))
-        _, settings = parse_settings(load_params(args.params, "measure"), analysis,
-                                     seed=raw_a["seed"], source=str(args.params))
+        analysis = AnalysisParams.from_mapping(load_params(args.params, "analyze"),
+                                               source=str(args.params))
+        params = parse_measure_params(load_params(args.params, "measure"), analysis,
+                                      source=str(args.params))
     else:
-        _, settings = parse_settings({}, AnalysisParams(), seed=DEFAULT_SEED, source="defaults")
+        params = parse_measure_params({}, AnalysisParams(), source="defaults")
     overrides = {}
     if args.pixel_size_nm is not None:
         overrides["pixel_size_nm"] = args.pixel_size_nm
@@ -95,10 +90,10 @@ def cmd_measure(args: argparse.Namespace) -> int:
         if not 0.05 <= args.scale <= 20:
             raise ParamsError(f"--scale: expected a resize factor in [0.05, 20], got {args.scale}")
         overrides["scale"] = args.scale
-    settings = dataclasses.replace(settings, **overrides)
+    params = dataclasses.replace(params, **overrides)
     workers = args.workers if args.workers is not None else (2 if args.scheduler == "local" else 1)
     if workers < 1:
         raise ParamsError(f"--workers: expected at least 1, got {workers}")
-    run_measure(args.input, args.model, args.out, settings, overwrite=args.overwrite,
+    run_measure(args.input, args.model, args.out, params, overwrite=args.overwrite,
                 scheduler=args.scheduler, workers=workers)
     return 0

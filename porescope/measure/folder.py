@@ -1,0 +1,206 @@
+"""Measuring a folder of micrographs and writing the outputs of a run.
+
+:func:`run_measure` runs the model on every micrograph in a folder (:func:`list_images`: the
+folder is ``<source>/images/`` when it exists, else ``<source>`` itself; junk files
+(``Thumbs.db``, dot-files, ...) and documentation files (``README.md``, ``*.txt``) are skipped,
+sub-folders ignored) and measures each one (:func:`porescope.measure.measurement.measure_one`).
+
+Outputs under ``out`` (the folder is built under a temporary name and swapped in whole):
+``masks/<id>.png`` (class ids, full image size, 0 in cropped rows and the margin),
+``overlays/<id>.png`` (pore outlines in red), ``objects.csv`` (ImageJ columns, ``image_id``),
+``summary.csv`` (one row per image: porosity, the three counts, densities, sizes, spatial
+verdicts, pixel size and its source, crop, margin, scale), ``figures/*.png`` (unless
+``figures`` is false), ``report.md``, ``report.html``, ``run.json`` (settings and model).
+``metrics`` gets a small JSON of the per-image headline numbers. An input folder without
+images gives empty tables and a log line, not an error. :func:`write_skipped` writes what a
+run that was switched off leaves instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from porescope.analysis import membrane as ma
+from porescope.io.atomic import (
+    output_dir,
+    write_bytes,
+    write_csv,
+    write_json,
+    write_png,
+    write_text,
+)
+from porescope.io.pairing import IngestError, list_data_files
+from porescope.measure.measurement import MeasureResult, measure_one
+from porescope.measure.params import MeasureParams
+from porescope.measure.segment import load_model_cached
+from porescope.parallel.cluster import map_ordered
+from porescope.report.output import Report
+from porescope.report.sections_measure import measure_report
+
+LOG = logging.getLogger("porescope.measure")
+#: file suffixes of documentation that may sit beside the images (skipped, not read)
+DOC_SUFFIXES = frozenset({".md", ".txt", ".rst", ".csv", ".json", ".yaml", ".yml", ".html", ".pdf"})
+
+
+def list_images(source: str | os.PathLike) -> list[Path]:
+    """Image files to measure in ``source`` (or ``source/images``), sorted; junk and documentation
+    files skipped. Raises ``IngestError`` for a missing folder, empty / unreadable files or two
+    files with the same stem (their outputs would collide)."""
+    source = Path(source)
+    if not source.is_dir():
+        raise IngestError(source, "input folder not found (or not a folder); give a folder of "
+                                  "micrographs")
+    folder = source / "images" if (source / "images").is_dir() else source
+    files, problems = list_data_files(folder, what="a micrograph")
+    keep, stems = [], {}
+    for f in files:
+        if f.suffix.lower() in DOC_SUFFIXES:
+            LOG.info("%s: skipped (documentation, not a micrograph)", f)
+            continue
+        if f.stem in stems:
+            problems.append((str(f), f"has the same stem '{f.stem}' as {stems[f.stem].name}; "
+                                      "outputs are named by stem, so rename one of them"))
+            continue
+        stems[f.stem] = f
+        keep.append(f)
+    if problems:
+        raise IngestError.from_problems(problems)
+    return keep
+
+
+def _empty_tables(params: MeasureParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Header-only objects / summary tables (the columns a real image would give)."""
+    probe = ma.analyse_mask(np.zeros((8, 8), np.uint8), pixel_size_nm=None,
+                            params=params.analysis, rng=np.random.default_rng(0),
+                            image_id="", spatial=False)
+    info_cols = ["image_file", "format", "orig_height", "orig_width", "crop_bottom",
+                 "pixel_size_source", "model_pixel_size_nm", "scale", "scale_source",
+                 "normalisation", "warnings"]
+    return (probe.objects.iloc[:0],
+            pd.DataFrame(columns=list(probe.summary) + info_cols))
+
+
+def summary_table(results: Iterable[MeasureResult]) -> pd.DataFrame:
+    """One row per image: the analysis summary and the image info."""
+    return pd.DataFrame([r.summary for r in results])
+
+
+def render_report(summary: pd.DataFrame, run_info: Mapping[str, Any],
+                  figures: Mapping[str, bytes]) -> Report:
+    """The report of a measurement run: Markdown (figures linked as ``figures/<name>``) and one
+    self-contained HTML page (:func:`porescope.report.document.measure_report`)."""
+    return measure_report(summary, run_info, figures)
+
+
+def _metrics(summary: pd.DataFrame, model: Path) -> dict[str, Any]:
+    images = {}
+    for r in summary.itertuples(index=False):
+        d = r._asdict()
+        images[d["image_id"]] = {k: (None if isinstance(d[k], float) and not math.isfinite(d[k])
+                                     else round(float(d[k]), 6))
+                                 for k in ("porosity", "count_median_area", "count_split_labels",
+                                           "count_boolean_model", "density_cm2_split_labels",
+                                           "density_cm2_boolean_model")}
+    return {"n_images": int(len(summary)), "model": model.as_posix(), "images": images}
+
+
+def check_output_folder(out: Path, inputs: Path, overwrite: bool) -> bool:
+    """Refuse unsafe outputs; returns whether an existing ``out`` may be replaced.
+
+    The output may not be the input folder or contain it (replacing it would delete the
+    micrographs), whatever ``overwrite`` says. An existing non-empty folder (or a file) is
+    refused unless ``overwrite``; an empty folder is fine.
+    """
+    o, i = out.resolve(), inputs.resolve()
+    if o == i or o in i.parents:
+        raise FileExistsError(f"{out}: the output folder is (or contains) the input folder "
+                              f"{inputs}; choose another output folder")
+    if out.exists() or out.is_symlink():
+        if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
+            return True
+        if not overwrite:
+            raise FileExistsError(f"{out}: already exists; choose another output folder or pass "
+                                  "--overwrite to replace it")
+    return True
+
+
+def run_measure(source: str | os.PathLike, model: str | os.PathLike, out: str | os.PathLike,
+                params: MeasureParams, *, overwrite: bool = True,
+                metrics: str | os.PathLike | None = None, scheduler: str | None = None,
+                workers: int = 1) -> pd.DataFrame:
+    """Measure every micrograph of ``source`` and write the output folder ``out`` atomically.
+
+    ``overwrite=False`` refuses an existing non-empty ``out`` before any work is done.
+    ``scheduler`` / ``workers``: run the images on Dask (:func:`porescope.parallel.cluster.map_ordered`);
+    the results do not depend on it. Returns the per-image summary table.
+    """
+    source, model, out = Path(source), Path(model), Path(out)
+    check_output_folder(out, source, overwrite)
+    files = list_images(source)
+    if files:
+        load_model_cached(model, params)          # fail early on a bad model file
+    else:
+        LOG.warning("%s: no micrographs found (only documentation / junk files); writing empty "
+                    "tables", source)
+    if (scheduler is not None or workers > 1) and params.threads == 0:
+        # share the cores between worker processes instead of oversubscribing them
+        params = dataclasses.replace(params, threads=max(1, (os.cpu_count() or 1) // max(1, workers)))
+    results = map_ordered(measure_one, files, model, params, scheduler=scheduler, workers=workers)
+    results.sort(key=lambda r: r.image_id)
+    figures: dict[str, bytes] = {}
+    if results:
+        summary = summary_table(results)
+        objects = pd.concat([r.analysis.objects for r in results], ignore_index=True)
+    else:
+        objects, summary = _empty_tables(params)
+    if results and params.figures:
+        figures = ma.distribution_figures(
+            {r.image_id: r.analysis.objects for r in results},
+            {r.image_id: r.analysis.spatial for r in results},
+            pixel_sizes={r.image_id: r.analysis.summary["pixel_size_nm"] for r in results},
+            length_unit=params.analysis.length_unit)
+    split = results[0].analysis.summary["split_method"] if results else ""
+    run_info = {"model": model.as_posix(), "input": source.as_posix(), "split": split,
+                "settings": json.loads(json.dumps(params.settings_dict())), "n_images": len(results)}
+    report = render_report(summary, run_info, figures)
+    with output_dir(out, overwrite=True) as tmp:
+        for r in results:
+            write_png(tmp / "masks" / f"{r.image_id}.png", r.mask)
+            write_png(tmp / "overlays" / f"{r.image_id}.png",
+                      ma.outline_overlay(r.grey, r.analysis.labels))
+        write_csv(tmp / "objects.csv", objects)
+        write_csv(tmp / "summary.csv", summary)
+        for name, data in sorted(figures.items()):
+            write_bytes(tmp / "figures" / name, data)
+        write_text(tmp / "report.md", report.markdown)
+        write_text(tmp / "report.html", report.html)
+        write_json(tmp / "run.json", run_info)
+    if metrics is not None:
+        write_json(metrics, _metrics(summary, model))
+    for r in summary.itertuples(index=False):
+        LOG.info("%s: porosity %.2f %%, pores %d (split) / %.0f (Boolean), %s", r.image_id,
+                 100 * r.porosity, r.count_split_labels, r.count_boolean_model,
+                 "density %.3g /cm^2" % r.density_cm2_split_labels
+                 if r.density_cm2_split_labels == r.density_cm2_split_labels else "pixel size unknown")
+    LOG.info("wrote %s (%d image(s))", out, len(results))
+    return summary
+
+
+def write_skipped(out: str | os.PathLike, metrics: str | os.PathLike | None, reason: str) -> None:
+    """What a switched-off run leaves: ``out`` holding only a README that says why, and
+    ``metrics`` = ``{"skipped": true, "reason": ...}`` (no numbers that could be mistaken for
+    measurements)."""
+    with output_dir(Path(out), overwrite=True) as tmp:
+        write_text(tmp / "README.md", f"# Measurement skipped\n\n{reason}\n")
+    if metrics is not None:
+        write_json(metrics, {"skipped": True, "reason": reason})

@@ -1,0 +1,99 @@
+"""Settings of a measurement run: the ``measure`` params group as a frozen dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from porescope.analysis.membrane import AnalysisParams
+from porescope.config import Fail, ParamsError, parse_group
+from porescope.io.micrograph import NormalisationParams
+
+DEFAULT_SEED = 42
+
+
+@dataclass(frozen=True)
+class MeasureParams:
+    """How to measure micrographs with a trained model (plain values: picklable).
+
+    Fields are the keys of the ``measure`` params group, defaults = ``params.yaml``:
+    enabled: false = the pipeline stage writes a "skipped" record instead of measuring.
+    source: folder of micrographs (used by the pipeline stage only).
+    pixel_size_nm: nm per pixel for every image, or None (TIFF metadata, else unknown).
+    crop_bottom: rows of an SEM data bar to drop, or ``"auto"``.
+    margin_px: pixels ignored at every edge (a frame drawn around an exported image).
+    resample_to_model: resize to the model's training pixel size when both are known.
+    scale: explicit resize factor before inference (overrides resample_to_model), or None.
+    tile, overlap, batch_size, tta, device, threads: inference
+    (:func:`porescope.segmentation.inference.predict_proba`).
+    normalisation: for >8-bit images (:class:`~porescope.io.micrograph.NormalisationParams`).
+    max_pixels: largest image (after resizing) that inference may be run on.
+    figures: write the distribution figures (histograms, violins, KDE, correlation, Ripley).
+
+    Not in the group: analysis (the ``analyze`` group) and seed (the shared seed).
+    """
+
+    enabled: bool = True
+    source: str = "data/measure"
+    pixel_size_nm: float | None = field(default=None, metadata={"gt": 0})
+    crop_bottom: int | Literal["auto"] = 0
+    margin_px: int = field(default=0, metadata={"ge": 0, "le": 100_000})
+    resample_to_model: bool = True
+    scale: float | None = field(default=None, metadata={"ge": 0.05, "le": 20})
+    tile: int = field(default=256, metadata={"ge": 32, "le": 8192})
+    overlap: int = field(default=64, metadata={"ge": 0, "le": 4096})
+    batch_size: int = field(default=4, metadata={"ge": 1, "le": 4096})
+    tta: bool = False
+    device: str = "auto"
+    threads: int = field(default=0, metadata={"ge": 0, "le": 256})
+    normalisation: NormalisationParams = field(default_factory=NormalisationParams)
+    max_pixels: int = field(default=64_000_000, metadata={"ge": 1, "le": 10 ** 10})
+    figures: bool = True
+    analysis: AnalysisParams = field(default_factory=AnalysisParams)
+    seed: int = DEFAULT_SEED
+
+    def check(self, fail: Fail) -> None:
+        if isinstance(self.crop_bottom, int) and self.crop_bottom < 0:
+            raise fail("crop_bottom", "must be an integer >= 0 or 'auto'")
+        if 2 * self.overlap > self.tile:
+            raise fail("overlap", "must be at most tile / 2")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise fail("device", "must be auto, cpu, cuda or cuda:<n>")
+
+    def settings_dict(self) -> dict[str, Any]:
+        """What a run records in ``run.json``: the per-image settings (not source / enabled)."""
+        n = self.normalisation
+        return {"pixel_size_nm": self.pixel_size_nm, "crop_bottom": self.crop_bottom,
+                "margin_px": self.margin_px, "resample_to_model": self.resample_to_model,
+                "scale": self.scale, "tile": self.tile, "overlap": self.overlap,
+                "batch_size": self.batch_size, "tta": self.tta, "device": self.device,
+                "threads": self.threads, "normalisation": [n.method, n.low, n.high],
+                "max_pixels": self.max_pixels, "figures": self.figures,
+                "analysis": self.analysis.to_dict(), "seed": self.seed}
+
+
+def parse_measure_params(raw: Mapping[str, Any] | None, analysis: AnalysisParams | None = None,
+                         *, source: str = "params.yaml") -> MeasureParams:
+    """:class:`MeasureParams` from the ``measure`` params group (with the shared ``seed`` that
+    :func:`porescope.config.load_params` adds) and the ``analyze`` settings.
+
+    Examples
+    --------
+    >>> parse_measure_params({"tile": 128, "overlap": 32, "seed": 7}).tile
+    128
+    >>> parse_measure_params({"overlap": 200})
+    Traceback (most recent call last):
+    ...
+    porescope.config.ParamsError: params.yaml: measure.overlap: must be at most tile / 2 (got 200)
+    """
+    raw = dict(raw or {})
+    if "analysis" in raw:   # a field, but set from the analyze group, never from measure
+        raise ParamsError(f"{source}: measure.analysis: unknown parameter (the analysis settings "
+                          "are the 'analyze' group)")
+    params = parse_group(MeasureParams, raw, group="measure", source=source, extra=())
+    if analysis is not None:
+        params = dataclasses.replace(params, analysis=analysis)
+    return params
+
