@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from porescope.analysis.membrane import AnalysisParams
+from porescope.analysis.params import AnalysisParams
 from porescope.measure.folder import run_measure, write_skipped
 from porescope.measure.params import parse_measure_params
 from stages.common import load_params, run_stage, setup_logging, stage_parser

@@ -16,7 +16,9 @@ import pytest
 import yaml
 
 from porescope.config import ParamsError, parse_group
-import porescope.analysis as ma
+from porescope.analysis import comparison, figures
+from porescope.analysis import truth as synthetic_truth
+from porescope.analysis import membrane as ma
 from porescope.analysis.params import AnalyzeParams
 from porescope.segmentation.instances import border_classes
 from porescope.synthetic import membranes as syn
@@ -258,7 +260,7 @@ def test_pore_edge_contacts_match_brute_force():
                           "minor": rng.uniform(2, 16, n)})
     pores["major"] = pores["minor"] / np.cos(np.radians(rng.uniform(0, 60, n)))
     pores["angle_deg"] = rng.uniform(0, 180, n)
-    got = ma.pore_edge_contacts(pores, h, w)[["touches_top", "touches_bottom", "touches_left",
+    got = synthetic_truth.pore_edge_contacts(pores, h, w)[["touches_top", "touches_bottom", "touches_left",
                                               "touches_right"]].to_numpy()
     assert np.array_equal(got, rasterised_contacts(pores, h, w))
     assert got.any(axis=0).all()        # every edge is exercised
@@ -276,13 +278,13 @@ def test_synthetic_reference_guard_count_equals_split_count_without_overlaps():
     inside = ((pores.x >= -0.5) & (pores.x < w - 0.5) & (pores.y >= -0.5) & (pores.y < h - 0.5))
     truth = {"analysed_height": h, "width": w, "porosity": mask.mean(), "n_true": int(inside.sum()),
              "pixel_size_nm": 20.0, "expected_area_px": math.pi / 4 * 16 * 12}
-    ref = ma.synthetic_reference(truth, pores)
+    ref = synthetic_truth.synthetic_reference(truth, pores)
     # by hand: the top-cut (y = 2, -3) and left-cut (x = -2) pores count, bottom/right ones do not
     assert ref["n_guard"] == 9 and ref["n_true"] == 9
     assert ref["count"]["boolean_model"] == 9 and ref["convention"]["split_labels"] == "guard frame"
     a = ma.analyse_mask(mask.astype(np.uint8), pixel_size_nm=20.0, params=FAST,
                         rng=np.random.default_rng(0), image_id="e", spatial=False)
-    rows_ = ma.compare_with_reference(a, ref, mask="ground truth")
+    rows_ = comparison.compare_with_reference(a, ref, mask="ground truth")
     by = {r["estimator"]: r for r in rows_}
     assert by["split_labels"]["count_error_pct"] == 0.0
     assert by["split_labels"]["porosity_error_pp"] == 0.0
@@ -297,7 +299,7 @@ def test_boolean_estimate_on_synthetic_membrane_within_tolerance():
     spec = syn.MembraneSpec(height=640, width=640, porosity=0.25, mean_diameter_px=16.0,
                             supersample=1, appearance=syn.Appearance.clean(), pixel_size_nm=30.0)
     res = syn.synthesize_image(spec, syn.image_rng(123, 0))
-    ref = ma.synthetic_reference(res.truth, res.pores)
+    ref = synthetic_truth.synthetic_reference(res.truth, res.pores)
     a = ma.analyse_mask(res.mask_opening.astype(np.uint8), pixel_size_nm=30.0, params=FAST,
                         rng=np.random.default_rng(0), image_id="syn", spatial=False)
     assert a.summary["porosity"] == pytest.approx(res.truth["porosity"], abs=1e-12)
@@ -315,7 +317,7 @@ def test_summarise_errors_by_hand():
         "porosity_true": [0.1, 0.15, 0.3] * 2, "porosity_error_pp": [0.2, -0.4, 1.0] * 2,
         "count_true": [100, 50, 200] * 2, "count_measured": [98, 51, 190, 100, 50, 200],
         "count_error_pct": [-2.0, 2.0, -5.0, 0.0, 0.0, 0.0]})
-    e = ma.summarise_errors(t, bands=[0.2])
+    e = comparison.summarise_errors(t, bands=[0.2])
     x = e["predicted"]["x"]
     assert x["all"]["count_mae_pct"] == pytest.approx(3.0)
     assert x["all"]["count_bias_pct"] == pytest.approx(-5 / 3, abs=1e-4)
@@ -323,18 +325,18 @@ def test_summarise_errors_by_hand():
     assert x["<=20%"]["n_images"] == 2 and x["<=20%"]["count_max_abs_pct"] == 2.0
     assert x[">20%"]["porosity_mae_pp"] == 1.0
     assert e["predicted"]["y"]["all"]["count_mae_pct"] == 0.0
-    assert ma.band_names([0.2, 0.3]) == ["<=20%", "20-30%", ">30%"]
+    assert comparison.band_names([0.2, 0.3]) == ["<=20%", "20-30%", ">30%"]
 
 
 def test_figures_render_deterministically():
     m = grid_of_discs(n_side=4)
     a = ma.analyse_mask(m, pixel_size_nm=25.0, params=FAST, rng=np.random.default_rng(0), image_id="g")
-    f1 = ma.distribution_figures({"g": a.objects}, {"g": a.spatial}, pixel_sizes={"g": 25.0})
-    f2 = ma.distribution_figures({"g": a.objects}, {"g": a.spatial}, pixel_sizes={"g": 25.0})
+    f1 = figures.distribution_figures({"g": a.objects}, {"g": a.spatial}, pixel_sizes={"g": 25.0})
+    f2 = figures.distribution_figures({"g": a.objects}, {"g": a.spatial}, pixel_sizes={"g": 25.0})
     assert set(f1) >= {"area_histogram.png", "ecd_violin.png", "feret_angle_kde.png",
                        "correlation.png", "ripley_g.png"}
     assert f1 == f2 and all(v[:8] == b"\x89PNG\r\n\x1a\n" for v in f1.values())
-    ov = ma.outline_overlay(m * 100, a.labels)
+    ov = figures.outline_overlay(m * 100, a.labels)
     assert ov.shape == m.shape + (3,) and (ov[..., 2] == 255).sum() > 0
 
 

@@ -66,7 +66,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     """``porescope measure``: see :mod:`porescope.measure.folder`."""
     import dataclasses
 
-    from porescope.analysis.membrane import AnalysisParams
+    from porescope.analysis.params import AnalysisParams
     from porescope.measure.folder import check_output_folder, run_measure
     from porescope.measure.params import parse_measure_params
 

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from porescope.analysis import figures as afig
 from porescope.analysis import membrane as ma
 from porescope.io.atomic import (
     output_dir,
@@ -164,7 +165,7 @@ def run_measure(source: str | os.PathLike, model: str | os.PathLike, out: str | 
     else:
         objects, summary = _empty_tables(params)
     if results and params.figures:
-        figures = ma.distribution_figures(
+        figures = afig.distribution_figures(
             {r.image_id: r.analysis.objects for r in results},
             {r.image_id: r.analysis.spatial for r in results},
             pixel_sizes={r.image_id: r.analysis.summary["pixel_size_nm"] for r in results},
@@ -177,7 +178,7 @@ def run_measure(source: str | os.PathLike, model: str | os.PathLike, out: str | 
         for r in results:
             write_png(tmp / "masks" / f"{r.image_id}.png", r.mask)
             write_png(tmp / "overlays" / f"{r.image_id}.png",
-                      ma.outline_overlay(r.grey, r.analysis.labels))
+                      afig.outline_overlay(r.grey, r.analysis.labels))
         write_csv(tmp / "objects.csv", objects)
         write_csv(tmp / "summary.csv", summary)
         for name, data in sorted(figures.items()):

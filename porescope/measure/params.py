@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from porescope.analysis.membrane import AnalysisParams
+from porescope.analysis.params import AnalysisParams
 from porescope.config import Fail, ParamsError, parse_group
 from porescope.io.micrograph import NormalisationParams
 
