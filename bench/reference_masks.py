@@ -127,14 +127,27 @@ SPECS: dict[str, ImageSpec] = {
         notes="rough granular surface; the pore at (83,24) is irregular, counted as one; rims "
               "are grey halos, masks follow the dark opening"),
     "photo7": ImageSpec(
-        (0, 0, 0, 0), "no frame or overlay",
-        drop=((62, 29), (166, 59), (259, 223)),  # doublets seen as one peak: re-marked
-        add=((57, 30), (67, 30), (168, 56), (163, 63), (257, 221), (264, 228)),
-        ambiguous=5,
-        notes="dense; three oversized shapes (62,29), (166,59), (259,223) with a waist are "
-              "counted as doublets; (24,214)+(24,218) and the right-edge cluster at x 392-399, "
-              "y 43-64 (three pores) could each be one fewer; a small bright ring at (171,136) is "
-              "debris"),
+        (0, 0, 0, 0), "no frame or overlay", masked=True, smooth_radius=2,
+        drop=((62, 29), (166, 59), (259, 223),  # doublets seen as one peak: re-marked
+              (2, 89), (399, 223)),  # the same at the left / right edge (waist in the rim)
+        add=((57, 30), (67, 30), (168, 56), (163, 63), (257, 221), (264, 228),
+             (5, 86), (6, 96), (394, 221), (392, 233)),
+        # growth ran out over grey surface above the pair (114,116)+(130,118) and filled the
+        # patch of surface enclosed by their rims
+        mask_remove=(("polygon", ((105, 100.5), (131, 100.5), (131, 110.5), (105, 110.5))),
+                     ("polygon", ((116.5, 110.5), (127.5, 110.5), (127.5, 112.5), (125.5, 113.5),
+                                  (124.5, 118.5), (120.5, 118.5), (118.5, 112.5),
+                                  (116.5, 111.5))),
+                     # the same below (280,62) and (359,245): grey surface, rows from 69 / 252
+                     ("polygon", ((275.5, 68.5), (289.5, 68.5), (289.5, 73.5), (275.5, 73.5))),
+                     ("polygon", ((282.5, 67.5), (288.5, 67.5), (288.5, 68.5), (282.5, 68.5))),
+                     ("polygon", ((344.5, 251.5), (368.5, 251.5), (368.5, 257.5), (344.5, 257.5))),
+                     ("polygon", ((344.5, 246.5), (352.5, 246.5), (352.5, 251.5), (344.5, 251.5)))),
+        ambiguous=6,
+        notes="dense; oversized shapes with a waist, (62,29), (166,59), (259,223) and the "
+              "edge-cut (2,89) and (399,223), are counted as doublets; (24,214)+(24,218) and "
+              "the right-edge cluster at x 392-399, y 43-64 (three pores) could each be one "
+              "fewer; a small bright ring at (171,136) is debris"),
     "photo8": ImageSpec(
         (0, 0, 2, 0), "dark 2-px strip along the left edge", core_contrast=50,
         drop=((6, 34),),  # one pore gave two peaks
@@ -369,8 +382,8 @@ def overlay(ref: Reference, scale: int) -> np.ndarray:
 
 
 COUNT_COLUMNS = ("image", "file", "sha256", "width", "height", "margin_top", "margin_bottom",
-                 "margin_left", "margin_right", "analysed_px", "manual_count_guard_frame", "manual_count_all",
-                 "n_border_cut", "n_merged_groups", "n_pores_in_merged_groups",
+                 "margin_left", "margin_right", "analysed_px", "manual_count_guard_frame",
+                 "manual_count_all", "n_border_cut", "n_merged_groups", "n_pores_in_merged_groups",
                  "ambiguous_objects", "porosity_manual", "mask_file", "region_note",
                  "annotator_notes")
 CENTRE_COLUMNS = ("pore", "x", "y", "edges", "guard_frame_counted", "group", "group_size",
