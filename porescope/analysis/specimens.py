@@ -206,27 +206,39 @@ def _row(specimen: str, quantity: str, unit: str, n: int, value: float, **kw: An
     return row
 
 
+def _few(n_used: int, n_images: int) -> str:
+    """Why a quantity has no between-image interval."""
+    if n_used == 0:
+        return "not measured on any image"
+    if n_images == 1:
+        return _ONE_IMAGE
+    return (f"measured on only {n_used} of the {n_images} images: no between-image interval")
+
+
 def _ratio_row(specimen: str, quantity: str, unit: str, y: np.ndarray, x: np.ndarray,
-               confidence: float, n_boot: int, seed: int, note: str = "") -> dict[str, Any]:
-    """A ratio quantity with its t interval (primary) and bootstrap cross-check."""
+               confidence: float, n_boot: int, seed: int, n_images: int,
+               note: str = "") -> dict[str, Any]:
+    """A ratio quantity (``y``, ``x``: the images that have it) with its t interval (primary)
+    and bootstrap cross-check; ``n_images`` = the specimen's images."""
     n = y.size
     r, lo, hi = ratio_interval(y, x, confidence)
     blo, bhi = bootstrap_ratio_interval(y, x, _rng(seed, specimen, quantity), n_boot=n_boot,
                                         confidence=confidence)
     if n < 2:
-        return _row(specimen, quantity, unit, n, r, note=_ONE_IMAGE)
-    return _row(specimen, quantity, unit, n, r, ci_low=lo, ci_high=hi, ci_method="between-image t",
+        return _row(specimen, quantity, unit, n_images, r, note=_few(n, n_images))
+    return _row(specimen, quantity, unit, n_images, r, ci_low=lo, ci_high=hi,
+                ci_method="between-image t",
                 between_low=lo, between_high=hi, bootstrap_low=blo, bootstrap_high=bhi, note=note)
 
 
 def _median_row(specimen: str, quantity: str, unit: str, per_image: list[np.ndarray],
-                confidence: float, n_boot: int, seed: int) -> dict[str, Any]:
+                confidence: float, n_boot: int, seed: int, n_images: int) -> dict[str, Any]:
     """Median of the pooled objects with a bootstrap over images (primary: no simple se)."""
     n = len(per_image)
     pooled = np.concatenate(per_image) if per_image else np.empty(0)
     value = float(np.median(pooled)) if pooled.size else _NAN
     if n < 2:
-        return _row(specimen, quantity, unit, n, value, note=_ONE_IMAGE)
+        return _row(specimen, quantity, unit, n_images, value, note=_few(n, n_images))
     idx = _resamples(n, n_boot, _rng(seed, specimen, quantity))
     meds = []
     for b in idx:
@@ -235,7 +247,7 @@ def _median_row(specimen: str, quantity: str, unit: str, per_image: list[np.ndar
             meds.append(np.median(v))
     a = (1 - confidence) / 2
     lo, hi = (np.quantile(meds, [a, 1 - a]) if meds else (_NAN, _NAN))
-    return _row(specimen, quantity, unit, n, value, ci_low=float(lo), ci_high=float(hi),
+    return _row(specimen, quantity, unit, n_images, value, ci_low=float(lo), ci_high=float(hi),
                 ci_method="bootstrap over images", bootstrap_low=float(lo),
                 bootstrap_high=float(hi),
                 note="median: bootstrap percentile interval (no between-image t interval)")
@@ -278,7 +290,7 @@ def _size_rows(specimen: str, images: pd.DataFrame, objects: pd.DataFrame | None
             mean, u = _col(images, "ecd_px_mean"), "px"
         ok = np.isfinite(mean) & (interior > 0)
         rows.append(_ratio_row(specimen, "ecd_mean", u, (mean * interior)[ok], interior[ok],
-                               confidence, n_boot, seed))
+                               confidence, n_boot, seed, n))
         for q in ("ecd_median", "feret_mean", "feret_median"):
             rows.append(_row(specimen, q, u, n, _NAN,
                              note="needs the per-object table (objects.csv)"))
@@ -298,8 +310,9 @@ def _size_rows(specimen: str, images: pd.DataFrame, objects: pd.DataFrame | None
         per_image = [v for v in by_image.values() if v.size]
         sums = np.array([v.sum() for v in per_image])
         counts = np.array([float(v.size) for v in per_image])
-        rows.append(_ratio_row(specimen, f"{name}_mean", u, sums, counts, confidence, n_boot, seed))
-        rows.append(_median_row(specimen, f"{name}_median", u, per_image, confidence, n_boot, seed))
+        rows.append(_ratio_row(specimen, f"{name}_mean", u, sums, counts, confidence, n_boot, seed, n))
+        rows.append(_median_row(specimen, f"{name}_median", u, per_image, confidence, n_boot,
+                                seed, n))
     return rows
 
 
@@ -322,7 +335,8 @@ def _density_rows(specimen: str, images: pd.DataFrame, area: np.ndarray, area_un
         else:
             rows.append(_row(specimen, f"count_{est}", "pores", n, total,
                              note="Boolean-model estimate, not a count: no Poisson interval"))
-        row = _ratio_row(specimen, f"density_{est}", dens_unit, counts, area, confidence, n_boot, seed)
+        row = _ratio_row(specimen, f"density_{est}", dens_unit, counts, area, confidence, n_boot,
+                         seed, n)
         if est in FRAME_COUNTS:
             plo, phi = plo / total_area, phi / total_area
             row.update(poisson_low=plo, poisson_high=phi)
@@ -396,7 +410,7 @@ def specimen_statistics(summary: pd.DataFrame, groups: Mapping[str, str] | pd.Se
         area, area_unit = _areas(images)
         porosity = _col(images, "porosity")
         rows.append(_ratio_row(specimen, "porosity", "fraction", porosity * area, area,
-                               confidence, n_boot, seed))
+                               confidence, n_boot, seed, n))
         rows += _density_rows(specimen, images, area, area_unit, confidence, n_boot, seed)
         unit = str(images["length_unit"].iloc[0]) if "length_unit" in images.columns else "um"
         rows += _size_rows(specimen, images, objects, unit, confidence, n_boot, seed)
