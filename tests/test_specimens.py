@@ -155,3 +155,12 @@ def test_intervals_cover_the_truth_on_repeated_synthetic_specimens():
     assert coverage["density"] >= 0.90, coverage
     # not trivially wide either: a 95 % interval that (almost) never misses is not calibrated
     assert coverage["porosity"] < 1.0 and coverage["density_between"] < 1.0, coverage
+
+
+def test_without_pixel_size_densities_are_per_px2():
+    s = _summary([0.2, 0.25], [50.0, 60.0])
+    s.loc[1, "analysed_area_cm2"] = math.nan          # one image without a pixel size
+    t = specimen_statistics(s, {"i0": "S", "i1": "S"}, n_boot=100).set_index("quantity")
+    assert t.loc["density_split_labels", "unit"] == "px^-2"
+    assert t.loc["density_split_labels", "value"] == pytest.approx(110 / 20_000)
+    assert t.loc["analysed_area", "unit"] == "px^2"
