@@ -47,16 +47,10 @@ from typing import Any
 
 import yaml
 
-from porescope.io.atomic import write_json
-from porescope.provenance.dep_guard import (
-    ancestors,
-    dvc_dir_hash,
-    dvc_file_md5,
-    load_pipeline,
-    params_values,
-    producer_of,
-)
 from porescope.errors import PorescopeError
+from porescope.io.atomic import write_json
+from porescope.provenance.hashes import dvc_dir_hash, dvc_file_md5, lock_hash_name
+from porescope.provenance.pipeline import ancestors, is_inside, load_pipeline, params_values, producer_of
 
 CARD_FORMAT = "porescope-model-card/1"
 
@@ -334,7 +328,7 @@ def build_model_card(*, model_config: Mapping[str, Any], class_names: Mapping[An
             outs = []
             for out in lock[name].get("outs", []):
                 rec = {k: out.get(k) for k in ("path", "md5", "size", "nfiles") if out.get(k) is not None}
-                used = [d for d in direct if d == out["path"] or d.startswith(out["path"] + "/")]
+                used = [d for d in direct if is_inside(d, out["path"])]
                 if verify_upstream and used:
                     rec["matches_workspace"] = _matches(root, out)
                     if not rec["matches_workspace"]:
@@ -396,7 +390,7 @@ def _matches(root: Path, out: Mapping[str, Any]) -> bool:
     """Whether the workspace copy of an upstream out has the hash ``dvc.lock`` records."""
     path = root / out["path"]
     md5 = str(out.get("md5", ""))
-    hash_name = "md5" if out.get("hash") == "md5" else "md5-dos2unix"
+    hash_name = lock_hash_name(out)
     if md5.endswith(".dir"):
         if not path.is_dir():
             return False
