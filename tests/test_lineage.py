@@ -251,6 +251,49 @@ def test_uses_of_the_augmented_dataset_by_name(project: Path) -> None:
     assert all("data/augmented" in r["how"] for r in rows)
 
 
+def _tiny_locked_project(root: Path) -> str:
+    """A project without git: one stage reading ``raw.txt`` into ``models/model.pt``, as
+    ``dvc.lock`` would record it; returns the bytes' MD5."""
+    root.mkdir(parents=True)
+    data = b"raw input\n"
+    md5 = hashlib.md5(data).hexdigest()
+    (root / "raw.txt").write_bytes(data)
+    (root / "dvc.yaml").write_text("stages:\n  fit:\n    cmd: python fit.py\n    deps: [raw.txt]\n"
+                                   "    outs: [models/model.pt]\n")
+    (root / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {"fit": {
+        "cmd": "python fit.py", "deps": [{"path": "raw.txt", "hash": "md5", "md5": md5, "size": len(data)}],
+        "outs": [{"path": "models/model.pt", "hash": "md5", "md5": "0" * 32, "size": 1}]}}}))
+    return md5
+
+
+def test_uses_of_a_file_in_a_sibling_folder_is_matched_by_content(tmp_path: Path, monkeypatch, capsys) -> None:
+    """``/x/p_sibling/f`` is not inside the project ``/x/p`` (a string-prefix test said it was,
+    and the file was then refused as "not inside the project")."""
+    from porescope.cli.main import main
+
+    _tiny_locked_project(tmp_path / "p")
+    sibling = tmp_path / "p_sibling"
+    sibling.mkdir()
+    shutil.copy2(tmp_path / "p" / "raw.txt", sibling / "copy.txt")
+    monkeypatch.chdir(tmp_path / "p")
+    status = main(["lineage", "--uses", str(sibling / "copy.txt"), "--json", "--no-history", "--no-experiments"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    rows = json.loads(captured.out)
+    assert [(r["revision"], r["output"], r["kind"]) for r in rows] == [("workspace", "models/model.pt", "model")]
+
+
+def test_uses_of_a_missing_file_is_an_error_naming_it(tmp_path: Path, monkeypatch, capsys) -> None:
+    from porescope.cli.main import main
+
+    _tiny_locked_project(tmp_path / "p")
+    monkeypatch.chdir(tmp_path / "p")
+    for missing in ("data/nope.png", "nope.png"):
+        status = main(["lineage", "--uses", missing, "--no-history", "--no-experiments"])
+        captured = capsys.readouterr()
+        assert status != 0 and missing in captured.err and "fed no" not in captured.out
+
+
 # --------------------------------------------------------------------------------------------
 # the pipeline reader and the dependency guard
 # --------------------------------------------------------------------------------------------

@@ -46,6 +46,12 @@ class Item:
     path: str | None = None
     name: str | None = None
 
+    @property
+    def by_reference(self) -> bool:
+        """Neither an existing file / folder nor a hash: a repository path or dataset name
+        that only a revision can make sense of."""
+        return self.sha256 is None and self.md5 is None
+
 
 def identify(text: str, root: Path) -> Item:
     """Turn ``--uses`` input into what to match: an existing file (its SHA-256, DVC MD5 and
@@ -54,7 +60,8 @@ def identify(text: str, root: Path) -> Item:
     candidate = Path(text)
     full = candidate if candidate.is_absolute() else Path.cwd() / candidate
     if full.is_file():
-        rel = repo_relpath(full, root) if str(full.resolve()).startswith(str(root)) else None
+        # a file outside the project (compared by path components) is matched by content only
+        rel = repo_relpath(full, root) if full.resolve().is_relative_to(root) else None
         return Item(text, sha256=sha256_file(full), md5=dvc_file_md5(full), path=rel)
     if full.is_dir():
         rel = repo_relpath(full, root)
@@ -69,8 +76,9 @@ def identify(text: str, root: Path) -> Item:
     return Item(text, name=text)
 
 
-def _uses_in_view(view: RepoView, item: Item) -> list[dict[str, str]]:
-    """Outputs of one revision that ``item`` fed: ``{output, kind, md5, how}``."""
+def _uses_in_view(view: RepoView, item: Item) -> tuple[list[dict[str, str]], bool]:
+    """Outputs of one revision that ``item`` fed: ``{output, kind, md5, how}``, and whether the
+    revision knows ``item`` at all (a manifest row, an output or a dependency matched it)."""
     stages = view.stages
     hits: list[dict[str, str]] = []
 
@@ -110,7 +118,8 @@ def _uses_in_view(view: RepoView, item: Item) -> list[dict[str, str]]:
             label = f"{row.get('source_id')} [{split or 'no split'}]"
             emit(name, f"source {label} -> " + " -> ".join(route))
     if matched_rows:
-        return _ordered(hits, stages)
+        return _ordered(hits, stages), True
+    known = False
     # 2. a dataset (an out) or a raw dependency file / folder
     seeds: dict[str, str] = {}
     for name, spec in stages.items():
@@ -128,6 +137,7 @@ def _uses_in_view(view: RepoView, item: Item) -> list[dict[str, str]]:
                     except ValueError:
                         by_name = False
             if by_hash or by_path or by_name:
+                known = True
                 for consumer in downstream([name], stages) - {name}:
                     route = path_between(name, consumer, stages)
                     seeds.setdefault(consumer, f"dataset {out['path']} [{md5[:8]}] of {route[0]} -> "
@@ -145,12 +155,13 @@ def _uses_in_view(view: RepoView, item: Item) -> list[dict[str, str]]:
                         inside = full
                         break
             if (item.md5 and md5 == item.md5) or inside or (item.path and dep["path"] == item.path):
+                known = True
                 for consumer in downstream([name], stages):
                     route = path_between(name, consumer, stages)
                     seeds.setdefault(consumer, f"input {inside or dep['path']} of {name} -> " + " -> ".join(route))
     for consumer, how in seeds.items():
         emit(consumer, how)
-    return _ordered(hits, stages)
+    return _ordered(hits, stages), known
 
 
 def _ordered(hits: list[dict[str, str]], stages: Mapping[str, StageSpec]) -> list[dict[str, str]]:
@@ -177,12 +188,17 @@ def uses(item_text: str, root: str | os.PathLike | None = None, *, history: bool
          experiments: bool = True, all_outs: bool = False) -> list[dict[str, str]]:
     """Every output (model, metrics, plots, report; all kinds with ``all_outs``) fed by a source
     file or dataset, across the workspace, git history and experiments (see :func:`identify`).
-    Rows: ``revision``, ``commit``, ``output``, ``kind``, ``md5``, ``how``."""
+    Rows: ``revision``, ``commit``, ``output``, ``kind``, ``md5``, ``how``.
+
+    A path that is neither a file / folder here nor known to any revision searched (a typo, a
+    missing file) raises :class:`LineageError` naming it, instead of "fed nothing"."""
     root = find_repo_root(root or ".")
     item = identify(item_text, root)
     cache_dir = cache_dir_of(root)
     rows: list[dict[str, str]] = []
-    memo: dict[str, list[dict[str, str]]] = {}
+    memo: dict[str, tuple[list[dict[str, str]], bool]] = {}
+    known = not item.by_reference
+    searched = 0
     for label, sha in revisions(root, history=history, experiments=experiments):
         view = RepoView(root, sha, cache_dir=cache_dir)
         lock_bytes = view.git_bytes(LOCK_FILE)
@@ -192,9 +208,15 @@ def uses(item_text: str, root: str | os.PathLike | None = None, *, history: bool
         try:
             if key not in memo:
                 memo[key] = _uses_in_view(view, item)
+            hits, in_view = memo[key]
+            known = known or in_view or bool(item.path and view.exists(item.path))
         except LineageError:
             continue
-        for hit in memo[key]:
+        searched += 1
+        for hit in hits:
             if all_outs or hit["kind"] in REPORTED_KINDS:
                 rows.append({"revision": label, "commit": sha or "", **hit})
+    if not known:
+        raise LineageError(f"{item_text}: no such file or folder (in {Path.cwd()}), and none of the {searched} "
+                           "revision(s) searched has a source, output or dataset by that path or name")
     return rows
