@@ -123,7 +123,7 @@ def test_card_params_hashes_code_git_and_environment(project: Path) -> None:
     for path, md5 in card["code"].items():
         assert hashlib.md5((project / path).read_bytes()).hexdigest() == md5
     assert set(card["code"]) == {d for d in yaml.safe_load((project / "dvc.yaml").read_text())["stages"]["train"]["deps"]
-                                 if d.startswith("stages/")}
+                                 if d.startswith(("stages/", "porescope/"))}
     assert card["git"]["commit"] == run(["git", "rev-parse", "HEAD"], project).strip()
     assert card["model"]["class_names"] == {"0": "background", "1": "pore"}
     env = card["environment"]
