@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline_project import TINY, deep_update, dvc, make_project, run  # noqa: E402
 
-from porescope.provenance.dep_guard import load_pipeline, producer_of  # noqa: E402
+from porescope.provenance.pipeline import load_pipeline, producer_of  # noqa: E402
 
 
 def pipeline_order(repo: Path) -> list[str]:

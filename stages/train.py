@@ -154,8 +154,9 @@ def main(argv: list[str] | None = None) -> None:
         card = build_model_card(model_config=config, class_names=class_names, epochs_run=result.epochs_run,
                                 best_epoch=result.best_epoch, val_metrics=result.best_scores, device=device,
                                 threads=threads, stopped_early=result.stopped_early, amp=bool(p.get("amp", True)),
-                                params=args.params, split_dir=args.split, augmented_dir=args.augmented,
-                                model_file=args.model.as_posix(), model_meta=meta)
+                                stage="train", params=args.params, split_dir=args.split, augmented_dir=args.augmented,
+                                dvc_yaml="dvc.yaml", dvc_lock="dvc.lock", model_file=args.model.as_posix(),
+                                code_inputs=("pyproject.toml", "stages/", "porescope/"), model_meta=meta)
         write_json(args.card, card)
         write_text(args.card.with_suffix(".md"), render_model_card_md(card))
     # Timings stay out of tracked outputs (they would make rebuilds differ byte for byte): they go to

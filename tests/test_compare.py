@@ -31,7 +31,7 @@ EXP = "h1"
 
 def cli(repo: Path, *args: str) -> subprocess.CompletedProcess:
     """``porescope compare|plots-diff ARGS`` in ``repo`` (this checkout's code)."""
-    return run_module(repo, "porescope.provenance.compare", *args)
+    return run_module(repo, "porescope.cli.main", *args)
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,9 @@ import pytest
 import yaml
 from pipeline_project import dvc, make_project, run, run_module
 
-from porescope.provenance import dep_guard
-from porescope.provenance.dep_guard import DependencyChangedError, guard_dependencies, load_pipeline
+from porescope.provenance.dep_guard import DependencyChangedError, guard_dependencies
+from porescope.provenance.hashes import dvc_dir_hash
+from porescope.provenance.pipeline import StageSpecError, load_pipeline, resolve_stage
 
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
@@ -40,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def lineage_cli(repo: Path, *args: str) -> subprocess.CompletedProcess:
     """``porescope lineage ARGS`` run in ``repo`` (this checkout's code, the project's files)."""
-    return run_module(repo, "porescope.provenance.lineage", *args)
+    return run_module(repo, "porescope.cli.main", "lineage", *args)
 
 
 @pytest.fixture(scope="module")
@@ -250,6 +251,49 @@ def test_uses_of_the_augmented_dataset_by_name(project: Path) -> None:
     assert all("data/augmented" in r["how"] for r in rows)
 
 
+def _tiny_locked_project(root: Path) -> str:
+    """A project without git: one stage reading ``raw.txt`` into ``models/model.pt``, as
+    ``dvc.lock`` would record it; returns the bytes' MD5."""
+    root.mkdir(parents=True)
+    data = b"raw input\n"
+    md5 = hashlib.md5(data).hexdigest()
+    (root / "raw.txt").write_bytes(data)
+    (root / "dvc.yaml").write_text("stages:\n  fit:\n    cmd: python fit.py\n    deps: [raw.txt]\n"
+                                   "    outs: [models/model.pt]\n")
+    (root / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {"fit": {
+        "cmd": "python fit.py", "deps": [{"path": "raw.txt", "hash": "md5", "md5": md5, "size": len(data)}],
+        "outs": [{"path": "models/model.pt", "hash": "md5", "md5": "0" * 32, "size": 1}]}}}))
+    return md5
+
+
+def test_uses_of_a_file_in_a_sibling_folder_is_matched_by_content(tmp_path: Path, monkeypatch, capsys) -> None:
+    """``/x/p_sibling/f`` is not inside the project ``/x/p`` (a string-prefix test said it was,
+    and the file was then refused as "not inside the project")."""
+    from porescope.cli.main import main
+
+    _tiny_locked_project(tmp_path / "p")
+    sibling = tmp_path / "p_sibling"
+    sibling.mkdir()
+    shutil.copy2(tmp_path / "p" / "raw.txt", sibling / "copy.txt")
+    monkeypatch.chdir(tmp_path / "p")
+    status = main(["lineage", "--uses", str(sibling / "copy.txt"), "--json", "--no-history", "--no-experiments"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    rows = json.loads(captured.out)
+    assert [(r["revision"], r["output"], r["kind"]) for r in rows] == [("workspace", "models/model.pt", "model")]
+
+
+def test_uses_of_a_missing_file_is_an_error_naming_it(tmp_path: Path, monkeypatch, capsys) -> None:
+    from porescope.cli.main import main
+
+    _tiny_locked_project(tmp_path / "p")
+    monkeypatch.chdir(tmp_path / "p")
+    for missing in ("data/nope.png", "nope.png"):
+        status = main(["lineage", "--uses", missing, "--no-history", "--no-experiments"])
+        captured = capsys.readouterr()
+        assert status != 0 and missing in captured.err and "fed no" not in captured.out
+
+
 # --------------------------------------------------------------------------------------------
 # the pipeline reader and the dependency guard
 # --------------------------------------------------------------------------------------------
@@ -271,7 +315,7 @@ def test_dvc_dir_hash_equals_the_recorded_one(project: Path) -> None:
     lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
     for stage, path in (("augment", "data/augmented"), ("split", "data/split")):
         recorded = next(o["md5"] for o in lock[stage]["outs"] if o["path"] == path)
-        assert dep_guard.dvc_dir_hash(project / path, project).md5 == recorded
+        assert dvc_dir_hash(project / path, project).md5 == recorded
 
 
 GUARD_YAML = textwrap.dedent("""\
@@ -303,7 +347,7 @@ def guarded(tmp_path: Path) -> Path:
 
 
 def test_guard_resolves_templated_deps(guarded: Path) -> None:
-    spec = dep_guard.resolve_stage("work", guarded / "dvc.yaml")
+    spec = resolve_stage("work", guarded / "dvc.yaml")
     assert spec.deps == ["inputs", "extra_a.txt", "work.py"]
     assert spec.params == {"params.yaml": ["seed", "data"]}
 
@@ -374,14 +418,25 @@ def test_guard_lets_the_stage_error_through(guarded: Path) -> None:
 
 
 def test_guard_unknown_stage_and_missing_pipeline(guarded: Path) -> None:
-    with pytest.raises(dep_guard.StageSpecError, match="no stage 'nope'"):
+    with pytest.raises(StageSpecError, match="no stage 'nope'"):
         with guard_dependencies("nope", guarded / "dvc.yaml"):
             pass
     with guard_dependencies("work", guarded / "absent.yaml"):  # unguarded, with a warning
         pass
-    with pytest.raises(dep_guard.StageSpecError, match="not found"):
+    with pytest.raises(StageSpecError, match="not found"):
         with guard_dependencies("work", guarded / "absent.yaml", required=True):
             pass
+
+
+def test_the_guard_and_the_pipeline_reader_import_only_the_standard_library_and_yaml() -> None:
+    """Every stage imports the guard: it must stay cheap (no dvc, numpy, torch at import time)."""
+    code = ("import sys, porescope.provenance.dep_guard, porescope.provenance.pipeline; "
+            "print('\\n'.join(sorted({m.split('.')[0] for m in sys.modules})))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    loaded = set(proc.stdout.split()) - set(sys.stdlib_module_names)
+    # cython_runtime: yaml's C loader
+    assert {m for m in loaded if not m.startswith("_")} <= {"porescope", "yaml", "cython_runtime"}, loaded
 
 
 def test_dvc_records_nothing_when_an_input_changes_mid_run(tmp_path: Path) -> None:

@@ -25,6 +25,10 @@ os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get(
 
 UPSTREAM = ("synthesize", "ingest", "split", "augment")
 SNAPSHOT = "lock_at_train_start.yaml"
+#: What the train stage passes (the card module has no pipeline paths of its own).
+PATHS = {"stage": "train", "params": "params.yaml", "split_dir": "data/split", "augmented_dir": "data/augmented",
+         "dvc_yaml": "dvc.yaml", "dvc_lock": "dvc.lock", "model_file": "models/model.pt",
+         "code_inputs": ("pyproject.toml", "stages/", "porescope/")}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +56,8 @@ def _card(repo: Path, **kw) -> dict:
     try:
         return mc.build_model_card(
             model_config={"arch": "Unet", "encoder": "resnet18", "classes": 1}, class_names={1: "pore", 0: "background"},
-            epochs_run=2, best_epoch=1, val_metrics={"val_iou": 0.5, "val_dice": 2 / 3}, device="cpu", threads=2, **kw)
+            epochs_run=2, best_epoch=1, val_metrics={"val_iou": 0.5, "val_dice": 2 / 3}, device="cpu", threads=2,
+            **{**PATHS, **kw})
     finally:
         os.chdir(cwd)
 
@@ -118,7 +123,7 @@ def test_card_params_hashes_code_git_and_environment(project: Path) -> None:
     for path, md5 in card["code"].items():
         assert hashlib.md5((project / path).read_bytes()).hexdigest() == md5
     assert set(card["code"]) == {d for d in yaml.safe_load((project / "dvc.yaml").read_text())["stages"]["train"]["deps"]
-                                 if d.startswith("stages/")}
+                                 if d.startswith(("stages/", "porescope/"))}
     assert card["git"]["commit"] == run(["git", "rev-parse", "HEAD"], project).strip()
     assert card["model"]["class_names"] == {"0": "background", "1": "pore"}
     env = card["environment"]

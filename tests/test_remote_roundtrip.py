@@ -21,7 +21,7 @@ import pytest
 import yaml
 from pipeline_project import dvc, make_project, run, stages_run
 
-from porescope.provenance.dep_guard import load_pipeline
+from porescope.provenance.pipeline import load_pipeline
 
 pytestmark = pytest.mark.slow
 

@@ -35,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     from porescope.cli.measure import add_measure_parser
 
     add_measure_parser(sub)
-    from porescope.provenance.compare import add_compare_parser
-    from porescope.provenance.lineage import add_lineage_parser
+    from porescope.cli.compare import add_compare_parser
+    from porescope.cli.lineage import add_lineage_parser
 
     add_lineage_parser(sub)
     add_compare_parser(sub)

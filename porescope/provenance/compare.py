@@ -17,7 +17,6 @@ file), the missing ones listed; the page uses the offline vega template
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -28,9 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from porescope.provenance.dep_guard import StageSpecError
-from porescope.provenance.lineage import LineageError, RepoView, find_repo_root, resolve_revision
 from porescope.errors import PorescopeError
+from porescope.provenance.repo_view import LineageError, RepoView, resolve_revision
 
 WORKSPACE = "workspace"
 
@@ -280,7 +278,7 @@ def plots_in_both(a: Rev, b: Rev, root: Path) -> tuple[list[str], dict[str, list
     return both, missing
 
 
-def plots_diff(a: Rev, b: Rev, root: Path, out_dir: str | os.PathLike = "dvc_plots/compare") -> tuple[Path, list[str], dict[str, list[str]]]:
+def plots_diff(a: Rev, b: Rev, root: Path, out_dir: str | os.PathLike) -> tuple[Path, list[str], dict[str, list[str]]]:
     """Run ``dvc plots diff`` on the plots both revisions have; returns ``(page, drawn ids,
     missing {id: reasons})``. :class:`CompareError` when no plot is in both."""
     from porescope.report.offline_html import run_dvc_plots
@@ -295,85 +293,3 @@ def plots_diff(a: Rev, b: Rev, root: Path, out_dir: str | os.PathLike = "dvc_plo
     except RuntimeError as exc:
         raise CompareError(str(exc)) from None
     return page, both, missing
-
-
-# --------------------------------------------------------------------------------------------
-# command line
-# --------------------------------------------------------------------------------------------
-
-def add_compare_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``porescope compare`` and ``porescope plots-diff``; returns the compare parser."""
-    p = subparsers.add_parser(
-        "compare", help="Markdown table of metric and param changes between two revisions/experiments",
-        description="Compare two git revisions, tags or experiment names (or 'workspace' as B): every "
-                    "metric of the metrics files in dvc.yaml (old, new, change, %% change; 'missing' where "
-                    "a revision lacks the file) and the params that differ, as Markdown for a pull request.")
-    p.add_argument("a", help="baseline: git revision, tag or experiment name")
-    p.add_argument("b", nargs="?", default=WORKSPACE, help="the other one (default: workspace)")
-    p.add_argument("--changed-only", action="store_true", help="only metrics whose value differs")
-    p.add_argument("--json", action="store_true", help="rows as JSON instead of Markdown")
-    p.set_defaults(func=cmd_compare)
-    q = subparsers.add_parser(
-        "plots-diff", help="offline HTML of the plots two revisions both have",
-        description="dvc plots diff restricted to the plots present at both revisions (the others are "
-                    "listed), written as one self-contained offline HTML page.")
-    q.add_argument("a", help="baseline: git revision, tag or experiment name")
-    q.add_argument("b", nargs="?", default=WORKSPACE, help="the other one (default: workspace)")
-    q.add_argument("--out", default="dvc_plots/compare", help="output folder (index.html inside)")
-    q.set_defaults(func=cmd_plots_diff)
-    return p
-
-
-def _revs(args: argparse.Namespace) -> tuple[Path, Rev, Rev]:
-    root = find_repo_root(".")
-    return root, resolve(root, args.a), resolve(root, args.b)
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    """``porescope compare``: print the Markdown (or JSON) comparison; 2 on a bad revision."""
-    try:
-        root, a, b = _revs(args)
-        rows, missing = compare_metrics(a, b, root)
-        params = compare_params(a, b, root)
-    except (CompareError, LineageError, StageSpecError) as exc:
-        print(f"porescope compare: error: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps({"a": a.label, "b": b.label, "missing_files": missing,
-                          "metrics": [{"file": r.file, "metric": r.metric, "old": r.old, "new": r.new,
-                                       "change": r.change, "pct_change": r.pct} for r in rows],
-                          "params": [{"file": f, "param": k, "old": o, "new": n} for f, k, o, n in params]},
-                         indent=2))
-    else:
-        print(format_markdown(a, b, rows, params, changed_only=args.changed_only), end="")
-    return 0
-
-
-def cmd_plots_diff(args: argparse.Namespace) -> int:
-    """``porescope plots-diff``: write the page, print its path and the plots left out."""
-    try:
-        root, a, b = _revs(args)
-        out = Path(args.out)
-        out = out if out.is_absolute() else Path.cwd() / out
-        page, both, missing = plots_diff(a, b, root, out)
-    except (CompareError, LineageError, StageSpecError) as exc:
-        print(f"porescope plots-diff: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{page}")
-    print(f"plots drawn for {a.label} and {b.label}: {', '.join(both)}")
-    for plot_id, reasons in missing.items():
-        print(f"left out (missing): {plot_id}: {', '.join(reasons)}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m porescope.provenance.compare compare A B`` / ``... plots-diff A B``."""
-    parser = argparse.ArgumentParser(prog="porescope")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_compare_parser(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

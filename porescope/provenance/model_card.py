@@ -47,16 +47,10 @@ from typing import Any
 
 import yaml
 
-from porescope.io.atomic import write_json
-from porescope.provenance.dep_guard import (
-    ancestors,
-    dvc_dir_hash,
-    dvc_file_md5,
-    load_pipeline,
-    params_values,
-    producer_of,
-)
 from porescope.errors import PorescopeError
+from porescope.io.atomic import write_json
+from porescope.provenance.hashes import dvc_dir_hash, dvc_file_md5, lock_hash_name
+from porescope.provenance.pipeline import ancestors, is_inside, load_pipeline, params_values, producer_of
 
 CARD_FORMAT = "porescope-model-card/1"
 
@@ -234,15 +228,16 @@ def rebuild_expectation(recorded: Mapping[str, Any], current: Mapping[str, Any] 
 # git and dvc.lock
 # --------------------------------------------------------------------------------------------
 
-#: Tracked files that can change what a stage computes; modified outputs (dvc.lock, metrics,
-#: plots, the README) are results, not inputs, and are left out of the card's ``dirty`` list.
-INPUT_FILES = ("params.yaml", "dvc.yaml", "pyproject.toml")
-INPUT_FOLDERS = ("stages/", "porescope/")
+def git_info(root: str | os.PathLike, inputs: Iterable[str]) -> dict[str, Any]:
+    """``{"commit": HEAD sha or None, "dirty": tracked input files modified vs HEAD}``.
 
+    ``inputs``: the tracked files (params, pipeline, code) and folders (ending in ``/``) that
+    can change what a stage computes, relative to ``root``; only their modifications are listed,
+    since modified outputs (``dvc.lock``, metrics, plots, the README) are results, not inputs.
+    Untracked files are not listed."""
+    files = tuple(i for i in inputs if not i.endswith("/"))
+    folders = tuple(i for i in inputs if i.endswith("/"))
 
-def git_info(root: str | os.PathLike = ".") -> dict[str, Any]:
-    """``{"commit": HEAD sha or None, "dirty": input files (code, params, pipeline) modified vs
-    HEAD}`` (untracked files are not listed; see :data:`INPUT_FILES`)."""
     def run(*args: str) -> str | None:
         try:
             proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
@@ -254,7 +249,7 @@ def git_info(root: str | os.PathLike = ".") -> dict[str, Any]:
     status = run("status", "--porcelain", "--untracked-files=no") or ""
     return {"commit": commit.strip() if commit else None,
             "dirty": sorted(path for path in (line[3:].strip() for line in status.splitlines() if line.strip())
-                            if path in INPUT_FILES or path.startswith(INPUT_FOLDERS))}
+                            if path in files or path.startswith(folders))}
 
 
 def _params_by_group(values: Mapping[str, Any], default_file: str) -> dict[str, Any]:
@@ -280,10 +275,10 @@ def _lock_params(entry: Mapping[str, Any], default_file: str) -> dict[str, Any]:
 
 def build_model_card(*, model_config: Mapping[str, Any], class_names: Mapping[Any, str], epochs_run: int,
                      best_epoch: int, val_metrics: Mapping[str, float], device: Any, threads: int,
-                     stopped_early: bool = False, amp: bool = False, stage: str = "train",
-                     params: str | os.PathLike = "params.yaml", split_dir: str | os.PathLike = "data/split",
-                     augmented_dir: str | os.PathLike = "data/augmented", dvc_yaml: str | os.PathLike = "dvc.yaml",
-                     dvc_lock: str | os.PathLike = "dvc.lock", model_file: str | None = "models/model.pt",
+                     stage: str, params: str | os.PathLike, split_dir: str | os.PathLike,
+                     augmented_dir: str | os.PathLike, dvc_yaml: str | os.PathLike, dvc_lock: str | os.PathLike,
+                     model_file: str | None, code_inputs: Iterable[str] = (),
+                     stopped_early: bool = False, amp: bool = False,
                      model_meta: Mapping[str, Any] | None = None, verify_upstream: bool = True) -> dict[str, Any]:
     """Describe a trained model (see the module docstring); deterministic for fixed inputs.
 
@@ -297,11 +292,17 @@ def build_model_card(*, model_config: Mapping[str, Any], class_names: Mapping[An
     device, threads, amp
         The torch device trained on, the intra-op thread count, whether AMP was requested.
     stage, params, dvc_yaml, dvc_lock
-        The training stage's name and the project files (paths relative to the working folder,
-        which DVC sets to the repository root); the stage's params groups and its upstream
-        stages are read from ``dvc_yaml``, upstream params and output hashes from ``dvc_lock``.
-    split_dir, augmented_dir
-        The split manifest folder and the augmentation dataset folder the model was trained on.
+        The training stage's name and the project files (``dvc_yaml``, ``dvc_lock``: paths
+        relative to the working folder, which DVC sets to the repository root; ``params``:
+        relative to the folder of ``dvc_yaml``, as DVC has it); the stage's params groups and
+        its upstream stages are read from ``dvc_yaml``, upstream params and output hashes from
+        ``dvc_lock``.
+    split_dir, augmented_dir, model_file
+        The split manifest folder and the augmentation dataset folder the model was trained on,
+        and the model file's path as recorded in the card (``None``: not named).
+    code_inputs
+        Tracked files and folders (ending in ``/``) besides ``params`` and ``dvc_yaml`` whose
+        local modifications the card lists under ``git.dirty`` (:func:`git_info`).
     verify_upstream
         Re-hash (DVC MD5) the upstream outputs this stage reads and record whether they match
         ``dvc.lock`` (``matches_workspace``); a mismatch adds a warning.
@@ -334,7 +335,7 @@ def build_model_card(*, model_config: Mapping[str, Any], class_names: Mapping[An
             outs = []
             for out in lock[name].get("outs", []):
                 rec = {k: out.get(k) for k in ("path", "md5", "size", "nfiles") if out.get(k) is not None}
-                used = [d for d in direct if d == out["path"] or d.startswith(out["path"] + "/")]
+                used = [d for d in direct if is_inside(d, out["path"])]
                 if verify_upstream and used:
                     rec["matches_workspace"] = _matches(root, out)
                     if not rec["matches_workspace"]:
@@ -372,7 +373,7 @@ def build_model_card(*, model_config: Mapping[str, Any], class_names: Mapping[An
                  "augmented": aug},
         "upstream_outs": upstream_outs,
         "code": code,
-        "git": git_info(root),
+        "git": git_info(root, (default_file, _rel(dvc_yaml, root), *code_inputs)),
         "libraries": fingerprint["libraries"],
         "device": str(device),
         "environment": fingerprint,
@@ -396,7 +397,7 @@ def _matches(root: Path, out: Mapping[str, Any]) -> bool:
     """Whether the workspace copy of an upstream out has the hash ``dvc.lock`` records."""
     path = root / out["path"]
     md5 = str(out.get("md5", ""))
-    hash_name = "md5" if out.get("hash") == "md5" else "md5-dos2unix"
+    hash_name = lock_hash_name(out)
     if md5.endswith(".dir"):
         if not path.is_dir():
             return False
