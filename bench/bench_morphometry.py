@@ -90,7 +90,11 @@ def interleaved_best(fns, repeat: int) -> list[float]:
 
 def differing_columns(a, b) -> dict[str, int]:
     out = {}
+    if list(a.columns) != list(b.columns):
+        out["<column names/order>"] = -1
     for c in a.columns:
+        if a[c].dtype != b[c].dtype:
+            out[f"{c} dtype {a[c].dtype} vs {b[c].dtype}"] = len(a)
         x, y = a[c].to_numpy(), b[c].to_numpy()
         same = (x == y) | (np.isnan(x) & np.isnan(y)) if x.dtype.kind == "f" else x == y
         if not same.all():
