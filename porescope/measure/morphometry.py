@@ -639,18 +639,21 @@ def _row_hulls(rows: _Rows, ymin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x = np.concatenate((xr[valid], -xl[valid])).astype(ctype)
     yv = yy[valid].astype(ctype)
     y = np.concatenate((yv, yv))
-    o = np.concatenate((obj_pt[valid], obj_pt[valid] + n))
+    o = np.concatenate((obj_pt[valid], obj_pt[valid] + n)).astype(ctype)
+    # chain end points, computed once (they survive every pass)
+    end = np.ones(o.size, bool)
+    np.not_equal(o[1:-1], o[:-2], out=end[1:-1])
+    end[1:-1] |= o[1:-1] != o[2:]
     while x.size > 2:
-        dx1 = x[1:-1] - x[:-2]
-        dy1 = y[1:-1] - y[:-2]
-        cross = dx1 * (y[2:] - y[1:-1]) - dy1 * (x[2:] - x[1:-1])
-        keep = np.ones(x.size, bool)
-        np.greater(cross, 0, out=keep[1:-1])
-        keep[1:-1] |= o[1:-1] != o[:-2]
-        keep[1:-1] |= o[1:-1] != o[2:]
+        dx = np.diff(x)
+        dy = np.diff(y)
+        cross = dx[:-1] * dy[1:]
+        cross -= dy[:-1] * dx[1:]
+        keep = end.copy()
+        keep[1:-1] |= cross > 0
         if keep.all():
             break
-        x, y, o = x[keep], y[keep], o[keep]
+        x, y, o, end = x[keep], y[keep], o[keep], end[keep]
     x = np.where(o >= n, -x, x)
     cnt = np.bincount(o, minlength=2 * n)
     c_r, c_l = cnt[:n], cnt[n:]
