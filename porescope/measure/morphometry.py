@@ -640,20 +640,23 @@ def _row_hulls(rows: _Rows, ymin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     yv = yy[valid].astype(ctype)
     y = np.concatenate((yv, yv))
     o = np.concatenate((obj_pt[valid], obj_pt[valid] + n)).astype(ctype)
-    # chain end points, computed once (they survive every pass)
+    # chain end points, computed once (they survive every pass); x, y, o and the end flag as
+    # the rows of one array, so that a pass filters them with a single np.compress
     end = np.ones(o.size, bool)
     np.not_equal(o[1:-1], o[:-2], out=end[1:-1])
     end[1:-1] |= o[1:-1] != o[2:]
-    while x.size > 2:
-        dx = np.diff(x)
-        dy = np.diff(y)
+    pts = np.stack((x, y, o, end.astype(ctype)))
+    while pts.shape[1] > 2:
+        dx = np.diff(pts[0])
+        dy = np.diff(pts[1])
         cross = dx[:-1] * dy[1:]
         cross -= dy[:-1] * dx[1:]
-        keep = end.copy()
+        keep = pts[3] != 0
         keep[1:-1] |= cross > 0
         if keep.all():
             break
-        x, y, o, end = x[keep], y[keep], o[keep], end[keep]
+        pts = np.compress(keep, pts, axis=1)
+    x, y, o = pts[0], pts[1], pts[2]
     x = np.where(o >= n, -x, x)
     cnt = np.bincount(o, minlength=2 * n)
     c_r, c_l = cnt[:n], cnt[n:]
