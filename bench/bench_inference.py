@@ -1,50 +1,52 @@
-"""Benchmark of porescope.segmentation.inference: throughput and memory of sliding-window inference.
+"""Benchmark of porescope.segmentation.inference: ONNX Runtime vs torch eager, tiled vs untiled.
 
-Model: smp Unet, resnet18 encoder, 1 input channel, 1 class, random init, eval mode.
+Model: the default architecture of params.yaml (smp Unet, tu-mobilenetv3_small_100 encoder,
+decoder channels 64-32-16-16-8, 1 input channel, 1 class), random init, eval mode. Both backends
+use the same thread count (``--threads``, default torch's).
 
-Measured in one run:
-* throughput (megapixels of the input image per second) on a size x size image for untiled
-  inference (the whole image in one forward pass: the baseline), tiled inference and tiled
-  inference with flip TTA; ratios to the baseline;
-* peak memory of tiled inference on a mem-size x mem-size image (default 4096), each measured
-  in a fresh subprocess so the figure is clean: peak resident set (VmHWM, torch included) after
-  setup (imports + model + image) and during the prediction, and the tracemalloc peak (numpy
-  allocations); an untiled and a tiled run on the size x size image for comparison;
-* on CUDA, fp32 vs AMP (float16 autocast) throughput and peak GPU memory.
+Measured in one run, on a size x size uint8 texture for each ``--sizes``:
 
-    python bench/bench_inference.py                  # CPU: 1024 throughput + 4096 memory
-    python bench/bench_inference.py --skip-mem       # throughput only
-    python bench/bench_inference.py --device cuda --batch-size 16
+* untiled: the network once on the whole image (the baseline of each backend);
+* tiled 256: ``predict_proba`` with the default tiling (tile 256, overlap 64, batch 4);
+* tiled auto: ``predict_proba(tile="auto")`` (the window of ``throughput_tile``: fewest pixels);
+
+each as seconds (best of ``--repeats``), megapixels of the image per second and the tiled /
+untiled throughput ratio within the backend; plus the ONNX Runtime / torch speed-up. Sizes in
+``--mem-sizes`` (default 4096) run once each in a fresh subprocess, tiled only (an untiled 4096 px
+forward pass of torch needs several GB), and also report the peak resident set during the
+prediction (VmHWM after a reset, so imports and the model are counted but not the set-up peak).
+
+    python bench/bench_inference.py                      # 256 and 1024 in-process, 4096 in subprocesses
+    python bench/bench_inference.py --mem-sizes          # skip the 4096 runs
+    python bench/bench_inference.py --torch-mem          # also torch at 4096 (slow on a CPU)
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
-import tracemalloc
 
 import numpy as np
 
+ARCH = {"arch": "Unet", "encoder": "tu-mobilenetv3_small_100", "classes": 1, "in_channels": 1,
+        "encoder_depth": 5, "decoder_channels": [64, 32, 16, 16, 8]}
 
-def _model(device: str):
+
+def _model():
     import torch
 
-    from porescope.segmentation.torch_compat import import_smp
+    from porescope.segmentation.models import build_model
 
-    smp = import_smp()
     torch.manual_seed(0)
-    return smp.Unet("resnet18", encoder_weights=None, in_channels=1, classes=1).eval().to(device)
+    return build_model(ARCH).eval()
 
 
 def _image(size: int) -> np.ndarray:
-    """uint8 texture: a 512-px smooth-noise patch tiled to size x size (cheap in memory, so the
-    memory figures are those of inference, not of making the test image)."""
+    """uint8 texture: a 512-px smooth-noise patch tiled to size x size (cheap in memory)."""
     from scipy import ndimage as ndi
 
     rng = np.random.default_rng(0)
@@ -55,26 +57,15 @@ def _image(size: int) -> np.ndarray:
     return np.ascontiguousarray(np.tile(patch, (reps, reps))[:size, :size])
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _maxrss_mb() -> float:
-    """Peak RSS of this process image: VmHWM from /proc (ru_maxrss is not used because Linux
-    carries the parent's peak over fork + exec into a child's ru_maxrss)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS counter (Linux: write 5 to /proc/self/clear_refs)."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -83,143 +74,109 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize()
-
-
-def _untiled(model, img, device, amp=False):
+def _runners(model, backend: str, threads: int):
+    """name -> callable(image) for one backend."""
     import torch
 
-    from porescope.segmentation.inference import normalise
+    from porescope.segmentation.inference import normalise, predict_proba
+    from porescope.segmentation.onnx_runtime import onnx_model_for
 
-    x = torch.from_numpy(normalise(img))[None, None].to(device)
-    ctx = torch.autocast("cuda", dtype=torch.float16) if amp and device.startswith("cuda") else contextlib.nullcontext()
-    with torch.inference_mode(), ctx:
-        out = torch.sigmoid(model(x).float())[0].cpu().numpy()
-    return out
-
-
-def child(mode: str, size: int, tile: int, overlap: int, batch: int) -> None:
-    """Runs in a subprocess: one inference, prints a JSON line with memory figures."""
-    import torch
-
-    from porescope.segmentation.inference import predict_proba
-
-    model = _model("cpu")
-    img = _image(size)
-    # touch the model once on a small input so lazy allocations are part of the setup figure
-    with torch.inference_mode():
-        model(torch.zeros(1, 1, 64, 64))
-    setup_rss, setup_max = _rss_mb(), _maxrss_mb()
-    reset = _reset_peak_rss()
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    if mode == "tiled":
-        out = predict_proba(model, img, tile=tile, overlap=overlap, batch_size=batch)
+    if backend == "torch":
+        def untiled(img):
+            with torch.inference_mode():
+                return torch.sigmoid(model(torch.from_numpy(normalise(img))[None, None]))[0].numpy()
     else:
-        out = _untiled(model, img, "cpu")
-    dt = time.perf_counter() - t0
-    _, tm_peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    run_peak = _maxrss_mb()
-    print(json.dumps({
-        "mode": mode, "size": size, "seconds": dt, "setup_rss_mb": setup_rss, "setup_maxrss_mb": setup_max,
-        "peak_reset": reset, "inference_peak_rss_mb": run_peak, "process_peak_rss_mb": max(setup_max, run_peak),
-        "tracemalloc_peak_mb": tm_peak / 2**20, "out_shape": list(out.shape),
-    }))
+        onnx_model = onnx_model_for(model, threads)
+
+        def untiled(img):
+            return torch.sigmoid(torch.from_numpy(onnx_model(normalise(img)[None, None])))[0].numpy()
+    return {
+        "untiled": untiled,
+        "tiled 256": lambda img: predict_proba(model, img, backend=backend, threads=threads),
+        "tiled auto": lambda img: predict_proba(model, img, tile="auto", backend=backend, threads=threads),
+    }
 
 
-def _run_child(mode, size, args) -> dict:
-    cmd = [sys.executable, __file__, "--child", mode, "--child-size", str(size), "--tile", str(args.tile),
-           "--overlap", str(args.overlap), "--batch-size", str(args.batch_size)]
-    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        raise RuntimeError(f"child {mode} {size} failed:\n{res.stderr[-3000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
-
-
-def _time(fn, repeats: int, device: str) -> float:
-    best = float("inf")
+def _best(fn, img, repeats: int) -> tuple[float, float]:
+    """Best wall and best CPU (all threads of this process) seconds; on a shared machine the
+    CPU figure is the steadier one (ONNX Runtime runs with spinning off, so idle threads cost
+    nothing)."""
+    best, cpu = float("inf"), float("inf")
     for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
+        c0, t0 = time.process_time(), time.perf_counter()
+        fn(img)
         best = min(best, time.perf_counter() - t0)
-    return best
+        cpu = min(cpu, time.process_time() - c0)
+    return best, cpu
+
+
+def child(backend: str, mode: str, size: int, threads: int) -> None:
+    """Runs in a subprocess: one prediction, prints a JSON line with time and peak RSS."""
+    import torch
+
+    torch.set_num_threads(threads)
+    model = _model()
+    run = _runners(model, backend, threads)[mode]
+    run(_image(64))  # warm-up: lazy allocations and (onnxruntime) the export belong to the setup
+    img = _image(size)
+    reset = _reset_peak_rss()
+    t0 = time.perf_counter()
+    run(img)
+    dt = time.perf_counter() - t0
+    print(json.dumps({"seconds": dt, "peak_rss_mb": _peak_rss_mb() if reset else float("nan")}))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", type=int, default=1024, help="throughput image side (px)")
-    p.add_argument("--mem-size", type=int, default=4096, help="memory test image side (px)")
-    p.add_argument("--tile", type=int, default=256)
-    p.add_argument("--overlap", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--repeats", type=int, default=2, help="timed repeats (best is kept)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    p.add_argument("--skip-mem", action="store_true")
-    p.add_argument("--child", choices=["tiled", "untiled"], help=argparse.SUPPRESS)
-    p.add_argument("--child-size", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--sizes", type=int, nargs="*", default=[256, 1024])
+    p.add_argument("--mem-sizes", type=int, nargs="*", default=[4096])
+    p.add_argument("--repeats", type=int, default=2, help="timed repeats in-process (best is kept)")
+    p.add_argument("--threads", type=int, default=0, help="0: torch's default")
+    p.add_argument("--torch-mem", action="store_true", help="also run torch at the --mem-sizes")
+    p.add_argument("--child", nargs=3, metavar=("BACKEND", "MODE", "SIZE"), help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.child:
-        child(args.child, args.child_size, args.tile, args.overlap, args.batch_size)
-        return
 
+    import onnxruntime
     import torch
 
-    from porescope.segmentation.inference import predict_proba, tile_starts, padding_for
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = _model(device)
-    img = _image(args.size)
-    mp = args.size**2 / 1e6
-    (t, b), (l, r) = padding_for(img.shape, args.tile, args.overlap)
-    n_win = len(tile_starts(args.size + t + b, args.tile, args.overlap)) * len(
-        tile_starts(args.size + l + r, args.tile, args.overlap))
-    print(f"device {device}; torch {torch.__version__}; threads {torch.get_num_threads()}; "
-          f"image {args.size}x{args.size}; tile {args.tile} overlap {args.overlap} batch {args.batch_size}; "
-          f"{n_win} windows = {n_win * args.tile**2 / args.size**2:.2f} x the image's pixels")
-
-    _untiled(model, img[:256, :256], device)  # warm-up
-    rows = []
-    t_base = _time(lambda: _untiled(model, img, device), args.repeats, device)
-    rows.append(("untiled (baseline)", t_base))
-    t_tile = _time(lambda: predict_proba(model, img, tile=args.tile, overlap=args.overlap,
-                                         batch_size=args.batch_size), args.repeats, device)
-    rows.append(("tiled", t_tile))
-    t_tta = _time(lambda: predict_proba(model, img, tile=args.tile, overlap=args.overlap,
-                                        batch_size=args.batch_size, tta=True), max(1, args.repeats - 1), device)
-    rows.append(("tiled + flip TTA", t_tta))
-    if device.startswith("cuda"):
-        for amp in (False, True):
-            torch.cuda.reset_peak_memory_stats()
-            tt = _time(lambda: predict_proba(model, img, tile=args.tile, overlap=args.overlap,
-                                             batch_size=args.batch_size, amp=amp), args.repeats, device)
-            rows.append((f"tiled {'AMP fp16' if amp else 'fp32'} (GPU peak {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB)", tt))
-        ta = _time(lambda: _untiled(model, img, device, amp=True), args.repeats, device)
-        rows.append(("untiled AMP fp16", ta))
-
-    print(f"\n{'mode':<48} {'seconds':>9} {'MP/s':>8} {'time / baseline':>16}")
-    for name, sec in rows:
-        print(f"{name:<48} {sec:>9.3f} {mp / sec:>8.3f} {sec / t_base:>16.2f}")
-
-    if args.skip_mem:
+    threads = args.threads or torch.get_num_threads()
+    if args.child:
+        child(args.child[0], args.child[1], int(args.child[2]), threads)
         return
-    print("\nmemory, CPU, one fresh subprocess per row (MB = MiB). setup = imports + model + image;")
-    print("inference peak = peak RSS while predicting (peak counter reset after setup); process peak =")
-    print("max of both; tracemalloc = peak of numpy/Python allocations during the prediction")
-    print(f"{'run':<20} {'seconds':>8} {'setup RSS':>10} {'inference peak':>15} {'- setup':>8} "
-          f"{'process peak':>13} {'tracemalloc':>12}")
-    for mode, size in (("untiled", args.size), ("tiled", args.size), ("tiled", args.mem_size)):
-        r = _run_child(mode, size, args)
-        peak = r["inference_peak_rss_mb"] if r["peak_reset"] else float("nan")
-        print(f"{mode + ' ' + str(size) + 'x' + str(size):<20} {r['seconds']:>8.1f} {r['setup_rss_mb']:>10.0f} "
-              f"{peak:>15.0f} {peak - r['setup_rss_mb']:>8.0f} {r['process_peak_rss_mb']:>13.0f} "
-              f"{r['tracemalloc_peak_mb']:>12.0f}")
+    torch.set_num_threads(threads)
+    print(f"cpu cores {os.cpu_count()}, load average {os.getloadavg()}; torch {torch.__version__}, "
+          f"onnxruntime {onnxruntime.__version__}; {threads} threads; model {ARCH['arch']} {ARCH['encoder']}")
+    model = _model()
+    runners = {b: _runners(model, b, threads) for b in ("torch", "onnxruntime")}
+    for b in runners:
+        runners[b]["untiled"](_image(64))  # warm-up
+
+    print("\nthroughput ratios are tiled / untiled within the backend; speed-up = torch time / ort time")
+    print(f"{'size':>5} {'backend':<12} {'mode':<11} {'seconds':>8} {'Mpx/s':>7} {'/ untiled':>10} "
+          f"{'ort speed-up':>13} {'CPU s':>7} {'/ untiled (CPU)':>16}")
+    for size in args.sizes:
+        img = _image(size)
+        res = {(b, m): _best(fn, img, args.repeats) for b in runners for m, fn in runners[b].items()}
+        for (b, m), (s, c) in res.items():
+            ratio = res[(b, "untiled")][0] / s
+            ratio_cpu = res[(b, "untiled")][1] / c
+            speed = f"{res[('torch', m)][0] / s:.2f}x" if b == "onnxruntime" else ""
+            print(f"{size:>5} {b:<12} {m:<11} {s:>8.3f} {size * size / 1e6 / s:>7.2f} {ratio:>9.0%} {speed:>13} "
+                  f"{c:>7.3f} {ratio_cpu:>15.0%}")
+
+    backends = ["onnxruntime"] + (["torch"] if args.torch_mem else [])
+    for size in args.mem_sizes:
+        print(f"\n{size} x {size}, one fresh subprocess per row; peak RSS = VmHWM during the prediction "
+              f"(interpreter, torch, model and image included)")
+        for b in backends:
+            for m in ("tiled auto", "tiled 256"):
+                cmd = [sys.executable, __file__, "--threads", str(threads), "--child", b, m, str(size)]
+                res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                if res.returncode != 0:
+                    raise RuntimeError(f"child {b} {m} {size} failed:\n{res.stderr[-3000:]}")
+                r = json.loads(res.stdout.strip().splitlines()[-1])
+                print(f"{size:>5} {b:<12} {m:<11} {r['seconds']:>8.2f} s {size * size / 1e6 / r['seconds']:>7.2f} Mpx/s "
+                      f"peak RSS {r['peak_rss_mb']:>6.0f} MiB")
 
 
 if __name__ == "__main__":

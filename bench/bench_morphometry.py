@@ -78,19 +78,27 @@ def load_reference(path: str):
     return module
 
 
-def interleaved_best(fns, repeat: int) -> list[float]:
+def interleaved_best(fns, repeat: int) -> tuple[list[float], list[float]]:
+    """Best wall-clock and best CPU (process) seconds of each function, runs interleaved. On a
+    shared machine the CPU time is the steadier figure (this code is single-threaded)."""
     best = [float("inf")] * len(fns)
+    cpu = [float("inf")] * len(fns)
     for _ in range(repeat):
         for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             fn()
             best[i] = min(best[i], time.perf_counter() - t0)
-    return best
+            cpu[i] = min(cpu[i], time.process_time() - c0)
+    return best, cpu
 
 
 def differing_columns(a, b) -> dict[str, int]:
     out = {}
+    if list(a.columns) != list(b.columns):
+        out["<column names/order>"] = -1
     for c in a.columns:
+        if a[c].dtype != b[c].dtype:
+            out[f"{c} dtype {a[c].dtype} vs {b[c].dtype}"] = len(a)
         x, y = a[c].to_numpy(), b[c].to_numpy()
         same = (x == y) | (np.isnan(x) & np.isnan(y)) if x.dtype.kind == "f" else x == y
         if not same.all():
@@ -123,12 +131,15 @@ def main() -> None:
               f"{n / t_fast:10.0f} objects/s")
         if ref is not None:
             ref.measure_objects(labels)  # warm-up
-            t_new, t_ref = interleaved_best([lambda: measure_objects(labels),
-                                             lambda: ref.measure_objects(labels)],
-                                            max(args.repeat, 5))
+            (t_new, t_ref), (c_new, c_ref) = interleaved_best([lambda: measure_objects(labels),
+                                                               lambda: ref.measure_objects(labels)],
+                                                              max(args.repeat, 5))
             print(f"  interleaved: current {t_new * 1e3:8.1f} ms ({n / t_new:8.0f} objects/s), "
                   f"reference {t_ref * 1e3:8.1f} ms ({n / t_ref:8.0f} objects/s), "
                   f"speed-up {t_ref / t_new:.2f}x")
+            print(f"  CPU time:    current {c_new * 1e3:8.1f} ms ({n / c_new:8.0f} objects/s), "
+                  f"reference {c_ref * 1e3:8.1f} ms ({n / c_ref:8.0f} objects/s), "
+                  f"speed-up {c_ref / c_new:.2f}x")
             diff = differing_columns(measure_objects(labels), ref.measure_objects(labels))
             print(f"  columns differing from the reference (rows): {diff or 'none'}")
         if not args.no_baseline:

@@ -17,6 +17,13 @@ then measures:
    reverting): the stages DVC would rerun, against the stages downstream of that parameter.
 
 Prints a table and writes ``bench/results/bench_pipeline.json``.
+
+``--noop DIR`` measures only the no-op ``dvc repro`` of an existing, up-to-date checkout (e.g. one
+where the pipeline has just run) against DVC's own floor, built in a temporary folder with the
+same DVC: a one-stage pipeline, and ten chained stages each with a params dependency on a copy of
+DIR's params.yaml (the shape of this pipeline without its code, data and templating). Runs are
+interleaved; wall and CPU (user + sys of the dvc process) seconds are reported, CPU being the
+steadier figure on a shared machine. DIR's dvc.lock must come out unchanged.
 """
 
 from __future__ import annotations
@@ -68,10 +75,69 @@ def _ran(log: str) -> list[str]:
     return re.findall(r"Running stage '([^']+)'", log)
 
 
+def _timed_dvc(args: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall and CPU (user + sys) seconds of one dvc command."""
+    before = os.times()
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=ENV, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    after = os.times()
+    return wall, (after.children_user - before.children_user) + (after.children_system - before.children_system)
+
+
+def _floor_repo(path: Path, n_stages: int, params: str) -> Path:
+    path.mkdir(parents=True)
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+    subprocess.run(["git", "init", "-q"], cwd=path, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=path, env=ENV, check=True)
+    (path / "params.yaml").write_text(params)
+    key = next(iter(yaml.safe_load(params)))
+    stages = {}
+    for i in range(n_stages):
+        stages[f"s{i}"] = {"cmd": f"echo {i} > o{i}.txt", "deps": [f"o{i - 1}.txt"] if i else [],
+                           "params": [key], "outs": [f"o{i}.txt"]}
+    (path / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
+    subprocess.run([*git, "add", "-A"], cwd=path, check=True)
+    subprocess.run([*git, "commit", "-qm", "floor"], cwd=path, check=True)
+    _dvc(["repro"], path)
+    return path
+
+
+def noop_repro(repo: Path, repeats: int) -> None:
+    status = subprocess.run([sys.executable, "-m", "dvc", "status"], cwd=repo, env=ENV, text=True,
+                            capture_output=True, check=True).stdout
+    if "up to date" not in status:
+        raise SystemExit(f"{repo}: the pipeline is not up to date; a dvc repro there would run stages:\n{status}")
+    lock = (repo / "dvc.lock").read_bytes()
+    with tempfile.TemporaryDirectory(prefix="porescope-noop-") as tmp:
+        repos = {"floor: 1 stage": _floor_repo(Path(tmp) / "one", 1, "a: 1\n"),
+                 "floor: 10 stages + params.yaml": _floor_repo(Path(tmp) / "ten", 10,
+                                                              (repo / "params.yaml").read_text()),
+                 f"{repo}": repo}
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in repos}
+        for _ in range(repeats):
+            for name, path in repos.items():
+                times[name].append(_timed_dvc(["repro"], path))
+    if (repo / "dvc.lock").read_bytes() != lock:
+        raise SystemExit(f"{repo}/dvc.lock changed during the no-op runs")
+    base = min(c for _, c in times["floor: 1 stage"])
+    print(f"no-op dvc repro, best of {repeats} interleaved runs (CPU = user + sys of the dvc process)")
+    print(f"{'pipeline':<40} {'wall s':>7} {'CPU s':>6} {'CPU / 1-stage floor':>20}")
+    for name, runs in times.items():
+        wall, cpu = min(w for w, _ in runs), min(c for _, c in runs)
+        print(f"{name:<40} {wall:>7.2f} {cpu:>6.2f} {cpu / base:>20.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=Path, help="clone here and keep it (default: a temp folder)")
+    parser.add_argument("--noop", type=Path, metavar="DIR", help="only the no-op repro of DIR vs DVC's floor")
+    parser.add_argument("--repeats", type=int, default=3, help="--noop: runs of each pipeline")
     args = parser.parse_args()
+    if args.noop:
+        noop_repro(args.noop.resolve(), args.repeats)
+        return
     work = args.keep or Path(tempfile.mkdtemp(prefix="porescope-bench-"))
     if work.exists() and any(work.iterdir()):
         raise SystemExit(f"{work}: not empty")

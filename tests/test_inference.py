@@ -312,3 +312,24 @@ def test_model_mode_restored_and_bad_inputs():
 
     with pytest.raises(ValueError, match="output shape"):
         predict_proba(Shrinks(), np.zeros((8, 8), np.uint8), tile=32, overlap=8)
+
+
+@pytest.mark.parametrize("shape", [(1024, 1024), (4096, 4096), (300, 2000), (40, 40)])
+def test_throughput_tile_minimises_window_pixels(shape):
+    from porescope.segmentation.inference import throughput_tile
+
+    def cost(tile):  # independent count: windows per axis x tile^2
+        (t, b), (l, r) = padding_for(shape, tile, 64)
+        return len(tile_starts(shape[0] + t + b, tile, 64)) * len(tile_starts(shape[1] + l + r, tile, 64)) * tile**2
+
+    best = throughput_tile(shape, 64)
+    assert best % 32 == 0 and 256 <= best <= 1536
+    assert cost(best) == min(cost(t) for t in range(256, 1537, 32))
+    assert cost(best) <= cost(256)
+
+
+def test_auto_tile_close_to_untiled_for_local_model():
+    model = _conv_model(4)
+    img = _image((300, 700))
+    got = predict_proba(model, img, tile="auto", overlap=64)
+    np.testing.assert_allclose(got, _untiled(model, img, 256, 64), atol=1e-5)

@@ -639,18 +639,24 @@ def _row_hulls(rows: _Rows, ymin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x = np.concatenate((xr[valid], -xl[valid])).astype(ctype)
     yv = yy[valid].astype(ctype)
     y = np.concatenate((yv, yv))
-    o = np.concatenate((obj_pt[valid], obj_pt[valid] + n))
-    while x.size > 2:
-        dx1 = x[1:-1] - x[:-2]
-        dy1 = y[1:-1] - y[:-2]
-        cross = dx1 * (y[2:] - y[1:-1]) - dy1 * (x[2:] - x[1:-1])
-        keep = np.ones(x.size, bool)
-        np.greater(cross, 0, out=keep[1:-1])
-        keep[1:-1] |= o[1:-1] != o[:-2]
-        keep[1:-1] |= o[1:-1] != o[2:]
+    o = np.concatenate((obj_pt[valid], obj_pt[valid] + n)).astype(ctype)
+    # chain end points, computed once (they survive every pass); x, y, o and the end flag as
+    # the rows of one array, so that a pass filters them with a single np.compress
+    end = np.ones(o.size, bool)
+    np.not_equal(o[1:-1], o[:-2], out=end[1:-1])
+    end[1:-1] |= o[1:-1] != o[2:]
+    pts = np.stack((x, y, o, end.astype(ctype)))
+    while pts.shape[1] > 2:
+        dx = np.diff(pts[0])
+        dy = np.diff(pts[1])
+        cross = dx[:-1] * dy[1:]
+        cross -= dy[:-1] * dx[1:]
+        keep = pts[3] != 0
+        keep[1:-1] |= cross > 0
         if keep.all():
             break
-        x, y, o = x[keep], y[keep], o[keep]
+        pts = np.compress(keep, pts, axis=1)
+    x, y, o = pts[0], pts[1], pts[2]
     x = np.where(o >= n, -x, x)
     cnt = np.bincount(o, minlength=2 * n)
     c_r, c_l = cnt[:n], cnt[n:]
@@ -692,8 +698,11 @@ def _hull_metrics(hv: np.ndarray, h_len: np.ndarray) -> dict[str, np.ndarray]:
     hid = np.repeat(np.arange(n), h_len)
     off_rep = off[hid]
     len_rep = h_len[hid]
-    x = np.ascontiguousarray(hv[:, 0])
-    y = np.ascontiguousarray(hv[:, 1])
+    # vertices are pixel corners (integers): cross products and squared distances are exact in
+    # int32 below 16384 px (|values| < 2**31), with half the memory traffic of float64
+    itype = np.int32 if tot == 0 or float(np.abs(hv).max()) < 16384 else np.int64
+    x = hv[:, 0].astype(itype)
+    y = hv[:, 1].astype(itype)
     nxt = np.arange(1, tot + 1)
     nxt[ends - 1] = off
     area2 = np.bincount(hid, weights=x * y[nxt] - x[nxt] * y, minlength=n)
@@ -724,16 +733,18 @@ def _hull_metrics(hv: np.ndarray, h_len: np.ndarray) -> dict[str, np.ndarray]:
     cand[low] += np.broadcast_to(len_rep, cand.shape)[low]
     high = cand >= end_rep
     cand[high] -= np.broadcast_to(len_rep, cand.shape)[high]
-    xv = x[cand]
-    yv = y[cand]
+    dxv = x[cand] - x
+    dyv = y[cand] - y
     # widths: max over candidates, then scaled (scaling by inv_norm >= 0 keeps the order)
-    width = (ex * (yv - y) - ey * (xv - x)).max(axis=0) * inv_norm
+    width = (ex * dyv - ey * dxv).max(axis=0) * inv_norm
     width[e_norm == 0] = np.inf
     # squared distances from both edge end points, in the order (k, u) = (-1, me), (-1, nxt),
     # (0, me), ...: the first maximum of each edge as a sequential strict '>' update picks it
-    d2 = np.empty((6, tot))
-    d2[0::2] = (xv - x) ** 2 + (yv - y) ** 2
-    d2[1::2] = (xv - x[nxt]) ** 2 + (yv - y[nxt]) ** 2
+    d2 = np.empty((6, tot), x.dtype)
+    d2[0::2] = dxv * dxv + dyv * dyv
+    dxv -= ex
+    dyv -= ey
+    d2[1::2] = dxv * dxv + dyv * dyv
     best_d2 = d2.max(axis=0)
     min_feret = np.minimum.reduceat(width, off)
     feret2 = np.maximum.reduceat(best_d2, off)
