@@ -107,3 +107,24 @@ def test_photo5_reads_314_nm_per_px():
     bar = read_scale_bar(grey)
     assert (bar.value, bar.unit) == (50.0, "um")
     assert bar.nm_per_px == pytest.approx(314.0, rel=0.01)
+
+
+@needs_ocr
+def test_read_micrograph_falls_back_to_the_scale_bar(tmp_path):
+    """Order: given value > file metadata > scale bar; a bar-less image stays unknown with a warning."""
+    from porescope.io.micrograph import read_micrograph
+
+    img = draw_bar(micrograph(7), 160, "2 µm")
+    path = tmp_path / "m.png"
+    Image.fromarray(img).save(path)
+    m = read_micrograph(path, crop_bottom=60, scale_bar=True)
+    assert m.pixel_size_nm == pytest.approx(12.5, rel=0.01) and m.pixel_size_source == "scale_bar:2um"
+    assert m.image.shape == (420, 640)                     # the bar was read before the crop
+    given = read_micrograph(path, crop_bottom=60, pixel_size_nm=40.0, scale_bar=True)
+    assert (given.pixel_size_nm, given.pixel_size_source) == (40.0, "given")
+    off = read_micrograph(path, crop_bottom=60)
+    assert off.pixel_size_nm is None
+    plain = tmp_path / "plain.png"
+    Image.fromarray(micrograph(8, data_bar=False)).save(plain)
+    none = read_micrograph(plain, scale_bar=True)
+    assert none.pixel_size_nm is None and any("no scale bar found" in w for w in none.warnings)

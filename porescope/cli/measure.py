@@ -44,7 +44,10 @@ def add_measure_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path,
                    help="output folder (must not exist unless --overwrite)")
     p.add_argument("--pixel-size-nm", type=_positive, default=None,
-                   help="nm per pixel for every image (default: TIFF metadata, else unknown)")
+                   help="nm per pixel for every image (default: TIFF metadata, else the scale bar "
+                        "read by OCR, else unknown)")
+    p.add_argument("--no-scale-bar", action="store_true",
+                   help="do not read the pixel size from the scale bar")
     p.add_argument("--crop-bottom", type=_crop, default=None,
                    help="rows of SEM data bar to drop, or 'auto' (default from params: 0)")
     p.add_argument("--margin", type=_pixels, default=None,
@@ -82,6 +85,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
     overrides = {}
     if args.pixel_size_nm is not None:
         overrides["pixel_size_nm"] = args.pixel_size_nm
+    if args.no_scale_bar:
+        overrides["scale_bar"] = False
     if args.crop_bottom is not None:
         overrides["crop_bottom"] = args.crop_bottom
     if args.margin is not None:

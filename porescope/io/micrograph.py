@@ -168,11 +168,31 @@ def resolve_pixel_size(given: float | None, meta_nm: float | None, meta_source: 
     return None, meta_source, []
 
 
+def pixel_size_from_scale_bar(grey: np.ndarray, normalisation: NormalisationParams = NormalisationParams()
+                              ) -> tuple[float | None, str, str | None]:
+    """``(nm per pixel or None, source, warning or None)`` from the image's scale bar.
+
+    The last resort of the pixel-size order (given value > file metadata > scale bar): the
+    source is ``"scale_bar:<label>"`` (e.g. ``scale_bar:50um``); when no bar can be read the
+    size stays unknown and the warning says why (no bar, unreadable label, no Tesseract).
+    """
+    from porescope.io.scale_bar import ScaleBarError, read_scale_bar
+
+    if grey.dtype != np.uint8:
+        grey, _ = to_uint8(grey, normalisation.method, normalisation.low, normalisation.high)
+    try:
+        bar = read_scale_bar(grey)
+    except ScaleBarError as exc:
+        return None, "none", f"pixel size unknown: {exc}"
+    return bar.nm_per_px, f"scale_bar:{bar.value:g}{bar.unit}", None
+
+
 def page_micrograph(file: ImageFile, index: int = 0, *, crop_bottom: int | str = 0,
                     pixel_size_nm: float | None = None,
                     normalisation: NormalisationParams = NormalisationParams(),
                     normalise_before_crop: bool = False, min_rows: int = 1,
-                    name: str | None = None, given_source: str = "given") -> Micrograph:
+                    name: str | None = None, given_source: str = "given",
+                    scale_bar: bool = False) -> Micrograph:
     """Page ``index`` of a decoded file as a :class:`Micrograph` (see :func:`read_micrograph`)."""
     page = file.pages[index]
     name = name or file.name
@@ -182,11 +202,15 @@ def page_micrograph(file: ImageFile, index: int = 0, *, crop_bottom: int | str =
     if normalise_before_crop:
         grey, record = to_uint8(grey, n.method, n.low, n.high)
     oh, ow = grey.shape
+    whole = grey  # the scale bar may sit in the data bar that the crop drops
     grey, crop, warnings = crop_data_bar(grey, crop_bottom, name=name, min_rows=min_rows)
     if record is None:
         grey, record = to_uint8(grey, n.method, n.low, n.high)
     px, src, px_warnings = resolve_pixel_size(pixel_size_nm, file.pixel_size_nm,
                                               file.pixel_size_source, given_source=given_source)
+    if px is None and scale_bar:
+        px, src, bar_warning = pixel_size_from_scale_bar(whole, n)
+        px_warnings = px_warnings + ([bar_warning] if bar_warning else [])
     return Micrograph(np.ascontiguousarray(grey), (oh, ow), crop, record, px, src,
                       page=page.index, n_pages=file.n_pages, format=file.format,
                       warnings=tuple(warnings + px_warnings))
@@ -195,7 +219,8 @@ def page_micrograph(file: ImageFile, index: int = 0, *, crop_bottom: int | str =
 def read_micrograph(source: str | os.PathLike | np.ndarray, *, crop_bottom: int | str = 0,
                     pixel_size_nm: float | None = None,
                     normalisation: NormalisationParams = NormalisationParams(),
-                    normalise_before_crop: bool = False, min_rows: int = 1) -> Micrograph:
+                    normalise_before_crop: bool = False, min_rows: int = 1,
+                    scale_bar: bool = False) -> Micrograph:
     """Read a micrograph: first page, grey, data bar cropped, ``uint8``, pixel size.
 
     Parameters
@@ -207,7 +232,8 @@ def read_micrograph(source: str | os.PathLike | np.ndarray, *, crop_bottom: int 
         Rows of an SEM data bar to drop, or ``"auto"`` to detect it.
     pixel_size_nm : float, optional
         nm per pixel. Without it: the file's metadata (FEI, Zeiss, ImageJ, TIFF resolution),
-        else unknown (``None``).
+        else the scale bar when ``scale_bar`` (:func:`pixel_size_from_scale_bar`), else
+        unknown (``None``).
     normalisation : NormalisationParams
         How more than 8 bits become 8 (percentiles 0.1 / 99.9 by default).
     normalise_before_crop : bool
@@ -215,6 +241,9 @@ def read_micrograph(source: str | os.PathLike | np.ndarray, *, crop_bottom: int 
         as the measure pipeline does; by default the bar is cropped first (as ingest does).
     min_rows : int
         Fewest rows that the crop must leave.
+    scale_bar : bool
+        Read the pixel size from the burned-in scale bar (Tesseract OCR) when it is neither
+        given nor in the metadata.
 
     Returns
     -------
@@ -244,4 +273,5 @@ def read_micrograph(source: str | os.PathLike | np.ndarray, *, crop_bottom: int 
         file = read_image(source, pages="first")
     return page_micrograph(file, 0, crop_bottom=crop_bottom, pixel_size_nm=pixel_size_nm,
                            normalisation=normalisation,
-                           normalise_before_crop=normalise_before_crop, min_rows=min_rows)
+                           normalise_before_crop=normalise_before_crop, min_rows=min_rows,
+                           scale_bar=scale_bar)

@@ -125,7 +125,7 @@ def measure_one(image_path: str | os.PathLike, model_path: str | os.PathLike,
     model = load_model_cached(model_path, params)
     mg = read_micrograph(path, crop_bottom=params.crop_bottom, pixel_size_nm=params.pixel_size_nm,
                          normalisation=params.normalisation, normalise_before_crop=True,
-                         min_rows=_MIN_ROWS)
+                         min_rows=_MIN_ROWS, scale_bar=params.scale_bar)
     pages = [f"{mg.n_pages} pages; only the first was measured"] if mg.n_pages > 1 else []
     return _measure(mg, path.stem, params, image_file=path.name, model=model, warnings=pages,
                     name=str(path))
@@ -187,7 +187,7 @@ def measure_micrograph(image: np.ndarray, model: SegmentationModel | str | os.Pa
         raise ValueError("measure_micrograph: give either model (to segment the image) or mask")
     mg = read_micrograph(np.asarray(image), crop_bottom=params.crop_bottom,
                          pixel_size_nm=params.pixel_size_nm, normalisation=params.normalisation,
-                         normalise_before_crop=True, min_rows=_MIN_ROWS)
+                         normalise_before_crop=True, min_rows=_MIN_ROWS, scale_bar=params.scale_bar)
     if mask is not None:
         mask = np.asarray(mask)
         if mask.shape == mg.orig_shape:

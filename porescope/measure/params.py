@@ -21,7 +21,9 @@ class MeasureParams:
     Fields are the keys of the ``measure`` params group, defaults = ``params.yaml``:
     enabled: false = the pipeline stage writes a "skipped" record instead of measuring.
     source: folder of micrographs (used by the pipeline stage only).
-    pixel_size_nm: nm per pixel for every image, or None (TIFF metadata, else unknown).
+    pixel_size_nm: nm per pixel for every image, or None (TIFF metadata, else the scale bar).
+    scale_bar: read the pixel size from the burned-in scale bar (OCR) when it is neither given
+    nor in the file's metadata; the summary's ``pixel_size_source`` says ``scale_bar:<label>``.
     crop_bottom: rows of an SEM data bar to drop, or ``"auto"``.
     margin_px: pixels ignored at every edge (a frame drawn around an exported image).
     resample_to_model: resize to the model's training pixel size when both are known.
@@ -38,6 +40,7 @@ class MeasureParams:
     enabled: bool = True
     source: str = "data/measure"
     pixel_size_nm: float | None = field(default=None, metadata={"gt": 0})
+    scale_bar: bool = True
     crop_bottom: int | Literal["auto"] = 0
     margin_px: int = field(default=0, metadata={"ge": 0, "le": 100_000})
     resample_to_model: bool = True
@@ -65,7 +68,8 @@ class MeasureParams:
     def settings_dict(self) -> dict[str, Any]:
         """What a run records in ``run.json``: the per-image settings (not source / enabled)."""
         n = self.normalisation
-        return {"pixel_size_nm": self.pixel_size_nm, "crop_bottom": self.crop_bottom,
+        return {"pixel_size_nm": self.pixel_size_nm, "scale_bar": self.scale_bar,
+                "crop_bottom": self.crop_bottom,
                 "margin_px": self.margin_px, "resample_to_model": self.resample_to_model,
                 "scale": self.scale, "tile": self.tile, "overlap": self.overlap,
                 "batch_size": self.batch_size, "tta": self.tta, "device": self.device,
