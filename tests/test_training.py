@@ -313,3 +313,34 @@ def test_model_file_problems_reach_init_from(tmp_path: Path, model_payload: dict
     model = models.build_model(model_payload["config"])
     with pytest.raises(models.ModelFileError, match="missing 'state_dict'"):
         models.init_from_model(model, _broken(tmp_path, model_payload, state_dict=None))
+
+
+# --- the train params group --------------------------------------------------------------------------
+
+def test_train_params_defaults_are_the_params_yaml_values() -> None:
+    import yaml
+
+    from porescope.config import parse_group
+    from porescope.segmentation.train_model import TrainParams
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["train"]
+    assert parse_group(TrainParams, raw, group="train") == TrainParams()
+
+
+def test_train_param_typo_fails_naming_the_key_it_meant(tmp_path: Path) -> None:
+    """``train.epoch: 50`` used to train the default 6 epochs without a word."""
+    import yaml
+
+    from porescope.config import ParamsError
+    from stages import train as train_stage
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"seed": 0, "train": {"epoch": 50}}))
+    argv = ["--params", str(params), *[a for name in ("augmented", "ingested", "split", "model", "resume", "live",
+                                                      "metrics") for a in (f"--{name}", str(tmp_path / name))]]
+    with pytest.raises(ParamsError, match=r"train\.epoch: unknown parameter; did you mean 'train\.epochs'\?"):
+        train_stage.main(argv)
+    params.write_text(yaml.safe_dump({"seed": 0, "train": {"loss": "dice+hinge"}}))
+    with pytest.raises(ParamsError, match=r"train\.loss: unknown loss term"):
+        train_stage.main(argv)
+    assert not (tmp_path / "model").exists() and not (tmp_path / "live").exists()
