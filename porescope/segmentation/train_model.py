@@ -37,7 +37,7 @@ LOG = logging.getLogger("porescope.train")
 
 @dataclass(frozen=True)
 class TrainParams:
-    """``train``: segmentation-models-pytorch network, loss and optimisation (see params.yaml)."""
+    """``train`` params group: segmentation-models-pytorch network, loss and optimisation."""
 
     arch: str = "Unet"  # any smp architecture name
     encoder: str = "tu-mobilenetv3_small_100"  # any smp / timm ("tu-...") encoder name
@@ -102,7 +102,7 @@ class TrainRun:
     val_tiles: int
 
     def metrics(self) -> dict[str, Any]:
-        """The training summary (``metrics/train.json`` of the pipeline)."""
+        """The training summary: best epoch, epochs run, val scores, threshold, data sizes."""
         r = self.result
         return {"best_epoch": r.best_epoch, "epochs_run": r.epochs_run, "stopped_early": r.stopped_early,
                 "val_iou": r.best_scores.get("val_iou"), "val_dice": r.best_scores.get("val_dice"),

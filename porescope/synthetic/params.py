@@ -1,7 +1,7 @@
 """Parameters of the built-in synthetic dataset: the ``synthesize`` params group.
 
 :class:`SynthesizeParams` (with its nested :class:`AppearanceRanges`) is built from the group
-with :func:`porescope.config.parse_group`; its field defaults are the defaults of params.yaml.
+with :func:`porescope.config.parse_group`; its field defaults are the group's defaults.
 
 Examples
 --------
@@ -69,7 +69,7 @@ class SynthesizeParams:
     """``synthesize``: the built-in synthetic track-etched-membrane dataset (METHODS.md s.7).
 
     Image sizes and lengths are px; angles deg; ``pixel_size_nm`` nm per pixel (``None`` =
-    unknown). See params.yaml for one line on each key.
+    unknown).
     """
 
     n_images: int = field(default=24, metadata={"ge": 1, "le": 100_000})
