@@ -157,7 +157,17 @@ def _model_error(path: str | os.PathLike, what: str) -> ModelFileError:
 
 
 def check_threshold(value: Any, source: str | os.PathLike = "model file") -> float:
-    """A stored decision threshold as a float strictly between 0 and 1; else :class:`ModelFileError`."""
+    """A stored decision threshold as a float strictly between 0 and 1; else :class:`ModelFileError`.
+
+    Examples
+    --------
+    >>> check_threshold(0.31)
+    0.31
+    >>> check_threshold("high", "model.pt")
+    Traceback (most recent call last):
+    ...
+    porescope.segmentation.models.ModelFileError: model.pt: meta.threshold must be a number between 0 and 1, got 'high' (not a usable porescope model file)
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
         raise _model_error(source, f"meta.threshold must be a number between 0 and 1, got {value!r}")
     return float(value)
@@ -194,7 +204,7 @@ def _check_payload(payload: Mapping[str, Any], path: str | os.PathLike) -> None:
     if sorted(map(str, names), key=lambda k: (len(k), k)) != expected:
         raise _model_error(path, f"class_names has ids {sorted(map(str, names))}, but config.classes = "
                                  f"{classes} needs ids {expected}")
-    meta = payload.get("meta", {})
+    meta = payload.get("meta") or {}
     if not isinstance(meta, Mapping):
         raise _model_error(path, f"'meta' must be a mapping, got {type(meta).__name__}")
     if "threshold" in meta:
