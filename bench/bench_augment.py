@@ -41,7 +41,8 @@ from scipy import ndimage
 
 import Augmentor
 
-from porescope.preprocessing.augmentation import augment_tiles
+from porescope.config import parse_group
+from porescope.preprocessing.augmentation import AugmentParams, augment_tiles
 
 
 def cpu_seconds() -> float:
@@ -74,11 +75,12 @@ def make_tiles(folder: Path, n: int, size: int, seed: int = 0) -> pd.DataFrame:
 
 
 def run_ours(tiles: pd.DataFrame, out: Path, ops: str, size: int, workers: int) -> tuple[float, float]:
-    params = {"ops": ops, "size": size, "workers": workers, "probability_mode": "augmentor", "seed": 0}
+    params = parse_group(AugmentParams, {"ops": ops, "size": size, "workers": workers,
+                                         "probability_mode": "augmentor"}, group="augment")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     c0, t0 = cpu_seconds(), time.perf_counter()
-    augment_tiles(tiles, out, params, class_ids=(0, 1), progress=False)
+    augment_tiles(tiles, out, params, class_ids=(0, 1), progress=False, seed=0)
     elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     assert len(os.listdir(out / "images")) == size == len(os.listdir(out / "masks"))
     return elapsed, cpu

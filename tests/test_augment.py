@@ -20,8 +20,12 @@ from scipy import ndimage
 
 from stages import augment as augment_stage
 from stages import split as split_stage
+from porescope.config import ParamsError, parse_group
+from porescope.preprocessing import augmentation
 from porescope.preprocessing.augmentation import (
     AugmentError,
+    AugmentParams,
+    LeakageError,
     assign_tiles,
     augment_pair,
     build_operations,
@@ -29,7 +33,6 @@ from porescope.preprocessing.augmentation import (
     dataset_name,
     draw_sample,
     effective_probability,
-    resolve_params,
 )
 from porescope.io.images import array_sha256  # the ingest contract's content hash
 
@@ -109,9 +112,8 @@ def make_project(tmp_path: Path, n_classes: int = 2, n_sources: int = 5, seed: i
 
 
 def run_augment(project: Path, out: str = "aug", seed: int = 0, **augment) -> Path:
-    params = project / f"params_{out}.yaml"
-    params.write_text(yaml.safe_dump({"seed": seed, "augment": augment}))
-    augment_stage.run(params, project / "ingested", project / "split", project / out, progress=False)
+    params = parse_group(AugmentParams, augment, group="augment")
+    augmentation.run_augment(params, seed, project / "ingested", project / "split", project / out, progress=False)
     return project / out
 
 
@@ -189,11 +191,11 @@ def test_only_train_tiles_are_used(binary_project: Path) -> None:
     uses = samples["tile_id"].value_counts()
     assert uses.min() == 2 and uses.max() == 3                       # 30 = 12 * 2.5, balanced
     manifest = pd.read_csv(binary_project / "split" / "tiles.csv", dtype={"tile_id": str})
-    augment_stage.check_train_only(samples, manifest)
+    augmentation.check_train_only(samples, manifest)
     val_tile = manifest.loc[manifest["split"] == "val", "tile_id"].iloc[0]
     bad = pd.concat([samples, pd.DataFrame({"tile_id": [val_tile]})], ignore_index=True)
-    with pytest.raises(augment_stage.LeakageError, match=val_tile):
-        augment_stage.check_train_only(bad, manifest)
+    with pytest.raises(LeakageError, match=val_tile):
+        augmentation.check_train_only(bad, manifest)
 
 
 @pytest.mark.parametrize("params", [{"ops": "", "size": 50}, {"ops": "RDZ", "size": 0}])
@@ -265,7 +267,7 @@ def test_no_spurious_class_on_a_0_2_boundary() -> None:
     random.seed(3)
     raw = np.asarray(RotateRange(1, 25, 25).perform_operation([Image.fromarray(mask)])[0])
     assert np.isin(raw, [1]).any()               # Augmentor's own output has the in-between id
-    ops = build_operations("RDZ", resolve_params({}))
+    ops = build_operations("RDZ", AugmentParams())
     for s in range(10):
         _, out, _ = augment_pair(mask, mask, ops, [True, True, True], (0, 1, 2), py_seed=s, np_seed=s)
         assert set(np.unique(out).tolist()) <= {0, 2}
@@ -277,7 +279,7 @@ def test_zoom_keeps_boundaries_in_place() -> None:
     yy, xx = np.mgrid[:64, :64]
     disk = ((yy - 31.5) ** 2 + (xx - 31.5) ** 2 <= 100).astype(np.uint8)
     image = disk * 200
-    zoom = build_operations("Z", resolve_params({}))
+    zoom = build_operations("Z", AugmentParams())
     for s in range(8):
         out_image, out_mask, drawn = augment_pair(image, disk, zoom, [True], (0, 1), s, s)
         f = drawn["zoom_factor"]
@@ -347,7 +349,7 @@ def test_sample_draws_depend_only_on_seed_and_index() -> None:
 
 
 def test_recorded_rotation_angles_are_in_range() -> None:
-    rot = build_operations("R", resolve_params({}))
+    rot = build_operations("R", AugmentParams())
     image = np.zeros((TILE, TILE), np.uint8)
     angles = [augment_pair(image, image, rot, [True], (0, 1), s, s)[2]["rotate_deg"] for s in range(200)]
     assert all(-25 <= a <= 25 for a in angles)
@@ -358,20 +360,40 @@ def test_recorded_rotation_angles_are_in_range() -> None:
 # errors
 
 
+def _params(**group) -> AugmentParams:
+    return parse_group(AugmentParams, group, group="augment")
+
+
 def test_parameter_errors() -> None:
     assert dataset_name("rdz", 1000) == "RDZ1000"
-    with pytest.raises(AugmentError, match=r"unknown operation letter\(s\) \['X'\]"):
-        resolve_params({"ops": "RX"})
-    with pytest.raises(AugmentError, match="repeated"):
-        resolve_params({"ops": "RR"})
-    with pytest.raises(AugmentError, match="augment.rotate.max_left_rotation"):
-        resolve_params({"rotate": {"max_left_rotation": 40}})
-    with pytest.raises(AugmentError, match=r"augment.zoom: unknown key\(s\) \['factor'\]"):
-        resolve_params({"zoom": {"factor": 2}})
-    with pytest.raises(AugmentError, match="unknown parameter"):
-        resolve_params({"size": 10, "sise": 10})
-    with pytest.raises(AugmentError, match="augment.distort.probability"):
-        resolve_params({"distort": {"probability": 1.5}})
+    assert _params(ops=" rdz ").ops == "RDZ"
+    with pytest.raises(ParamsError, match=r"augment\.ops: unknown operation letter\(s\) \['X'\]"):
+        _params(ops="RX")
+    with pytest.raises(ParamsError, match=r"augment\.ops: a letter is repeated"):
+        _params(ops="RR")
+    with pytest.raises(ParamsError, match=r"augment\.rotate\.max_left_rotation: expected a value <= 25"):
+        _params(rotate={"max_left_rotation": 40})
+    with pytest.raises(ParamsError, match=r"augment\.zoom\.factor: unknown parameter"):
+        _params(zoom={"factor": 2})
+    with pytest.raises(ParamsError, match=r"augment\.zoom\.min_factor: must be <= max_factor"):
+        _params(zoom={"min_factor": 2.0, "max_factor": 1.5})
+    with pytest.raises(ParamsError, match=r"augment\.distort\.probability: expected a value <= 1"):
+        _params(distort={"probability": 1.5})
+
+
+def test_param_typo_names_the_closest_key(tmp_path: Path) -> None:
+    """A typo fails the stage before anything is read or written, naming the key it meant."""
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"seed": 0, "augment": {"size": 10, "sise": 10}}))
+    argv = ["--params", str(params), "--ingested", str(tmp_path / "none"), "--split", str(tmp_path / "none"),
+            "--out", str(tmp_path / "aug")]
+    with pytest.raises(ParamsError, match=r"augment\.sise: unknown parameter; did you mean 'augment\.size'\?"):
+        augment_stage.main(argv)
+    params.write_text(yaml.safe_dump({"seed": 0, "augment": {"rotate": {"probabilty": 0.5}}}))
+    with pytest.raises(ParamsError, match=r"augment\.rotate\.probabilty: unknown parameter; "
+                                          r"did you mean 'augment\.rotate\.probability'\?"):
+        augment_stage.main(argv)
+    assert not (tmp_path / "aug").exists()
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -387,10 +409,8 @@ def test_bad_train_mask_names_file_and_leaves_no_output(tmp_path: Path, workers:
 
 
 def test_project_params_yaml_augment_group_is_accepted() -> None:
-    params_file = Path(__file__).resolve().parents[1] / "params.yaml"
-    if not params_file.is_file():
-        pytest.skip("params.yaml not present")
-    from porescope.config import load_params
-    params = resolve_params(load_params(params_file, "augment"))
-    operations = build_operations(params["ops"], params)
-    assert len(operations) == len(params["ops"]) + ("F" in params["ops"])   # F = two flips
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["augment"]
+    params = _params(**raw)
+    assert params == AugmentParams()  # the dataclass defaults are the params.yaml values
+    operations = build_operations(params.ops, params)
+    assert len(operations) == len(params.ops) + ("F" in params.ops)   # F = two flips

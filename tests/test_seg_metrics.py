@@ -283,3 +283,49 @@ def test_object_table_and_pooled_summary():
 
 def test_default_thresholds():
     assert DEFAULT_IOU_THRESHOLDS.tolist() == [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+
+
+# --- the evaluate params group -------------------------------------------------------------------------
+
+def test_evaluate_params_defaults_are_the_params_yaml_values() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from porescope.config import parse_group
+    from porescope.evaluation.evaluate_model import EvaluateParams
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["evaluate"]
+    assert parse_group(EvaluateParams, raw, group="evaluate") == EvaluateParams()
+
+
+def test_evaluate_param_typo_fails_naming_the_key_it_meant(tmp_path) -> None:
+    """A typo used to be ignored silently (the default stayed in force)."""
+    import yaml
+
+    from porescope.config import ParamsError
+    from stages import evaluate as evaluate_stage
+
+    params = tmp_path / "params.yaml"
+    argv = ["--params", str(params), *[a for name in ("model", "ingested", "split", "predictions", "metrics", "plots")
+                                       for a in (f"--{name}", str(tmp_path / name))]]
+    params.write_text(yaml.safe_dump({"seed": 0, "evaluate": {"n_worts": 2}}))
+    with pytest.raises(ParamsError, match=r"evaluate\.n_worts: unknown parameter; did you mean 'evaluate\.n_worst'\?"):
+        evaluate_stage.main(argv)
+    params.write_text(yaml.safe_dump({"seed": 0, "evaluate": {"objects": {"metod": "components"}}}))
+    with pytest.raises(ParamsError, match=r"evaluate\.objects\.metod: unknown parameter; "
+                                          r"did you mean 'evaluate\.objects\.method'\?"):
+        evaluate_stage.main(argv)
+    params.write_text(yaml.safe_dump({"seed": 0, "evaluate": {"overlay_transparency": 1.5}}))
+    with pytest.raises(ParamsError, match=r"evaluate\.overlay_transparency: expected a value <= 1"):
+        evaluate_stage.main(argv)
+    assert not (tmp_path / "predictions").exists()
+
+
+def test_objects_auto_resolves_by_the_model_classes() -> None:
+    from porescope.evaluation.evaluate_model import ObjectsParams, resolve_objects
+
+    three = resolve_objects(ObjectsParams(), {"0": "background", "1": "interior", "2": "border"})
+    assert (three.method, three.interior, three.border) == ("three_class", 1, 2)
+    assert resolve_objects(ObjectsParams(), {"0": "background", "1": "pore"}).method == "watershed"
+    assert resolve_objects(ObjectsParams(method="components"), {"0": "b", "1": "i", "2": "border"}).method == "components"

@@ -13,10 +13,15 @@ import pytest
 import yaml
 
 from stages import split as split_stage
+from porescope.config import ParamsError, parse_group
 from porescope.io.images import array_sha256  # the ingest contract's content hash
+from porescope.io.tables import read_table
 from porescope.preprocessing.splitting import (
+    SOURCE_COLUMNS,
+    TILE_COLUMNS,
     LeakageError,
     SplitError,
+    SplitParams,
     assign_fraction,
     assign_kfold,
     assign_lists,
@@ -97,8 +102,8 @@ def dup_fixture(tmp_path: Path) -> Path:
 
 
 def read_ingest(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    sources = split_stage.read_table(root / "sources.csv", split_stage.SOURCE_COLUMNS, "source_id")
-    tiles = split_stage.read_table(root / "tiles.csv", split_stage.TILE_COLUMNS, "tile_id")
+    sources = read_table(root / "sources.csv", SOURCE_COLUMNS, "source_id")
+    tiles = read_table(root / "tiles.csv", TILE_COLUMNS, "tile_id")
     return sources, tiles
 
 
@@ -150,7 +155,8 @@ def test_duplicates_never_leak(dup_fixture: Path, method: str) -> None:
             params.update({"lists": {"train": listed[:5], "val": listed[5:7], "test": listed[7:]},
                            "unlisted": "train"})
         params_by_seed.append(params)
-        s_out, t_out = split_tables(sources, tiles, params)
+        seed = params.pop("seed")
+        s_out, t_out = split_tables(sources, tiles, parse_group(SplitParams, params, group="split"), seed)
         check_no_leakage(t_out)
         split_of = s_out.set_index("source_id")["split"]
         for a, b in PAIRS:
@@ -355,9 +361,16 @@ def test_stage_kfold_all_folds(tmp_path: Path, dup_fixture: Path) -> None:
 
 def test_project_params_yaml_split_group_is_accepted() -> None:
     params_file = Path(__file__).resolve().parents[1] / "params.yaml"
-    if not params_file.is_file():
-        pytest.skip("params.yaml not present")
-    from porescope.config import load_params
-    from porescope.preprocessing.splitting import validate_split_params
-    params = validate_split_params(load_params(params_file, "split"))
-    assert params["method"] in ("fraction", "lists", "kfold")
+    raw = yaml.safe_load(params_file.read_text())["split"]
+    # the dataclass defaults are the params.yaml values
+    assert parse_group(SplitParams, raw, group="split") == SplitParams()
+
+
+def test_split_param_typo_names_the_closest_key(tmp_path: Path, dup_fixture: Path) -> None:
+    with pytest.raises(ParamsError, match=r"split\.val_frac: unknown parameter; did you mean 'split\.val_fraction'\?"):
+        run_stage(tmp_path, dup_fixture, {"method": "fraction", "val_frac": 0.2})
+    with pytest.raises(ParamsError, match=r"split\.lists\.tset: unknown parameter; did you mean 'split\.lists\.test'\?"):
+        run_stage(tmp_path, dup_fixture, {"method": "lists", "lists": {"train": ["s00"], "tset": []}})
+    with pytest.raises(ParamsError, match=r"split\.fold: expected an integer in 0\.\.2"):
+        run_stage(tmp_path, dup_fixture, {"method": "kfold", "n_folds": 3, "fold": 3})
+    assert not (tmp_path / "split").exists()

@@ -18,7 +18,8 @@ import yaml
 from scipy import ndimage
 
 from stages import synthesize as stage
-from porescope.config import ParamsError
+from porescope.config import ParamsError, parse_group, to_mapping
+from porescope.synthetic.params import SynthesizeParams
 from porescope.synthetic import membranes as syn
 
 
@@ -376,9 +377,26 @@ def test_stage_rejects_bad_params_without_output(tmp_path, change, key):
     assert [p.name for p in tmp_path.iterdir()] == ["params.yaml"]
 
 
-def test_stage_reports_missing_key(tmp_path):
+def test_stage_rejects_a_typo_naming_the_closest_key(tmp_path):
     group = small_params()
-    del group["core_depth"]
+    group["core_dpth"] = group.pop("core_depth")
     params = write_params(tmp_path / "params.yaml", group)
-    with pytest.raises(ParamsError, match=r"synthesize\.core_depth: missing"):
+    with pytest.raises(ParamsError, match=r"synthesize\.core_dpth: unknown parameter; "
+                                          r"did you mean 'synthesize\.core_depth'\?"):
         stage.main(["--params", str(params), "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
+    group = small_params()
+    group["appearance"] = {"core_levl": [0, 10]}
+    params = write_params(tmp_path / "params.yaml", group)
+    with pytest.raises(ParamsError, match=r"synthesize\.appearance\.core_levl: unknown parameter; "
+                                          r"did you mean 'synthesize\.appearance\.core_level'\?"):
+        stage.main(["--params", str(params), "--out", str(tmp_path / "x")])
+
+
+def test_params_defaults_are_the_params_yaml_values():
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["synthesize"]
+    assert parse_group(SynthesizeParams, {}, group="synthesize") == parse_group(
+        SynthesizeParams, raw, group="synthesize")
+    assert to_mapping(SynthesizeParams()) == syn.DEFAULT_PARAMS
+    # a missing key takes the default
+    assert parse_group(SynthesizeParams, {"n_images": 2}, group="synthesize").core_depth == 0.8

@@ -207,3 +207,140 @@ def test_resume_file_is_used_only_with_its_own_fingerprint(tmp_path: Path) -> No
     assert training.load_resume(tmp_path / "r.pt", "params-and-data-B") is None  # changed config: fresh start
     (tmp_path / "torn.pt").write_bytes(b"not a checkpoint")
     assert training.load_resume(tmp_path / "torn.pt", "params-and-data-A") is None
+
+
+# --- model files: every structural problem is a ModelFileError naming the file --------------------
+
+@pytest.fixture(scope="module")
+def model_payload(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    torch.manual_seed(0)
+    config = models.model_config("Unet", "resnet18", 1, decoder_channels=[16] * 5)
+    path = tmp_path_factory.mktemp("model") / "good.pt"
+    models.save_model_file(path, models.build_model(config), config, {"0": "background", "1": "pore"},
+                           {"threshold": 0.42})
+    return torch.load(path, weights_only=True)
+
+
+def _broken(tmp_path: Path, payload: dict, **change) -> Path:
+    """``payload`` with the top-level keys in ``change`` replaced (``None`` = removed), saved."""
+    bad = {k: v for k, v in payload.items() if change.get(k, 0) is not None}
+    bad.update({k: v for k, v in change.items() if v is not None})
+    path = tmp_path / "broken.pt"
+    torch.save(bad, path)
+    return path
+
+
+def _fails(path: Path, *words: str) -> None:
+    with pytest.raises(models.ModelFileError) as err:
+        models.load_model(path)
+    assert str(path) in str(err.value)
+    for word in words:
+        assert word in str(err.value), (word, str(err.value))
+
+
+def test_a_good_model_file_loads_with_its_threshold(tmp_path: Path, model_payload: dict) -> None:
+    loaded = models.load_model(_broken(tmp_path, model_payload))
+    model, payload = loaded  # the unpacking the measure and validate code uses
+    assert model is loaded.model and payload["config"] == loaded.config
+    assert loaded.threshold == 0.42 and loaded.class_names == {"0": "background", "1": "pore"}
+
+
+def test_model_file_not_a_torch_file(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"this is not a model")
+    _fails(path, "not a loadable torch file")
+
+
+def test_model_file_not_a_porescope_model(tmp_path: Path, model_payload: dict) -> None:
+    _fails(_broken(tmp_path, model_payload, format=None), "not a porescope model file")
+
+
+def test_model_file_missing_config(tmp_path: Path, model_payload: dict) -> None:
+    _fails(_broken(tmp_path, model_payload, config=None), "missing 'config'")
+
+
+def test_model_file_unknown_architecture(tmp_path: Path, model_payload: dict) -> None:
+    _fails(_broken(tmp_path, model_payload, config={**model_payload["config"], "arch": "NoSuchNet"}),
+           "NoSuchNet")
+
+
+def test_model_file_unknown_encoder(tmp_path: Path, model_payload: dict) -> None:
+    _fails(_broken(tmp_path, model_payload, config={**model_payload["config"], "encoder": "resnet_nope"}),
+           "resnet_nope")
+
+
+def test_model_file_config_without_classes(tmp_path: Path, model_payload: dict) -> None:
+    config = {k: v for k, v in model_payload["config"].items() if k != "classes"}
+    _fails(_broken(tmp_path, model_payload, config=config), "config.classes")
+
+
+def test_model_file_missing_state_dict(tmp_path: Path, model_payload: dict) -> None:
+    _fails(_broken(tmp_path, model_payload, state_dict=None), "missing 'state_dict'")
+
+
+def test_model_file_state_dict_of_non_tensors(tmp_path: Path, model_payload: dict) -> None:
+    state = {k: v.tolist() for k, v in list(model_payload["state_dict"].items())[:2]}
+    _fails(_broken(tmp_path, model_payload, state_dict=state), "is not a tensor")
+
+
+def test_model_file_weights_that_do_not_fit(tmp_path: Path, model_payload: dict) -> None:
+    state = dict(list(model_payload["state_dict"].items())[:-2])  # head weights missing
+    _fails(_broken(tmp_path, model_payload, state_dict=state), "weights do not fit")
+
+
+@pytest.mark.parametrize("threshold", ["high", None, [0.5]], ids=str)
+def test_model_file_non_numeric_threshold(tmp_path: Path, model_payload: dict, threshold) -> None:
+    _fails(_broken(tmp_path, model_payload, meta={"threshold": threshold}), "meta.threshold")
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0, 1.5, -0.2, float("nan")], ids=str)
+def test_model_file_threshold_out_of_range(tmp_path: Path, model_payload: dict, threshold: float) -> None:
+    _fails(_broken(tmp_path, model_payload, meta={"threshold": threshold}), "meta.threshold")
+
+
+def test_model_file_missing_class_names(tmp_path: Path, model_payload: dict) -> None:
+    _fails(_broken(tmp_path, model_payload, class_names=None), "class_names")
+
+
+def test_model_file_wrong_class_count(tmp_path: Path, model_payload: dict) -> None:
+    names = {"0": "background", "1": "interior", "2": "border"}  # three classes, one output channel
+    _fails(_broken(tmp_path, model_payload, class_names=names), "class_names", "config.classes = 1")
+
+
+def test_model_file_problems_reach_init_from(tmp_path: Path, model_payload: dict) -> None:
+    """train.init_from reads the file through the same checks."""
+    torch.manual_seed(0)
+    model = models.build_model(model_payload["config"])
+    with pytest.raises(models.ModelFileError, match="missing 'state_dict'"):
+        models.init_from_model(model, _broken(tmp_path, model_payload, state_dict=None))
+
+
+# --- the train params group --------------------------------------------------------------------------
+
+def test_train_params_defaults_are_the_params_yaml_values() -> None:
+    import yaml
+
+    from porescope.config import parse_group
+    from porescope.segmentation.train_model import TrainParams
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["train"]
+    assert parse_group(TrainParams, raw, group="train") == TrainParams()
+
+
+def test_train_param_typo_fails_naming_the_key_it_meant(tmp_path: Path) -> None:
+    """``train.epoch: 50`` used to train the default 6 epochs without a word."""
+    import yaml
+
+    from porescope.config import ParamsError
+    from stages import train as train_stage
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"seed": 0, "train": {"epoch": 50}}))
+    argv = ["--params", str(params), *[a for name in ("augmented", "ingested", "split", "model", "resume", "live",
+                                                      "metrics") for a in (f"--{name}", str(tmp_path / name))]]
+    with pytest.raises(ParamsError, match=r"train\.epoch: unknown parameter; did you mean 'train\.epochs'\?"):
+        train_stage.main(argv)
+    params.write_text(yaml.safe_dump({"seed": 0, "train": {"loss": "dice+hinge"}}))
+    with pytest.raises(ParamsError, match=r"train\.loss: unknown loss term"):
+        train_stage.main(argv)
+    assert not (tmp_path / "model").exists() and not (tmp_path / "live").exists()

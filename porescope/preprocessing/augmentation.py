@@ -61,13 +61,14 @@ Images are ``(rows, cols)`` uint8 grey; masks uint8 class ids (0 = background).
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import Augmentor
 import Augmentor.Operations as _aug_ops
@@ -76,28 +77,14 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from porescope.parallel.processes import worker_context
+from porescope.config import Fail, to_mapping
 from porescope.errors import PorescopeError
+from porescope.parallel.processes import worker_context
+
+LOG = logging.getLogger("porescope.augment")
 
 OP_LETTERS = "RDZF"
 PROBABILITY_MODES = ("exact", "augmentor")
-
-#: Defaults of the per-operation parameter groups (paper 004).
-DEFAULT_OP_PARAMS: dict[str, dict[str, Any]] = {
-    "rotate": {"probability": 0.7, "max_left_rotation": 25, "max_right_rotation": 25},
-    "distort": {"probability": 0.9, "grid_width": 8, "grid_height": 8, "magnitude": 2},
-    "zoom": {"probability": 0.3, "min_factor": 1.1, "max_factor": 1.6},
-    "flip": {"probability_left_right": 0.5, "probability_top_bottom": 0.5},
-}
-
-#: Defaults of the ``augment`` params group.
-DEFAULT_AUGMENT_PARAMS: dict[str, Any] = {
-    "ops": "RDZ",
-    "size": 1000,
-    "workers": 2,
-    "probability_mode": "exact",
-    **{k: dict(v) for k, v in DEFAULT_OP_PARAMS.items()},
-}
 
 _GROUP_OF_LETTER = {"R": "rotate", "D": "distort", "Z": "zoom", "F": "flip"}
 
@@ -110,18 +97,82 @@ class AugmentError(PorescopeError, ValueError):
 # parameters and operations
 
 
-def _is_int(x: Any) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+_PROBABILITY = {"ge": 0.0, "le": 1.0}
 
 
-def _is_num(x: Any) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+@dataclass(frozen=True)
+class RotateParams:
+    """``augment.rotate`` (R): integer angle in [-max_left, max_right] deg."""
+
+    probability: float = field(default=0.7, metadata=_PROBABILITY)
+    # Augmentor's Pipeline.rotate limit: RotateRange's crop is wrong beyond 25 deg
+    max_left_rotation: int = field(default=25, metadata={"ge": 0, "le": 25})
+    max_right_rotation: int = field(default=25, metadata={"ge": 0, "le": 25})
 
 
-def _probability(key: str, value: Any) -> float:
-    if not _is_num(value) or not 0 <= value <= 1:
-        raise AugmentError(f"augment.{key}: expected a probability in [0, 1], got {value!r}")
-    return float(value)
+@dataclass(frozen=True)
+class DistortParams:
+    """``augment.distort`` (D): elastic mesh distortion, corner shifts up to ``magnitude`` px."""
+
+    probability: float = field(default=0.9, metadata=_PROBABILITY)
+    grid_width: int = field(default=8, metadata={"ge": 1})
+    grid_height: int = field(default=8, metadata={"ge": 1})
+    magnitude: int = field(default=2, metadata={"ge": 0})
+
+
+@dataclass(frozen=True)
+class ZoomParams:
+    """``augment.zoom`` (Z): centre zoom by a factor in [min_factor, max_factor]."""
+
+    probability: float = field(default=0.3, metadata=_PROBABILITY)
+    min_factor: float = field(default=1.1, metadata={"gt": 0.0})
+    max_factor: float = field(default=1.6, metadata={"gt": 0.0})
+
+    def check(self, fail: Fail) -> None:
+        if self.min_factor > self.max_factor:
+            raise fail("min_factor", f"must be <= max_factor ({self.max_factor})")
+
+
+@dataclass(frozen=True)
+class FlipParams:
+    """``augment.flip`` (F): left-right then top-bottom flips, each with its own probability."""
+
+    probability_left_right: float = field(default=0.5, metadata=_PROBABILITY)
+    probability_top_bottom: float = field(default=0.5, metadata=_PROBABILITY)
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """``augment``: which operations, how many samples, how many processes.
+
+    ``ops`` is normalised (stripped, upper case; ``None`` = ``""``, no augmentation).
+
+    Examples
+    --------
+    >>> from porescope.config import parse_group
+    >>> p = parse_group(AugmentParams, {"ops": "rz", "zoom": {"max_factor": 2}}, group="augment")
+    >>> p.ops, p.zoom.max_factor, p.rotate.probability
+    ('RZ', 2.0, 0.7)
+    """
+
+    ops: str | None = "RDZF"
+    size: int = field(default=800, metadata={"ge": 0})
+    workers: int = field(default=2, metadata={"ge": 0})
+    probability_mode: Literal["exact", "augmentor"] = "exact"
+    rotate: RotateParams = field(default_factory=RotateParams)
+    distort: DistortParams = field(default_factory=DistortParams)
+    zoom: ZoomParams = field(default_factory=ZoomParams)
+    flip: FlipParams = field(default_factory=FlipParams)
+
+    def __post_init__(self) -> None:
+        if self.ops is None or isinstance(self.ops, str):
+            object.__setattr__(self, "ops", (self.ops or "").strip().upper())
+
+    def check(self, fail: Fail) -> None:
+        try:
+            parse_ops(self.ops)
+        except AugmentError as exc:
+            raise fail("ops", str(exc).removeprefix("augment.ops: ")) from None
 
 
 def parse_ops(ops: Any) -> str:
@@ -174,78 +225,24 @@ class Operation:
         return {}
 
 
-def resolve_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Fill defaults and validate the ``augment`` group (``seed`` allowed). Unknown keys -> error."""
-    allowed = set(DEFAULT_AUGMENT_PARAMS) | {"seed"}
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise AugmentError(f"augment: unknown parameter(s) {unknown}; allowed: {sorted(allowed)}")
-    out: dict[str, Any] = {}
-    for key, default in DEFAULT_AUGMENT_PARAMS.items():
-        value = params.get(key, default)
-        if isinstance(default, dict):
-            if value is None:
-                value = {}
-            if not isinstance(value, Mapping):
-                raise AugmentError(f"augment.{key}: expected a mapping, got {value!r}")
-            extra = sorted(set(value) - set(default))
-            if extra:
-                raise AugmentError(f"augment.{key}: unknown key(s) {extra}; allowed: {sorted(default)}")
-            value = {**default, **value}
-        out[key] = value
-    out["ops"] = parse_ops(out["ops"])
-    if not _is_int(out["size"]) or out["size"] < 0:
-        raise AugmentError(f"augment.size: expected an integer >= 0, got {out['size']!r}")
-    if not _is_int(out["workers"]) or out["workers"] < 0:
-        raise AugmentError(f"augment.workers: expected an integer >= 0, got {out['workers']!r}")
-    if out["probability_mode"] not in PROBABILITY_MODES:
-        raise AugmentError(f"augment.probability_mode: expected one of {PROBABILITY_MODES}, "
-                           f"got {out['probability_mode']!r}")
-    r, d, z, f = out["rotate"], out["distort"], out["zoom"], out["flip"]
-    _probability("rotate.probability", r["probability"])
-    for k in ("max_left_rotation", "max_right_rotation"):
-        if not _is_int(r[k]) or not 0 <= r[k] <= 25:
-            # Augmentor's Pipeline.rotate limit: RotateRange's crop is wrong beyond 25 deg
-            raise AugmentError(f"augment.rotate.{k}: expected an integer in 0..25, got {r[k]!r}")
-    _probability("distort.probability", d["probability"])
-    for k in ("grid_width", "grid_height"):
-        if not _is_int(d[k]) or d[k] < 1:
-            raise AugmentError(f"augment.distort.{k}: expected an integer >= 1, got {d[k]!r}")
-    if not _is_int(d["magnitude"]) or d["magnitude"] < 0:
-        raise AugmentError(f"augment.distort.magnitude: expected an integer >= 0, got {d['magnitude']!r}")
-    _probability("zoom.probability", z["probability"])
-    for k in ("min_factor", "max_factor"):
-        if not _is_num(z[k]) or z[k] <= 0:
-            raise AugmentError(f"augment.zoom.{k}: expected a number > 0, got {z[k]!r}")
-    if z["min_factor"] > z["max_factor"]:
-        raise AugmentError(f"augment.zoom: min_factor {z['min_factor']} > max_factor {z['max_factor']}")
-    _probability("flip.probability_left_right", f["probability_left_right"])
-    _probability("flip.probability_top_bottom", f["probability_top_bottom"])
-    if "seed" in params:
-        if not _is_int(params["seed"]):
-            raise AugmentError(f"seed: expected an integer, got {params['seed']!r}")
-        out["seed"] = int(params["seed"])
-    return out
-
-
-def build_operations(ops: str, params: Mapping[str, Any]) -> tuple[Operation, ...]:
-    """Augmentor operations for the letters in ``ops`` (in that order), from resolved params."""
+def build_operations(ops: str, params: AugmentParams) -> tuple[Operation, ...]:
+    """Augmentor operations for the letters in ``ops`` (in that order), from ``params``."""
     result: list[Operation] = []
+    r, d, z, f = params.rotate, params.distort, params.zoom, params.flip
     for letter in parse_ops(ops):
-        group = params[_GROUP_OF_LETTER[letter]]
         if letter == "R":
-            result.append(Operation("rotate", "R", float(group["probability"]), _aug_ops.RotateRange(
-                1.0, int(group["max_left_rotation"]), int(group["max_right_rotation"]))))
+            result.append(Operation("rotate", "R", float(r.probability), _aug_ops.RotateRange(
+                1.0, int(r.max_left_rotation), int(r.max_right_rotation))))
         elif letter == "D":
-            result.append(Operation("distort", "D", float(group["probability"]), _aug_ops.Distort(
-                1.0, int(group["grid_width"]), int(group["grid_height"]), int(group["magnitude"]))))
+            result.append(Operation("distort", "D", float(d.probability), _aug_ops.Distort(
+                1.0, int(d.grid_width), int(d.grid_height), int(d.magnitude))))
         elif letter == "Z":
-            result.append(Operation("zoom", "Z", float(group["probability"]), _aug_ops.Zoom(
-                1.0, float(group["min_factor"]), float(group["max_factor"]))))
+            result.append(Operation("zoom", "Z", float(z.probability), _aug_ops.Zoom(
+                1.0, float(z.min_factor), float(z.max_factor))))
         else:
-            result.append(Operation("flip_left_right", "F", float(group["probability_left_right"]),
+            result.append(Operation("flip_left_right", "F", float(f.probability_left_right),
                                     _aug_ops.Flip(1.0, "LEFT_RIGHT")))
-            result.append(Operation("flip_top_bottom", "F", float(group["probability_top_bottom"]),
+            result.append(Operation("flip_top_bottom", "F", float(f.probability_top_bottom),
                                     _aug_ops.Flip(1.0, "TOP_BOTTOM")))
     return tuple(result)
 
@@ -506,9 +503,9 @@ def run_job(job: AugmentJob, workers: int = 2, progress: bool = True) -> pd.Data
     return table
 
 
-def augment_tiles(tiles: pd.DataFrame, out_dir: str | os.PathLike, params: Mapping[str, Any],
+def augment_tiles(tiles: pd.DataFrame, out_dir: str | os.PathLike, params: AugmentParams,
                   class_ids: Sequence[int], tile_size: int | None = None,
-                  progress: bool = True) -> tuple[pd.DataFrame, dict[str, Any]]:
+                  progress: bool = True, *, seed: int) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Build an augmented dataset from training tiles into ``out_dir/images`` and ``out_dir/masks``.
 
     Parameters
@@ -517,9 +514,10 @@ def augment_tiles(tiles: pd.DataFrame, out_dir: str | os.PathLike, params: Mappi
         Columns ``tile_id``, ``image_path``, ``mask_path`` (optionally ``source_id``): the TRAIN
         tiles only. They are sorted by ``tile_id`` first, so row order does not matter.
     out_dir : folder to fill (the caller makes it atomic, e.g. ``atomic_io.output_dir``).
-    params : the ``augment`` group (validated with ``resolve_params``; must hold ``seed``).
+    params : the ``augment`` params group.
     class_ids : declared class ids (classes.json); 0 = background must be among them.
     tile_size : expected tile side in pixels, checked when given.
+    seed : the shared seed; sample ``i`` depends only on ``(seed, i)``.
 
     ``size == 0`` or ``ops == ""`` means no augmentation: every tile is written once, unchanged,
     in ``tile_id`` order, as ``orig<n>_<i:05d>.png`` (same layout, so training reads one format).
@@ -527,9 +525,7 @@ def augment_tiles(tiles: pd.DataFrame, out_dir: str | os.PathLike, params: Mappi
     Returns ``(samples, info)``: the samples table (plus ``source_id`` if given) and the
     ``dataset.json`` content (name, size, ops, params, seed, n_source_tiles, ...).
     """
-    p = resolve_params(params)
-    if "seed" not in p:
-        raise AugmentError("augment: the shared seed is missing from the params")
+    p = params
     ids = sorted({int(k) for k in class_ids})
     if 0 not in ids or not all(0 <= k <= 255 for k in ids):
         raise AugmentError(f"class ids {ids}: need 0 (background) and ids in 0..255 (classes.json)")
@@ -542,11 +538,11 @@ def augment_tiles(tiles: pd.DataFrame, out_dir: str | os.PathLike, params: Mappi
     n = len(tiles)
     if n == 0:
         raise AugmentError("augment: no training tiles (split has no train tiles?)")
-    augmenting = bool(p["ops"]) and p["size"] > 0
-    name = dataset_name(p["ops"], p["size"], n)
+    augmenting = bool(p.ops) and p.size > 0
+    name = dataset_name(p.ops, p.size, n)
     if augmenting:
-        operations = build_operations(p["ops"], p)
-        tile_index = assign_tiles(n, p["size"], p["seed"])
+        operations = build_operations(p.ops, p)
+        tile_index = assign_tiles(n, p.size, seed)
     else:
         operations = ()
         tile_index = np.arange(n, dtype=np.int64)
@@ -555,26 +551,86 @@ def augment_tiles(tiles: pd.DataFrame, out_dir: str | os.PathLike, params: Mappi
                      image_paths=tuple(str(x) for x in tiles["image_path"]),
                      mask_paths=tuple(str(x) for x in tiles["mask_path"]),
                      tile_index=tile_index, operations=operations, class_ids=tuple(ids),
-                     seed=p["seed"], probability_mode=p["probability_mode"], tile_size=tile_size)
-    samples = run_job(job, workers=p["workers"], progress=progress)
+                     seed=seed, probability_mode=p.probability_mode, tile_size=tile_size)
+    samples = run_job(job, workers=p.workers, progress=progress)
     if "source_id" in tiles.columns:
         source_of = dict(zip(tiles["tile_id"].astype(str), tiles["source_id"].astype(str)))
         samples.insert(3, "source_id", samples["tile_id"].map(source_of))
-    used = {_GROUP_OF_LETTER[letter]: p[_GROUP_OF_LETTER[letter]]
-            for letter in (p["ops"] if augmenting else "")}
+    used = {_GROUP_OF_LETTER[letter]: to_mapping(getattr(p, _GROUP_OF_LETTER[letter]))
+            for letter in (p.ops if augmenting else "")}
     info = {
         "name": name,
         "size": int(len(samples)),
-        "ops": p["ops"] if augmenting else "",
+        "ops": p.ops if augmenting else "",
         "augmented": augmenting,
         "params": used,
-        "probability_mode": p["probability_mode"],
-        "effective_probability": {op.key: effective_probability(op.probability, p["probability_mode"])
+        "probability_mode": p.probability_mode,
+        "effective_probability": {op.key: effective_probability(op.probability, p.probability_mode)
                                   for op in operations},
-        "seed": p["seed"],
+        "seed": seed,
         "n_source_tiles": n,
         "tile_size": tile_size,
         "class_ids": ids,
         "augmentor_version": getattr(Augmentor, "__version__", "unknown"),
     }
     return samples, info
+
+
+# --------------------------------------------------------------------------------------------
+# the augmented dataset of a split
+
+
+class LeakageError(AssertionError):
+    """An augmented sample was made from a tile outside the training split (a bug, not bad input)."""
+
+
+def train_tiles(split_tiles: pd.DataFrame, ingested: str | os.PathLike) -> pd.DataFrame:
+    """Rows of the split manifest with ``split == train``, plus ``image_path`` / ``mask_path``
+    (``<ingested>/tiles/images/<tile_id>.png`` and ``.../masks/...``, the ingest layout)."""
+    ingested = Path(ingested)
+    train = split_tiles.loc[split_tiles["split"] == "train", ["tile_id", "source_id"]].copy()
+    train["image_path"] = [str(ingested / "tiles" / "images" / f"{t}.png") for t in train["tile_id"]]
+    train["mask_path"] = [str(ingested / "tiles" / "masks" / f"{t}.png") for t in train["tile_id"]]
+    return train.reset_index(drop=True)
+
+
+def check_train_only(samples: pd.DataFrame, split_tiles: pd.DataFrame) -> None:
+    """Raise :class:`LeakageError` unless every sample's ``tile_id`` is a train tile of the manifest."""
+    split_of = dict(zip(split_tiles["tile_id"].astype(str), split_tiles["split"].astype(str)))
+    where = samples["tile_id"].astype(str).map(lambda t: split_of.get(t, "<not in manifest>"))
+    bad = samples.loc[where != "train", "tile_id"]
+    if len(bad):
+        raise LeakageError(f"augmented samples made from non-train tiles: "
+                           f"{sorted(set(bad.astype(str)))[:10]} ({len(bad)} samples)")
+
+
+def run_augment(params: AugmentParams, seed: int, ingested: str | os.PathLike, split: str | os.PathLike,
+                out: str | os.PathLike, progress: bool = True) -> dict[str, Any]:
+    """Augment the train tiles of a split into the folder ``out``; returns the dataset.json content.
+
+    Reads the audit manifest ``<split>/tiles.csv`` (only ``split == train`` tiles are used), the
+    tile PNGs and ``<ingested>/classes.json``; writes ``images/``, ``masks/``, ``samples.csv`` and
+    ``dataset.json`` atomically, after checking that every sample comes from a train tile.
+    """
+    from porescope.io import atomic as atomic_io
+    from porescope.io.tables import read_classes, read_table
+
+    ingested, split = Path(ingested), Path(split)
+    manifest = read_table(split / "tiles.csv", ("tile_id", "source_id", "split", "tile_size"),
+                          unique="tile_id")
+    class_ids = sorted(read_classes(ingested))
+    tiles = train_tiles(manifest, ingested)
+    if tiles.empty:
+        raise AugmentError(f"{split / 'tiles.csv'}: no tile has split == train")
+    sizes = manifest.loc[manifest["split"] == "train", "tile_size"].unique()
+    if len(sizes) != 1:
+        raise AugmentError(f"{split / 'tiles.csv'}: train tiles have several tile_size values {sorted(sizes)}")
+    with atomic_io.output_dir(out) as tmp:
+        samples, info = augment_tiles(tiles, tmp, params, class_ids, tile_size=int(sizes[0]),
+                                      progress=progress, seed=seed)
+        check_train_only(samples, manifest)
+        atomic_io.write_csv(tmp / "samples.csv", samples)
+        atomic_io.write_json(tmp / "dataset.json", info)
+    LOG.info("augment: %s, %d samples from %d train tiles (%s), seed %d", info["name"], info["size"],
+             info["n_source_tiles"], info["ops"] or "no augmentation", info["seed"])
+    return info

@@ -41,30 +41,27 @@ Tables are pandas DataFrames with the ingest columns (see ``notes/contracts.md``
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+from porescope.config import Fail
 from porescope.errors import PorescopeError
+
+LOG = logging.getLogger("porescope.split")
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 METHODS: tuple[str, ...] = ("fraction", "lists", "kfold")
 UNLISTED_CHOICES: tuple[str, ...] = ("error", "train")
-
-#: Defaults of the ``split`` params group.
-DEFAULT_SPLIT_PARAMS: dict[str, Any] = {
-    "method": "fraction",
-    "val_fraction": 0.2,
-    "test_fraction": 0.2,
-    "n_folds": 5,
-    "fold": 0,
-    "lists": {"train": [], "val": [], "test": []},
-    "unlisted": "error",
-}
 
 #: Source columns copied into the tile manifest, and their names there. The tile table already
 #: has ``image_sha256`` (the tile's pixel hash), so the source's file fields get a prefix.
@@ -82,6 +79,44 @@ class SplitError(PorescopeError, ValueError):
 
 class LeakageError(SplitError):
     """A source, source file hash or tile content hash appears in more than one split."""
+
+
+SourceIds = tuple[str | int, ...] | None
+
+
+@dataclass(frozen=True)
+class SplitLists:
+    """``split.lists``: explicit source ids per split (method ``lists``)."""
+
+    train: SourceIds = ()
+    val: SourceIds = ()
+    test: SourceIds = ()
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    """``split``: how sources are assigned to train / val / test (see the module docstring).
+
+    Examples
+    --------
+    >>> from porescope.config import parse_group
+    >>> parse_group(SplitParams, {"method": "kfold", "fold": 2}, group="split").n_folds
+    5
+    """
+
+    method: Literal["fraction", "lists", "kfold"] = "fraction"
+    val_fraction: float = field(default=0.2, metadata={"ge": 0, "lt": 1})
+    test_fraction: float = field(default=0.2, metadata={"ge": 0, "lt": 1})
+    n_folds: int = 5  # kfold: folds over the non-test sources
+    fold: int = 0  # kfold: which fold is val
+    lists: SplitLists = field(default_factory=SplitLists)
+    unlisted: Literal["error", "train"] = "error"
+
+    def check(self, fail: Fail) -> None:
+        if self.method == "kfold" and self.n_folds < 2:
+            raise fail("n_folds", "expected an integer >= 2")
+        if self.method == "kfold" and not 0 <= self.fold < self.n_folds:
+            raise fail("fold", f"expected an integer in 0..{self.n_folds - 1}")
 
 
 def _fmt(items: Iterable[Any], limit: int = 20) -> str:
@@ -357,41 +392,18 @@ def assign_lists(group_of: pd.Series, train: Sequence[str] | None, val: Sequence
 # the whole split
 
 
-def validate_split_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Fill defaults and reject unknown keys / bad values of the ``split`` group (plus ``seed``)."""
-    allowed = set(DEFAULT_SPLIT_PARAMS) | {"seed"}
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise SplitError(f"split: unknown parameter(s) {_fmt(unknown)}; allowed: {sorted(allowed)}")
-    out = {**DEFAULT_SPLIT_PARAMS, **params}
-    if out["method"] not in METHODS:
-        raise SplitError(f"split.method: expected one of {METHODS}, got {out['method']!r}")
-    if "seed" not in out or isinstance(out["seed"], bool) or not isinstance(out["seed"], int):
-        raise SplitError(f"seed: expected an integer, got {out.get('seed')!r}")
-    lists = out["lists"] if out["lists"] is not None else {}
-    if not isinstance(lists, Mapping):
-        raise SplitError(f"split.lists: expected a mapping {{train: [...], val: [...], test: [...]}}, "
-                         f"got {lists!r}")
-    extra = sorted(set(lists) - set(SPLITS))
-    if extra:
-        raise SplitError(f"split.lists: unknown key(s) {extra}; allowed: {list(SPLITS)}")
-    out["lists"] = {name: lists.get(name) for name in SPLITS}
-    return out
+def assign_splits(group_of: pd.Series, params: SplitParams, seed: int) -> pd.DataFrame:
+    """Dispatch to the method named in ``params.method``."""
+    if params.method == "fraction":
+        return assign_fraction(group_of, params.val_fraction, params.test_fraction, seed)
+    if params.method == "kfold":
+        return assign_kfold(group_of, params.n_folds, params.fold, params.test_fraction, seed)
+    lists = params.lists
+    return assign_lists(group_of, lists.train, lists.val, lists.test, params.unlisted)
 
 
-def assign_splits(group_of: pd.Series, params: Mapping[str, Any]) -> pd.DataFrame:
-    """Dispatch to the method named in ``params["method"]`` (validated params, with ``seed``)."""
-    p = validate_split_params(params)
-    if p["method"] == "fraction":
-        return assign_fraction(group_of, p["val_fraction"], p["test_fraction"], p["seed"])
-    if p["method"] == "kfold":
-        return assign_kfold(group_of, p["n_folds"], p["fold"], p["test_fraction"], p["seed"])
-    lists = p["lists"]
-    return assign_lists(group_of, lists["train"], lists["val"], lists["test"], p["unlisted"])
-
-
-def split_tables(sources: pd.DataFrame, tiles: pd.DataFrame,
-                 params: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_tables(sources: pd.DataFrame, tiles: pd.DataFrame, params: SplitParams,
+                 seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split ingest tables by source; return ``(sources_out, tiles_out)``.
 
     ``sources_out`` = ``sources`` (same row order) + columns ``group``, ``split``, ``fold``.
@@ -399,7 +411,7 @@ def split_tables(sources: pd.DataFrame, tiles: pd.DataFrame,
     fields ``source_image_file``, ``source_image_sha256``, ``normalisation``, ``pixel_size_nm``.
     ``check_no_leakage`` is run on ``tiles_out`` before returning.
     """
-    assignment = assign_splits(group_sources(sources, tiles), params)
+    assignment = assign_splits(group_sources(sources, tiles), params, seed)
     cols = ["group", "split", "fold"]
     key = assignment.set_index("source_id")[cols]
     sources_out = sources.copy()
@@ -417,6 +429,47 @@ def split_tables(sources: pd.DataFrame, tiles: pd.DataFrame,
     sources_out["fold"] = sources_out["fold"].astype("Int64")
     tiles_out["fold"] = tiles_out["fold"].astype("Int64")
     check_no_leakage(tiles_out)
+    return sources_out, tiles_out
+
+
+#: Columns the split reads from the ingest tables (ingest contract).
+SOURCE_COLUMNS = ("source_id", "image_file", "image_sha256")
+TILE_COLUMNS = ("tile_id", "source_id", "image_sha256")
+
+
+def run_split(params: SplitParams, seed: int, ingested: str | os.PathLike,
+              out: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split an ingest folder by source and write ``out/sources.csv`` and ``out/tiles.csv``.
+
+    Reads ``<ingested>/sources.csv`` and ``<ingested>/tiles.csv``, assigns splits with
+    :func:`split_tables`, audits the manifest with :func:`check_no_leakage` and writes the
+    folder atomically (it appears complete or not at all). Returns ``(sources_out, tiles_out)``.
+    """
+    from porescope.io import atomic as atomic_io
+    from porescope.io.tables import read_table
+
+    ingested = Path(ingested)
+    sources = read_table(ingested / "sources.csv", SOURCE_COLUMNS, unique="source_id")
+    tiles = read_table(ingested / "tiles.csv", TILE_COLUMNS, unique="tile_id")
+    try:
+        sources_out, tiles_out = split_tables(sources, tiles, params, seed)
+        check_no_leakage(tiles_out)  # split_tables audits too; nothing unaudited is written
+    except SplitError as exc:
+        raise type(exc)(f"{ingested}: {exc}") from exc
+    with atomic_io.output_dir(out) as tmp:
+        atomic_io.write_csv(tmp / "sources.csv", sources_out)
+        atomic_io.write_csv(tmp / "tiles.csv", tiles_out)
+    LOG.info("split (%s, seed %d): %d sources in %d groups", params.method, seed, len(sources_out),
+             int(sources_out["group"].nunique()))
+    joined = sources_out.groupby("group")["source_id"].agg(list)
+    joined = joined[joined.map(len) > 1]
+    if len(joined):
+        LOG.warning("%d group(s) of sources share raw content (identical file or identical tile "
+                    "pixels) and were kept in one split: %s", len(joined),
+                    "; ".join(", ".join(map(repr, g)) for g in joined.head(10)))
+    for name in SPLITS:
+        LOG.info("  %-5s %4d sources %6d tiles", name, int((sources_out["split"] == name).sum()),
+                 int((tiles_out["split"] == name).sum()))
     return sources_out, tiles_out
 
 

@@ -14,7 +14,8 @@ Inputs are 1-channel float images in [0, 1] (:func:`porescope.segmentation.infer
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -151,25 +152,152 @@ def save_model_file(path: str | os.PathLike, model_or_state: nn.Module | Mapping
     return write_bytes(path, buf.getvalue())
 
 
+def _model_error(path: str | os.PathLike, what: str) -> ModelFileError:
+    return ModelFileError(f"{path}: {what} (not a usable porescope model file)")
+
+
+def check_threshold(value: Any, source: str | os.PathLike = "model file") -> float:
+    """A stored decision threshold as a float strictly between 0 and 1; else :class:`ModelFileError`.
+
+    Examples
+    --------
+    >>> check_threshold(0.31)
+    0.31
+    >>> check_threshold("high", "model.pt")
+    Traceback (most recent call last):
+    ...
+    porescope.segmentation.models.ModelFileError: model.pt: meta.threshold must be a number between 0 and 1, got 'high' (not a usable porescope model file)
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise _model_error(source, f"meta.threshold must be a number between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _check_payload(payload: Mapping[str, Any], path: str | os.PathLike) -> None:
+    """Raise :class:`ModelFileError` naming ``path`` and the first structural problem found."""
+    config = payload.get("config")
+    if not isinstance(config, Mapping):
+        raise _model_error(path, "missing 'config' (architecture, encoder, classes)")
+    for key in ("arch", "encoder"):
+        if not isinstance(config.get(key), str) or not config[key]:
+            raise _model_error(path, f"config.{key} is missing or not a name, got {config.get(key)!r}")
+    for key in ("encoder_depth", "in_channels"):
+        if key in config and (isinstance(config[key], bool) or not isinstance(config[key], int)):
+            raise _model_error(path, f"config.{key} must be an integer, got {config[key]!r}")
+    channels = config.get("decoder_channels", [])
+    if not isinstance(channels, (list, tuple)) or not all(isinstance(c, int) for c in channels):
+        raise _model_error(path, f"config.decoder_channels must be a list of integers, got {channels!r}")
+    classes = config.get("classes")
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+        raise _model_error(path, f"config.classes must be a positive integer, got {classes!r}")
+    state = payload.get("state_dict")
+    if not isinstance(state, Mapping) or not state:
+        raise _model_error(path, "missing 'state_dict' (the network weights)")
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise _model_error(path, f"state_dict entry {bad[0]!r} is not a tensor")
+    names = payload.get("class_names")
+    if not isinstance(names, Mapping):
+        raise _model_error(path, "missing 'class_names' ({class id: name})")
+    # a binary model has one output channel and two classes (background + foreground)
+    expected = [str(k) for k in range(max(classes, 2))]
+    if sorted(map(str, names), key=lambda k: (len(k), k)) != expected:
+        raise _model_error(path, f"class_names has ids {sorted(map(str, names))}, but config.classes = "
+                                 f"{classes} needs ids {expected}")
+    meta = payload.get("meta") or {}
+    if not isinstance(meta, Mapping):
+        raise _model_error(path, f"'meta' must be a mapping, got {type(meta).__name__}")
+    if "threshold" in meta:
+        check_threshold(meta["threshold"], path)
+
+
 def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and check a porescope model file (``weights_only=True``)."""
+    """Read and check a porescope model file (``weights_only=True``).
+
+    Raises :class:`ModelFileError` naming the file and what is missing or wrong: not a torch
+    file, not a porescope model, missing ``config`` / ``state_dict`` / ``class_names``, a class
+    count that does not match ``config.classes``, a threshold that is not a number in (0, 1).
+    """
     payload = _load_state(path)
     if not isinstance(payload, Mapping) or payload.get("format") != MODEL_FORMAT:
         raise ModelFileError(f"{path}: not a porescope model file (expected format {MODEL_FORMAT})")
+    _check_payload(payload, path)
     return dict(payload)
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the network stored in a porescope model file; returns (model in eval mode, file dict)."""
+@dataclass(frozen=True)
+class LoadedModel:
+    """A network rebuilt from a model file, with what the file says about it.
+
+    Unpacks as ``model, payload = load_model(...)`` (the form callers used before it had fields).
+    """
+
+    model: nn.Module
+    payload: dict[str, Any]
+    device: torch.device
+    path: Path
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """What :func:`build_model` rebuilt the network from."""
+        return dict(self.payload["config"])
+
+    @property
+    def class_names(self) -> dict[str, str]:
+        """``{"0": "background", ...}`` (string class ids)."""
+        return {str(k): str(v) for k, v in self.payload["class_names"].items()}
+
+    @property
+    def threshold(self) -> float:
+        """The binary decision threshold stored with the model (area-calibrated), else 0.5."""
+        return decision_threshold(self.payload, self.path)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.model, self.payload))
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *,
+               threads: int | None = None) -> LoadedModel:
+    """Rebuild the network stored in a porescope model file, in eval mode on ``device``.
+
+    Parameters
+    ----------
+    path : path of a model file written by :func:`save_model_file`.
+    device : a torch device or its name; ``"auto"`` = CUDA when available, else CPU.
+    threads : CPU threads for torch and OpenCV (``0`` = one per core, at most 8); ``None`` leaves
+        them as they are.
+
+    Returns
+    -------
+    LoadedModel
+        ``.model``, ``.payload`` (the file's dict), ``.config``, ``.class_names``, ``.threshold``,
+        ``.device``; unpacks as ``model, payload``.
+
+    Raises
+    ------
+    ModelFileError
+        The file is missing, not a torch file or not a porescope model, lacks ``config`` or
+        weights, names an architecture or encoder that cannot be built, has weights that do not
+        fit its config, or a bad threshold / class count (message names the file).
+    """
+    from porescope.segmentation.devices import configure_cpu_threads, select_device
+
+    device = select_device(device) if isinstance(device, str) else torch.device(device)
+    if threads is not None:
+        configure_cpu_threads(int(threads))
     payload = read_model_file(path)
-    model = build_model(payload["config"])
+    try:
+        model = build_model(payload["config"])
+    except ValueError as exc:
+        raise _model_error(path, f"config cannot be built: {exc}") from None
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
         raise ModelFileError(f"{path}: weights do not fit {payload['config']}: {exc}") from None
-    return model.to(device).eval(), payload
+    return LoadedModel(model.to(device).eval(), payload, device, Path(path))
 
 
-def decision_threshold(payload: Mapping[str, Any]) -> float:
+def decision_threshold(payload: Mapping[str, Any], source: str | os.PathLike = "model file") -> float:
     """The binary decision threshold stored with a model (area-calibrated in training), else 0.5."""
-    return float((payload.get("meta") or {}).get("threshold", 0.5))
+    meta = payload.get("meta") or {}
+    return check_threshold(meta["threshold"], source) if "threshold" in meta else 0.5

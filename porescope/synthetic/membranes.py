@@ -91,8 +91,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-TILT_DISTRIBUTIONS = ("halfnormal", "uniform", "fixed")
-MASK_CONVENTIONS = ("opening", "core")
+from porescope.config import to_mapping
+from porescope.synthetic.params import (  # noqa: F401  (re-exported: the names of the choices)
+    MASK_CONVENTIONS,
+    TILT_DISTRIBUTIONS,
+    AppearanceRanges,
+    SynthesizeParams,
+)
 
 #: Columns of the per-pore table, in order (``image_id`` is put first by the stage).
 PORE_COLUMNS = (
@@ -103,50 +108,11 @@ PORE_COLUMNS = (
 #: Ranges ``[low, high]`` of the appearance parameters; each image draws every value uniformly.
 #: These are the built-in dataset's defaults (grey levels are 0-255).
 DEFAULT_APPEARANCE_RANGES: dict[str, tuple[float, float]] = {
-    "surface_level": (100.0, 150.0),
-    "core_level": (0.0, 25.0),
-    "crescent_level": (150.0, 245.0),
-    "wall_gamma": (0.7, 2.0),
-    "rim_strength": (70.0, 170.0),
-    "rim_width_px": (0.4, 1.1),
-    "rim_asymmetry": (0.2, 1.0),
-    "halo_strength": (0.0, 0.6),
-    "halo_sigma": (0.3, 1.0),
-    "texture_strength": (3.0, 12.0),
-    "texture_scale_px": (0.6, 1.5),
-    "mottle_strength": (0.0, 4.0),
-    "streak_strength": (0.0, 5.0),
-    "scratch_count": (0.0, 8.0),
-    "debris_density": (0.0, 40.0),
-    "gradient_strength": (0.0, 0.15),
-    "blur_sigma_px": (0.35, 1.0),
-    "shot_noise": (0.1, 1.0),
-    "read_noise": (1.0, 5.0),
-}
+    k: tuple(v) for k, v in to_mapping(AppearanceRanges()).items()}
 
-#: Params of the built-in dataset (``synthesize`` group of params.yaml, without ``seed``).
-DEFAULT_PARAMS: dict[str, Any] = {
-    "n_images": 24,
-    "height": 512,
-    "width": 512,
-    "pixel_size_nm": 25.0,
-    "porosity_min": 0.03,
-    "porosity_max": 0.35,
-    "diameter_min_px": 15.0,
-    "diameter_max_px": 40.0,
-    "diameter_cv": 0.08,
-    "tilt_distribution": "halfnormal",
-    "tilt_sigma_deg": 20.0,
-    "tilt_max_deg": 45.0,
-    "azimuth_spread_deg": 25.0,
-    "core_depth": 0.8,
-    "supersample": 4,
-    "mask": "opening",
-    "databar_probability": 0.0,
-    "databar_height_px": 40,
-    "workers": 1,
-    "appearance": {k: list(v) for k, v in DEFAULT_APPEARANCE_RANGES.items()},
-}
+#: Params of the built-in dataset (``synthesize`` group of params.yaml, without ``seed``), as
+#: plain values: :class:`~porescope.synthetic.params.SynthesizeParams` defaults.
+DEFAULT_PARAMS: dict[str, Any] = to_mapping(SynthesizeParams())
 
 
 # --------------------------------------------------------------------------------------------
@@ -816,8 +782,8 @@ _ALPHA_POROSITY = (math.sqrt(5.0) - 1.0) / 2.0  # golden ratio conjugate
 _ALPHA_DIAMETER = math.sqrt(2.0) - 1.0
 
 
-def dataset_specs(params: Mapping[str, Any], seed: int) -> list[MembraneSpec]:
-    """Specs of the ``n_images`` images described by a ``synthesize`` params mapping.
+def dataset_specs(params: SynthesizeParams | Mapping[str, Any], seed: int) -> list[MembraneSpec]:
+    """Specs of the ``n_images`` images described by ``synthesize`` params (dataclass or mapping).
 
     Target porosity and mean diameter are spread evenly over ``[porosity_min, porosity_max]``
     and ``[diameter_min_px, diameter_max_px]`` by Kronecker low-discrepancy sequences
@@ -829,6 +795,8 @@ def dataset_specs(params: Mapping[str, Any], seed: int) -> list[MembraneSpec]:
     ``SeedSequence(seed, spawn_key=(k, 1))``; the image's own draws use :func:`image_rng`.
     ``params`` must hold the keys of :data:`DEFAULT_PARAMS` (``workers`` and ``mask`` unused).
     """
+    if isinstance(params, SynthesizeParams):
+        params = to_mapping(params)
     offset = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2 ** 31,))).uniform(size=2)
     ranges = params["appearance"]
     specs = []

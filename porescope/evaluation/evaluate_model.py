@@ -1,0 +1,168 @@
+"""Scoring a model on the whole test images of a split (the ``evaluate`` stage's work).
+
+:func:`run_evaluate` segments every test image with sliding-window inference and scores it
+against its mask: pixel scores (Dice, IoU, precision, recall) per image and class, with mean /
+median / min / max over images and the pooled score; object scores (match by IoU at
+0.50:0.05:0.95, AP, mAP); a boxplot, overlays and a gallery of the worst images. The
+predictions of the test images are written for the measurement of the test set.
+
+Examples
+--------
+>>> from porescope.config import parse_group
+>>> p = parse_group(EvaluateParams, {"tile": 128, "objects": {"method": "watershed"}}, group="evaluate")
+>>> p.tile, p.objects.method, p.objects.h
+(128, 'watershed', 2.0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from porescope.config import Fail, ParamsError
+from porescope.evaluation import figures as seg_figures
+from porescope.evaluation import metrics as seg_metrics
+from porescope.io.atomic import output_dir, write_bytes, write_csv, write_json, write_png
+from porescope.io.tables import read_png, read_table
+from porescope.segmentation.inference import predict_mask
+from porescope.segmentation.instances import border_classes, separate_objects
+from porescope.segmentation.models import load_model
+
+LOG = logging.getLogger("porescope.evaluate")
+
+
+@dataclass(frozen=True)
+class ObjectsParams:
+    """``evaluate.objects``: how objects are separated in truth and prediction before matching.
+
+    ``auto``: ``three_class`` (interior / border classes, paper 003) if the model has a border
+    class, else ``watershed``. Other keys as :func:`porescope.segmentation.instances.separate_objects`.
+    """
+
+    method: Literal["auto", "components", "watershed", "three_class"] = "auto"
+    h: float = field(default=2.0, metadata={"gt": 0})
+    min_distance: int = field(default=5, metadata={"ge": 1})
+    split_method: Literal["h_maxima", "peak_local_max"] = "h_maxima"
+    connectivity: Literal[4, 8] = 8
+    interior: int = field(default=1, metadata={"ge": 1})
+    border: int = field(default=2, metadata={"ge": 1})
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    """``evaluate``: sliding-window inference on whole test images and the figures."""
+
+    tile: int = field(default=256, metadata={"ge": 1})  # px
+    overlap: int = field(default=64, metadata={"ge": 0})  # px
+    batch_size: int = field(default=4, metadata={"ge": 1})
+    tta: bool = False  # average over flips
+    device: str = "auto"
+    threads: int = field(default=0, metadata={"ge": 0})
+    objects: ObjectsParams = field(default_factory=ObjectsParams)
+    n_worst: int = field(default=4, metadata={"ge": 0})
+    overlay_transparency: float = field(default=0.8, metadata={"ge": 0, "le": 1})
+
+    def check(self, fail: Fail) -> None:
+        if self.overlap >= self.tile:
+            raise fail("overlap", f"must be smaller than evaluate.tile ({self.tile})")
+
+
+def resolve_objects(objects: ObjectsParams, class_names: dict[str, str]) -> ObjectsParams:
+    """``method: auto`` resolved: a model with a border class separates objects by its
+    interior/border classes (paper 003), any other by the distance watershed."""
+    if objects.method != "auto":
+        return objects
+    border, interior = border_classes(class_names)
+    if border and interior:
+        return dataclasses.replace(objects, method="three_class", interior=interior[0], border=border[0])
+    return dataclasses.replace(objects, method="watershed")
+
+
+def summarise(pixel: pd.DataFrame, objects: pd.DataFrame, names: dict[int, str]) -> dict[str, Any]:
+    """The metrics summary: pixel summaries per class (by name) and the object scores."""
+    out: dict[str, Any] = {"n_images": int(pixel["image_id"].nunique())}
+    summary = seg_metrics.summarise_pixel_scores(pixel)
+    for (cls, metric), row in summary.set_index(["class", "metric"]).iterrows():
+        stats = {k: round(float(row[k]), 6) for k in ("mean", "median", "min", "max", "pooled")}
+        out.setdefault(names.get(int(cls), str(cls)), {})[metric] = stats
+    per_threshold = seg_metrics.summarise_object_scores(objects)
+    maps = seg_metrics.summarise_map(objects)
+    at = per_threshold.set_index("threshold")
+    out["objects"] = {
+        "map": round(maps["mean"], 6), "map_pooled": round(maps["pooled"], 6),
+        "map_min": round(maps["min"], 6),
+        **{f"{m}@0.5": round(float(at.loc[0.5, m]), 6) for m in ("precision", "recall", "f1", "ap")},
+        **{f"{m}@0.75": round(float(at.loc[0.75, m]), 6) for m in ("precision", "recall", "f1", "ap")},
+        "n_true": int(objects.loc[objects["threshold"] == 0.5, "n_true"].sum()),
+        "n_pred": int(objects.loc[objects["threshold"] == 0.5, "n_pred"].sum()),
+    }
+    return out
+
+
+def run_evaluate(params: EvaluateParams, *, model: str | os.PathLike, ingested: str | os.PathLike,
+                 split: str | os.PathLike, predictions: str | os.PathLike, metrics: str | os.PathLike,
+                 plots: str | os.PathLike) -> dict[str, Any]:
+    """Evaluate the model file ``model`` on the test sources of ``split``; returns the summary.
+
+    Writes the predicted masks to ``predictions/<source_id>.png`` (atomically, as one folder), the
+    summary JSON to ``metrics`` and, under ``plots``: ``per_image.csv``, ``objects.csv``,
+    ``objects_per_image.csv``, ``boxplot.png``, ``overlays/<source_id>.png`` and ``worst.png``.
+    """
+    ingested, split, plots = Path(ingested), Path(split), Path(plots)
+    loaded = load_model(model, params.device, threads=params.threads)
+    device, class_names = loaded.device, loaded.class_names
+    classes = sorted(int(k) for k in class_names if int(k) > 0)
+    names = {c: class_names[str(c)] for c in classes}
+    sources = read_table(split / "sources.csv")
+    test_ids = sources.loc[sources["split"] == "test", "source_id"].tolist()
+    if not test_ids:
+        raise ParamsError(f"{split / 'sources.csv'}: the test split is empty; raise split.test_fraction")
+    objects_kw = dataclasses.asdict(resolve_objects(params.objects, class_names))
+
+    pixel_items, object_items, panels = [], [], {}
+    with output_dir(predictions) as pred_dir:
+        for source_id in tqdm(test_ids, desc="evaluate", unit="image"):
+            image = read_png(ingested / "images" / f"{source_id}.png")
+            truth = read_png(ingested / "masks" / f"{source_id}.png")
+            pred = predict_mask(loaded.model, image, device=device, amp=device.type == "cuda",
+                                threshold=loaded.threshold, tile=params.tile, overlap=params.overlap,
+                                batch_size=params.batch_size, tta=params.tta)
+            write_png(pred_dir / f"{source_id}.png", pred)
+            pixel_items.append((source_id, truth, pred))
+            object_items.append((source_id, separate_objects(truth, **objects_kw),
+                                 separate_objects(pred, **objects_kw)))
+            panels[source_id] = np.hstack([seg_figures.border_overlay(image, truth, pred),
+                                           seg_figures.filled_overlay(image, pred, params.overlay_transparency)])
+    pixel = seg_metrics.pixel_scores_table(pixel_items, classes)
+    if len(classes) > 1:  # also score "any object" (all foreground classes merged)
+        merged = [(i, (t > 0).astype(np.uint8), (q > 0).astype(np.uint8)) for i, t, q in pixel_items]
+        pixel = pd.concat([pixel, seg_metrics.pixel_scores_table(merged, [1]).assign(**{"class": 0})])
+        names[0] = "foreground"
+    objects = seg_metrics.object_scores_table(object_items)
+    summary = summarise(pixel, objects, names)
+    LOG.info("test images: %d; %s", summary["n_images"],
+             ", ".join(f"{n}: Dice {summary[n]['dice']['mean']:.4f}" for n in names.values()))
+
+    per_image = pixel.assign(class_name=pixel["class"].map(names))
+    write_csv(plots / "per_image.csv", per_image[["image_id", "class_name", "dice", "iou", "precision", "recall",
+                                                  "tp", "fp", "fn"]].round(6))
+    write_csv(plots / "objects.csv", seg_metrics.summarise_object_scores(objects).round(6))
+    write_csv(plots / "objects_per_image.csv", objects.round(6))
+    first = per_image[per_image["class"] == (0 if len(classes) > 1 else classes[0])]
+    write_bytes(plots / "boxplot.png", seg_figures.figure_png(seg_figures.score_boxplot(first)))
+    for source_id, panel in panels.items():
+        write_png(plots / "overlays" / f"{source_id}.png", panel)
+    worst = first.sort_values(["dice", "image_id"]).head(params.n_worst)
+    gallery = [(f"{r.image_id}: Dice {r.dice:.3f}", panels[r.image_id]) for r in worst.itertuples()]
+    write_bytes(plots / "worst.png", seg_figures.figure_png(seg_figures.gallery(
+        gallery, title="Worst test images (left: truth yellow, prediction red; right: prediction filled)")))
+    write_json(metrics, summary)
+    return summary

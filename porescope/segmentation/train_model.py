@@ -1,0 +1,192 @@
+"""Training a segmentation model from an augmented dataset and a split (the ``train`` stage's work).
+
+:class:`TrainParams` is the ``train`` params group (model, loss, optimisation, device);
+:func:`run_train` reads the augmented train samples and the val tiles, builds the network
+(random init, optional local encoder weights or a previous porescope model to start from),
+fits it with :func:`porescope.segmentation.training.fit` (deterministic, resumable), calibrates
+the binary decision threshold on the val tiles and writes the best model file.
+
+Examples
+--------
+>>> from porescope.config import parse_group
+>>> p = parse_group(TrainParams, {"epochs": 2, "loss": {"focal": 1.0, "dice": 0.5}}, group="train")
+>>> p.train_config(seed=42).epochs, p.model_config(n_classes=2)["classes"]
+(2, 1)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from porescope.config import Fail, ParamsError, to_mapping
+from porescope.io.tables import read_classes, read_stack, read_table
+from porescope.segmentation import devices, inference, losses, models, training
+
+LOG = logging.getLogger("porescope.train")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """``train`` params group: segmentation-models-pytorch network, loss and optimisation."""
+
+    arch: str = "Unet"  # any smp architecture name
+    encoder: str = "tu-mobilenetv3_small_100"  # any smp / timm ("tu-...") encoder name
+    encoder_depth: int = field(default=5, metadata={"ge": 1})
+    decoder_channels: tuple[int, ...] | None = (64, 32, 16, 16, 8)
+    encoder_weights: str | None = None  # local encoder state dict
+    init_from: str | None = None  # a previous porescope model file to start from
+    task: Literal["auto", "binary", "multiclass"] = "auto"
+    loss: str | dict[str, float] = "bce+dice"
+    class_weights: tuple[float, ...] | None = None
+    focal_gamma: float = 2.0
+    tversky_alpha: float = 0.5
+    tversky_beta: float = 0.5
+    epochs: int = field(default=6, metadata={"ge": 1})
+    batch_size: int = field(default=16, metadata={"ge": 1})
+    lr: float = field(default=0.003, metadata={"gt": 0})
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    weight_decay: float = field(default=0.0, metadata={"ge": 0})
+    momentum: float = field(default=0.9, metadata={"ge": 0})
+    scheduler: Literal["none", "step", "plateau", "cosine"] = "cosine"
+    step_size: int = field(default=10, metadata={"ge": 1})
+    gamma: float = field(default=0.5, metadata={"gt": 0})
+    plateau_patience: int = field(default=3, metadata={"ge": 0})
+    min_lr: float = field(default=0.0, metadata={"ge": 0})
+    early_stopping: int = field(default=0, metadata={"ge": 0})  # 0 = off
+    calibrate_threshold: bool = True
+    device: str = "auto"  # auto | cpu | cuda
+    amp: bool = True
+    threads: int = field(default=0, metadata={"ge": 0})  # 0 = one per available core (max 8)
+
+    def check(self, fail: Fail) -> None:
+        try:
+            losses.parse_loss_spec(self.loss)
+        except ValueError as exc:
+            raise fail("loss", str(exc)) from None
+
+    def model_config(self, n_classes: int) -> dict[str, Any]:
+        """The model config for a dataset of ``n_classes`` classes (1 output channel for binary)."""
+        if self.task == "binary" and n_classes != 2:
+            raise ParamsError(f"train.task=binary needs 2 classes in the dataset, it has {n_classes}")
+        out_channels = 1 if (n_classes == 2 and self.task != "multiclass") else n_classes
+        return models.model_config(self.arch, self.encoder, out_channels, encoder_depth=self.encoder_depth,
+                                   decoder_channels=self.decoder_channels)
+
+    def train_config(self, seed: int) -> training.TrainConfig:
+        """The optimisation settings of :func:`porescope.segmentation.training.fit`."""
+        keys = training.TrainConfig.__dataclass_fields__
+        return training.TrainConfig(**{k: getattr(self, k) for k in keys if k != "seed"}, seed=seed)
+
+
+@dataclass
+class TrainRun:
+    """What :func:`run_train` did: the fit result and what was written to the model file."""
+
+    result: training.TrainResult
+    model_config: dict[str, Any]
+    class_names: dict[Any, str]
+    meta: dict[str, Any]
+    device: torch.device
+    threads: int
+    train_samples: int
+    val_tiles: int
+
+    def metrics(self) -> dict[str, Any]:
+        """The training summary: best epoch, epochs run, val scores, threshold, data sizes."""
+        r = self.result
+        return {"best_epoch": r.best_epoch, "epochs_run": r.epochs_run, "stopped_early": r.stopped_early,
+                "val_iou": r.best_scores.get("val_iou"), "val_dice": r.best_scores.get("val_dice"),
+                "threshold": self.meta["threshold"], "train_samples": self.train_samples,
+                "val_tiles": self.val_tiles}
+
+
+def load_data(augmented: Path, ingested: Path, split: Path) -> tuple[training.SegmentationData,
+                                                                     training.SegmentationData]:
+    """The augmented train samples and the val tiles of the split (images and class-id masks)."""
+    samples = read_table(augmented / "samples.csv")
+    names = [Path(f).stem for f in samples["file"]]
+    train = training.SegmentationData(read_stack(augmented / "images", names), read_stack(augmented / "masks", names))
+    tiles = read_table(split / "tiles.csv")
+    val_ids = tiles.loc[tiles["split"] == "val", "tile_id"].tolist()
+    if not val_ids:
+        raise ParamsError(f"{split / 'tiles.csv'}: the val split is empty; raise split.val_fraction")
+    val = training.SegmentationData(read_stack(ingested / "tiles" / "images", val_ids),
+                                    read_stack(ingested / "tiles" / "masks", val_ids))
+    return train, val
+
+
+def fingerprint(params: Mapping, config: dict[str, Any], *arrays: np.ndarray) -> str:
+    """Hash of params, model config, training code and data: a resume file is used only when it matches."""
+    digest = hashlib.sha256(json.dumps({"params": params, "model": config}, sort_keys=True).encode())
+    for module in (training, losses, models):
+        digest.update(Path(module.__file__).read_bytes())
+    for array in arrays:
+        digest.update(str(array.shape).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update(torch.__version__.encode())
+    return digest.hexdigest()
+
+
+def calibrated_threshold(params: TrainParams, model: torch.nn.Module, best_state: dict[str, torch.Tensor],
+                         val: training.SegmentationData, config: dict[str, Any], device: torch.device,
+                         batch_size: int) -> float:
+    """Decision threshold of a binary model: area-matched on the val tiles, or 0.5 when off."""
+    if config["classes"] != 1 or not params.calibrate_threshold:
+        return 0.5
+    model.load_state_dict(best_state)
+    proba = training.tile_probabilities(model, val.images, batch_size=batch_size, device=device)
+    threshold = inference.area_matching_threshold(proba[:, 0], val.masks > 0)
+    LOG.info("area-matched decision threshold on the val tiles: %.4f", threshold)
+    return round(threshold, 6)
+
+
+def run_train(params: TrainParams, seed: int, *, augmented: str | os.PathLike, ingested: str | os.PathLike,
+              split: str | os.PathLike, model_path: str | os.PathLike, resume: str | os.PathLike,
+              on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> TrainRun:
+    """Train on ``augmented`` (validating on the split's val tiles) and write the best model file.
+
+    ``resume`` is the resume checkpoint (written after every epoch, continued from when its
+    fingerprint matches); ``on_epoch(epoch, row)`` gets every epoch's history row. The caller
+    removes ``resume`` once it has recorded the run.
+    """
+    augmented, ingested, split = Path(augmented), Path(ingested), Path(split)
+    class_names = read_classes(ingested)
+    config = params.model_config(len(class_names))
+    cfg = params.train_config(seed)
+    train_data, val_data = load_data(augmented, ingested, split)
+    LOG.info("train: %d samples, val: %d tiles, model %s", len(train_data), len(val_data), config)
+
+    device = devices.select_device(params.device)
+    threads = devices.configure_cpu_threads(params.threads)
+    torch.manual_seed(cfg.seed)
+    model = models.build_model(config)
+    if params.encoder_weights:
+        models.load_encoder_weights(model, params.encoder_weights)
+    if params.init_from:
+        report = models.init_from_model(model, params.init_from)
+        LOG.info("initialised %d tensors from %s (%d skipped)", len(report["copied"]), params.init_from,
+                 len(report["skipped"]))
+    loss_fn = losses.build_loss(params.loss, config["classes"], params.class_weights, focal_gamma=params.focal_gamma,
+                                tversky_alpha=params.tversky_alpha, tversky_beta=params.tversky_beta)
+    result = training.fit(model, loss_fn, train_data, val_data, cfg, n_classes=config["classes"], device=device,
+                          amp=params.amp, resume_path=resume,
+                          fingerprint=fingerprint({**to_mapping(params), "seed": seed}, config, train_data.images,
+                                                  train_data.masks, val_data.images, val_data.masks),
+                          on_epoch=on_epoch)
+    if result.resumed_from_epoch:
+        LOG.info("resumed after epoch %d from %s", result.resumed_from_epoch, resume)
+    threshold = calibrated_threshold(params, model, result.best_state, val_data, config, device, cfg.batch_size)
+    meta = {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "threshold": threshold,
+            **result.best_scores}
+    models.save_model_file(model_path, result.best_state, config, {str(k): v for k, v in class_names.items()}, meta)
+    return TrainRun(result, config, class_names, meta, device, threads, len(train_data), len(val_data))
