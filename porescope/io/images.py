@@ -81,10 +81,11 @@ LOG = logging.getLogger("porescope.ingest")
 SUPPORTED_FORMATS = ("png", "jpeg", "tiff", "webp", "bmp")
 
 #: Largest image decoded by default, rows x cols (summed over the pages decoded): 400 Mpx, a
-#: 20000 x 20000 stitched SEM mosaic. Decoded as 16-bit RGB that is 2.4 GB, and the float64
-#: grey conversion another 3.2 GB, so it fits a 24 GB machine with room for the rest of a
-#: stage; a 30000 x 30000 decompression bomb (900 Mpx) is refused. Callers pass their
-#: ``max_pixels`` parameter.
+#: 20000 x 20000 stitched SEM mosaic (such mosaics are real). Decoded as 16-bit RGB that is
+#: 2.4 GB, plus 0.8 GB of 16-bit grey and 0.4 GB of 8-bit grey after conversion: about a
+#: sixth of a 24 GB, 2-core machine, leaving room for the stage's own work. A 30000 x 30000
+#: decompression bomb (900 Mpx) is refused. Stages pass their own ``max_pixels`` parameter
+#: (``measure`` runs inference and uses a lower one).
 DEFAULT_MAX_PIXELS = 400_000_000
 
 #: Bytes read for the format check (magic bytes and the description of foreign content).

@@ -45,13 +45,25 @@ def process_start(pid: int) -> int | None:
 
 
 def process_parent(pid: int) -> int | None:
-    """Parent id of process ``pid`` from ``/proc``, or None."""
+    """Parent id of process ``pid`` from ``/proc``, or None.
+
+    Examples
+    --------
+    >>> process_parent(os.getpid()) in (os.getppid(), None)
+    True
+    """
     fields = _proc_stat(pid)
     return int(fields[1]) if fields and len(fields) > 1 else None
 
 
 def process_name(pid: int) -> str | None:
-    """Command name of process ``pid`` (``/proc/<pid>/comm``, e.g. ``"bash"``), or None."""
+    """Command name of process ``pid`` (``/proc/<pid>/comm``, e.g. ``"bash"``), or None.
+
+    Examples
+    --------
+    >>> isinstance(process_name(os.getpid()) or "", str)
+    True
+    """
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
@@ -86,6 +98,13 @@ def process_alive(pid: int, start: int | None = None) -> bool:
 
 
 def current_process() -> tuple[int, int | None]:
-    """``(pid, start)`` of this process, the identity :func:`process_alive` checks."""
+    """``(pid, start)`` of this process, the identity :func:`process_alive` checks.
+
+    Examples
+    --------
+    >>> pid, start = current_process()
+    >>> pid == os.getpid() and process_alive(pid, start)
+    True
+    """
     pid = os.getpid()
     return pid, process_start(pid)

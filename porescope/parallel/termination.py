@@ -90,7 +90,14 @@ def exit_on_sigterm() -> Iterator[None]:
 
 def watched_ancestors(pid: int | None = None) -> list[tuple[int, int | None]]:
     """``(pid, start)`` of the processes :func:`watch_parent` watches for ``pid`` (default:
-    this process): its parent, and the parent's parent too when the parent is a shell."""
+    this process): its parent, and the parent's parent too when the parent is a shell.
+
+    Examples
+    --------
+    >>> ancestors = watched_ancestors()
+    >>> os.getppid() <= 1 or ancestors[0][0] == os.getppid()
+    True
+    """
     pid = os.getpid() if pid is None else pid
     parent = os.getppid() if pid == os.getpid() else process_parent(pid)
     out: list[tuple[int, int | None]] = []
@@ -114,6 +121,11 @@ def watch_parent(interval: float = 1.0, grace: float = 30.0) -> Callable[[], Non
     exit); if the process still runs ``grace``
     seconds later (the main thread is stuck in a long native call), it exits at once with
     status 143, leaving temporary outputs for the next run to remove.
+
+    Examples
+    --------
+    >>> stop = watch_parent(interval=0.5)   # the parent of this process is alive: nothing happens
+    >>> stop()                              # and the thread ends at its next check
     """
     ppid = os.getppid()
     ancestors = watched_ancestors()
