@@ -30,16 +30,14 @@ LOCK_FILE = Path(".dvc/tmp/porescope-stage.lock")
 
 
 def workspace_root(cwd: Path | None = None) -> Path | None:
-    """The DVC workspace a stage runs in: ``$DVC_ROOT`` (set by dvc for every stage command,
-    a queued experiment's temporary copy included), else the nearest folder at or above ``cwd``
-    that holds ``dvc.yaml`` and a ``.dvc`` folder; None outside a DVC project."""
-    if os.environ.get("DVC_ROOT"):
-        return Path(os.environ["DVC_ROOT"])
+    """The DVC workspace a stage runs in: the nearest folder at or above ``cwd`` (dvc runs a
+    stage in its ``wdir``) holding a ``.dvc`` folder, so a queued experiment's temporary copy
+    is a workspace of its own; else ``$DVC_ROOT``; None outside a DVC project."""
     here = (cwd or Path.cwd()).absolute()
     for folder in (here, *here.parents):
-        if (folder / "dvc.yaml").is_file() and (folder / ".dvc").is_dir():
+        if (folder / ".dvc").is_dir():
             return folder
-    return None
+    return Path(os.environ["DVC_ROOT"]) if os.environ.get("DVC_ROOT") else None
 
 
 def run_stage(name: str, main: Callable[[], int | None]) -> None:
