@@ -514,3 +514,20 @@ def test_stage_not_started_by_dvc_is_not_watched(tmp_path):
         assert process_alive(child)  # e.g. under nohup: the user asked it to outlive its shell
     finally:
         os.kill(child, signal.SIGTERM)
+
+
+def test_queued_experiment_is_a_workspace_of_its_own(tmp_path, monkeypatch):
+    # dvc runs a queued experiment's stages in a copy under .dvc/tmp/exps/ with $DVC_ROOT set
+    # to the parent repository: the lock must follow the copy, or two queue workers collide
+    from stages.common import workspace_root
+
+    main = _workspace(tmp_path)
+    copy = main / ".dvc" / "tmp" / "exps" / "tmpabc"
+    (copy / ".dvc").mkdir(parents=True)
+    (copy / "sub").mkdir()
+    monkeypatch.setenv("DVC_ROOT", str(main))
+    assert workspace_root(copy / "sub") == copy
+    assert workspace_root(main) == main
+    assert workspace_root(tmp_path) == main  # outside any project: dvc's word
+    monkeypatch.delenv("DVC_ROOT")
+    assert workspace_root(tmp_path) is None
