@@ -49,9 +49,16 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()
 
 
+_identities: dict[int, str] = {}
+
+
 def _identity() -> str:
-    pid, start = current_process()
-    return f"pid{pid}-{'x' if start is None else start}"
+    """``pid<pid>-<start>`` of this process (cached per process id: forked children differ)."""
+    pid = os.getpid()
+    if pid not in _identities:
+        start = current_process()[1]
+        _identities[pid] = f"pid{pid}-{'x' if start is None else start}"
+    return _identities[pid]
 
 
 _swept: set[str] = set()
