@@ -210,31 +210,27 @@ def read_image(path: str | os.PathLike, pages: Literal["first", "all"] = "first"
     """Read and decode the image file at ``path`` (see :func:`decode_image`).
 
     The first :data:`HEAD_BYTES` bytes are read for the format check and then the header for
-    the size check; the whole file is read only when both pass, so a 3 GB file that is not an
-    image, or whose header declares too many pixels, costs a few bytes of reading.
+    the size check (:func:`image_size`); the whole file is read only when both pass, so a 3 GB
+    file that is not an image, or whose header declares too many pixels, costs a few bytes of
+    reading.
     """
-    path = Path(path)
-    name = str(path)
+    image_size(path, pages, max_pixels=max_pixels)
     try:
-        with open(path, "rb") as fh:
-            fmt = _check_head(fh.read(HEAD_BYTES), name)
-            fh.seek(0)
-            _check_pixels(_header_sizes(fh, fmt, name), name, pages, max_pixels)
-            fh.seek(0)
-            data = fh.read()
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise ImageReadError(path, f"cannot be read ({exc.strerror or exc}); check that the file "
                                    "exists and is readable") from None
-    return decode_image(data, name, pages=pages, max_pixels=max_pixels)
+    return decode_image(data, str(path), pages=pages, max_pixels=max_pixels)
 
 
-def image_size(path: str | os.PathLike, pages: Literal["first", "all"] = "first"
-               ) -> tuple[str, list[tuple[int, int]]]:
+def image_size(path: str | os.PathLike, pages: Literal["first", "all"] = "first", *,
+               max_pixels: int | None = None) -> tuple[str, list[tuple[int, int]]]:
     """Format and ``(rows, cols)`` of the full-resolution pages of an image file, from its
-    header alone (nothing is decoded); ``pages='first'`` lists only the first page.
+    first bytes and header alone (nothing is decoded); ``pages='first'`` lists only the first
+    page. Checks every input up front, cheaply.
 
     Raises :class:`ImageReadError` for an empty, unreadable or unsupported file or a damaged
-    header.
+    header, and :class:`ImageTooLargeError` when ``max_pixels`` is given and the pages exceed it.
 
     Examples
     --------
@@ -243,6 +239,10 @@ def image_size(path: str | os.PathLike, pages: Literal["first", "all"] = "first"
     >>> _ = f.write(cv2.imencode(".png", np.zeros((30, 40), np.uint8))[1].tobytes()); f.close()
     >>> image_size(f.name)
     ('png', [(30, 40)])
+    >>> image_size(f.name, max_pixels=1000)
+    Traceback (most recent call last):
+    ...
+    porescope.io.images.ImageTooLargeError: ...: is too large to decode: 40 x 30 px (0.0 Mpx) is more than max_pixels = 1000 (0.0 Mpx); raise max_pixels if the machine has the memory, or split or downscale the image
     >>> os.unlink(f.name)
     """
     name = str(path)
@@ -254,6 +254,7 @@ def image_size(path: str | os.PathLike, pages: Literal["first", "all"] = "first"
     except OSError as exc:
         raise ImageReadError(path, f"cannot be read ({exc.strerror or exc}); check that the file "
                                    "exists and is readable") from None
+    _check_pixels(sizes, name, pages, max_pixels)
     return fmt, sizes if pages == "all" else sizes[:1]
 
 
