@@ -3,13 +3,24 @@
 Every writer builds its result beside the destination under a temporary name and renames it in
 place only when finished, so an interrupted or failed stage never leaves a partial file that a
 later stage (or DVC) could mistake for a result.
+
+Temporary names are hidden siblings that carry the writer's identity:
+``.<name>.pid<pid>-<start>-<random>.tmp`` (``<start>``: the process start time, see
+:mod:`porescope.parallel.liveness`), and ``.<name>.old-pid<pid>-<start>`` for the output being
+replaced. An exception, Ctrl-C or SIGTERM (handled like Ctrl-C while an output is built, see
+:func:`porescope.parallel.termination.exit_on_sigterm`) removes them; a ``kill -9`` cannot,
+so before writing into a folder the writer removes the temporaries there whose process is no
+longer running (:func:`remove_stale_temporaries`). Temporaries of live writers, and hidden
+files of any other name, are left alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -17,6 +28,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from porescope.parallel.liveness import current_process, process_alive
+from porescope.parallel.termination import exit_on_sigterm
+
+LOG = logging.getLogger("porescope")
+
+#: A temporary sibling written by this module: ``.<name>.pid<pid>-<start>-<random>.tmp<sfx>``
+#: or ``.<name>.old-pid<pid>-<start>`` (``<start>`` is ``x`` where it is not known).
+TEMPORARY_NAME = re.compile(r"^\..+\.(?:pid(?P<pid>\d+)-(?P<start>\d+|x)-[A-Za-z0-9_]+\.tmp.*"
+                            r"|old-pid(?P<old_pid>\d+)-(?P<old_start>\d+|x))$")
 
 
 def _umask() -> int:
@@ -28,8 +49,75 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()
 
 
+_identities: dict[int, str] = {}
+
+
+def _identity() -> str:
+    """``pid<pid>-<start>`` of this process (cached per process id: forked children differ)."""
+    pid = os.getpid()
+    if pid not in _identities:
+        start = current_process()[1]
+        _identities[pid] = f"pid{pid}-{'x' if start is None else start}"
+    return _identities[pid]
+
+
+_swept: set[str] = set()
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries in ``folder`` left by writers that no longer run (killed with
+    ``kill -9``, out of memory, power cut); returns what was removed.
+
+    Only names of :data:`TEMPORARY_NAME`'s form whose process (id and start time) is dead are
+    touched: a live writer's temporaries and any other file are left as they are.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> (d / ".tiles.pid999999999-1-abc.tmp").mkdir()   # no such process
+    >>> (d / ".notes.txt").write_text("kept")
+    4
+    >>> [p.name for p in remove_stale_temporaries(d)]
+    ['.tiles.pid999999999-1-abc.tmp']
+    >>> sorted(p.name for p in d.iterdir())
+    ['.notes.txt']
+    """
+    folder = Path(folder)
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = TEMPORARY_NAME.match(entry.name)
+        if not m:
+            continue
+        pid, start = (m["pid"], m["start"]) if m["pid"] else (m["old_pid"], m["old_start"])
+        if process_alive(int(pid), None if start == "x" else int(start)):
+            continue
+        path = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        LOG.info("removed %s, left by a run that was killed (process %s)", path, pid)
+        removed.append(path)
+    return removed
+
+
+def _sweep_once(folder: Path) -> None:
+    """:func:`remove_stale_temporaries` the first time this process writes into ``folder``."""
+    key = os.path.abspath(folder)
+    if key not in _swept:
+        _swept.add(key)
+        remove_stale_temporaries(folder)
+
+
 def _tmp_sibling(path: Path, suffix: str = "") -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    _sweep_once(path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.{_identity()}-", suffix=f".tmp{suffix}",
+                                dir=path.parent)
     os.close(fd)
     os.chmod(name, _FILE_MODE)  # mkstemp makes 0600; outputs get the usual umask-based mode
     return Path(name)
@@ -39,13 +127,14 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_sibling(path)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with exit_on_sigterm():
+        tmp = _tmp_sibling(path)
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     return path
 
 
@@ -91,25 +180,40 @@ def output_dir(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[P
     """Build a folder under a temporary name, then swap it in place of ``path``.
 
     Yields the temporary folder. On success an existing ``path`` is replaced (when ``overwrite``;
-    otherwise a ``FileExistsError`` is raised before anything is written); on any exception the
-    temporary folder is removed and ``path`` is left as it was.
+    otherwise a ``FileExistsError`` is raised before anything is written); on any exception,
+    Ctrl-C or SIGTERM the temporary folder is removed and ``path`` is left as it was. Stale
+    temporaries of killed runs beside ``path`` are removed first.
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: already exists; choose another output or allow overwriting")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    os.chmod(tmp, 0o777 & ~_umask())
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with exit_on_sigterm():
+        remove_stale_temporaries(path.parent)
+        _swept.add(os.path.abspath(path.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{_identity()}-", suffix=".tmp",
+                                    dir=path.parent))
+        try:
+            os.chmod(tmp, 0o777 & ~_umask())
+            yield tmp
+            _swap_in(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+def _swap_in(tmp: Path, path: Path) -> None:
+    """Replace ``path`` by ``tmp`` (the old output is moved aside first, then deleted)."""
     old = None
     if path.exists() or path.is_symlink():
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        old = path.with_name(f".{path.name}.old-{_identity()}")
         os.replace(path, old)
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        if old is not None and not path.exists():
+            os.replace(old, path)  # put the previous output back
+        raise
     if old is not None:
         if old.is_dir() and not old.is_symlink():
             shutil.rmtree(old, ignore_errors=True)

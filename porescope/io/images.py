@@ -25,6 +25,17 @@ TIFF specifics: reduced-resolution sub-files (thumbnails) are skipped; ``MinIsWh
 inverted so that 0 is black; palette pages keep their indices and carry the palette; 1-bit
 pages become 0/255 ``uint8``.
 
+Size limit and errors
+---------------------
+Before anything is decoded, the image size is read from the file header (PNG ``IHDR``, the
+JPEG frame header, the WebP ``VP8``/``VP8L``/``VP8X`` chunk, the BMP info header, every TIFF
+page's ``ImageWidth``/``ImageLength``) and a file whose decoded pages would exceed
+``max_pixels`` (rows x cols summed over the pages decoded, default :data:`DEFAULT_MAX_PIXELS`)
+is refused with :class:`ImageTooLargeError`: a 1 MB PNG can decode to 30000 x 30000 pixels.
+:func:`read_image` reads the first bytes of a file for the format check and the header before it
+reads the rest. Every decoder failure (OpenCV, tifffile, Pillow, a truncated file) is raised as
+one :class:`ImageReadError` naming the file and the problem.
+
 Conversions (used by ``stages.ingest``)
 ---------------------------------------
 * colour -> grey (:func:`to_grey`): ITU-R BT.601 luma, ``Y = 0.299 R + 0.587 G + 0.114 B``
@@ -56,6 +67,7 @@ import io
 import logging
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -67,6 +79,25 @@ from porescope.io.pairing import IngestError
 LOG = logging.getLogger("porescope.ingest")
 
 SUPPORTED_FORMATS = ("png", "jpeg", "tiff", "webp", "bmp")
+
+#: Largest image decoded by default, rows x cols (summed over the pages decoded): 400 Mpx, a
+#: 20000 x 20000 stitched SEM mosaic (such mosaics are real). Decoded as 16-bit RGB that is
+#: 2.4 GB, plus 0.8 GB of 16-bit grey and 0.4 GB of 8-bit grey after conversion: about a
+#: sixth of a 24 GB, 2-core machine, leaving room for the stage's own work. A 30000 x 30000
+#: decompression bomb (900 Mpx) is refused. Stages pass their own ``max_pixels`` parameter
+#: (``measure`` runs inference and uses a lower one).
+DEFAULT_MAX_PIXELS = 400_000_000
+
+#: Bytes read for the format check (magic bytes and the description of foreign content).
+HEAD_BYTES = 64
+
+
+class ImageReadError(IngestError):
+    """A file that cannot be read or decoded as an image; the message names the file and why."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image whose header declares more pixels than the ``max_pixels`` limit."""
 
 #: BT.601 luma weights (R, G, B), as OpenCV's ``COLOR_RGB2GRAY`` and Pillow's ``"L"``.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
@@ -174,42 +205,212 @@ class ImageFile:
     notes: list[str] = field(default_factory=list)
 
 
-def read_image(path: str | os.PathLike, pages: Literal["first", "all"] = "first") -> ImageFile:
-    """Read and decode the image file at ``path`` (see :func:`decode_image`)."""
-    path = Path(path)
+def read_image(path: str | os.PathLike, pages: Literal["first", "all"] = "first", *,
+               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageFile:
+    """Read and decode the image file at ``path`` (see :func:`decode_image`).
+
+    The first :data:`HEAD_BYTES` bytes are read for the format check and then the header for
+    the size check (:func:`image_size`); the whole file is read only when both pass, so a 3 GB
+    file that is not an image, or whose header declares too many pixels, costs a few bytes of
+    reading.
+    """
+    image_size(path, pages, max_pixels=max_pixels)
     try:
-        data = path.read_bytes()
+        data = Path(path).read_bytes()
     except OSError as exc:
-        raise IngestError(path, f"cannot be read ({exc.strerror or exc}); check that the file "
-                                "exists and is readable") from None
-    return decode_image(data, str(path), pages=pages)
+        raise ImageReadError(path, f"cannot be read ({exc.strerror or exc}); check that the file "
+                                   "exists and is readable") from None
+    return decode_image(data, str(path), pages=pages, max_pixels=max_pixels)
 
 
-def decode_image(data: bytes, name: str, pages: Literal["first", "all"] = "first") -> ImageFile:
+def image_size(path: str | os.PathLike, pages: Literal["first", "all"] = "first", *,
+               max_pixels: int | None = None) -> tuple[str, list[tuple[int, int]]]:
+    """Format and ``(rows, cols)`` of the full-resolution pages of an image file, from its
+    first bytes and header alone (nothing is decoded); ``pages='first'`` lists only the first
+    page. Checks every input up front, cheaply.
+
+    Raises :class:`ImageReadError` for an empty, unreadable or unsupported file or a damaged
+    header, and :class:`ImageTooLargeError` when ``max_pixels`` is given and the pages exceed it.
+
+    Examples
+    --------
+    >>> import tempfile, cv2, numpy as np
+    >>> f = tempfile.NamedTemporaryFile(suffix=".png", delete=False)
+    >>> _ = f.write(cv2.imencode(".png", np.zeros((30, 40), np.uint8))[1].tobytes()); f.close()
+    >>> image_size(f.name)
+    ('png', [(30, 40)])
+    >>> try:
+    ...     image_size(f.name, max_pixels=1000)
+    ... except ImageTooLargeError as err:
+    ...     print(str(err).split(": ", 1)[1].split(";")[0])
+    is too large to decode: 40 x 30 px (0.0 Mpx) is more than max_pixels = 1000 (0.0 Mpx)
+    >>> os.unlink(f.name)
+    """
+    name = str(path)
+    try:
+        with open(path, "rb") as fh:
+            fmt = _check_head(fh.read(HEAD_BYTES), name)
+            fh.seek(0)
+            sizes = _header_sizes(fh, fmt, name)
+    except OSError as exc:
+        raise ImageReadError(path, f"cannot be read ({exc.strerror or exc}); check that the file "
+                                   "exists and is readable") from None
+    _check_pixels(sizes, name, pages, max_pixels)
+    return fmt, sizes if pages == "all" else sizes[:1]
+
+
+def decode_image(data: bytes, name: str, pages: Literal["first", "all"] = "first", *,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageFile:
     """Decode image bytes; ``name`` (the file path) is used in messages only.
 
     ``pages='first'`` decodes only the first full-resolution page of a multi-page TIFF;
-    ``'all'`` decodes every full-resolution page. Other formats have one page.
+    ``'all'`` decodes every full-resolution page. Other formats have one page. ``max_pixels``
+    (rows x cols summed over the pages to decode; ``None``: no limit) is checked against the
+    header before anything is decoded.
 
     Raises
     ------
-    IngestError
+    ImageTooLargeError
+        The header declares more than ``max_pixels`` pixels.
+    ImageReadError
         Empty data, unsupported content (says what it looks like), or a file that cannot be
-        decoded (truncated or corrupt).
+        decoded (truncated or corrupt). Both derive from ``IngestError``.
     """
-    if not data:
-        raise IngestError(name, "is empty (0 bytes); copy the file again or remove it")
-    fmt = sniff_format(data[:16])
-    if fmt is None:
-        raise IngestError(name, f"is not a supported image: its content is "
-                                f"{describe_content(data[:64])}. "
-                                "Supported: PNG, JPEG, TIFF, WebP, BMP (detected from the content, "
-                                "not the extension); convert it or move it out of the folder")
+    fmt = _check_head(data[:HEAD_BYTES], name)
     if fmt == "tiff":
-        return _decode_tiff(data, name, pages)
+        return _decode_tiff(data, name, pages, max_pixels)
+    _check_pixels(_header_sizes(io.BytesIO(data), fmt, name), name, pages, max_pixels)
     if fmt == "png" and len(data) > 25 and data[12:16] == b"IHDR" and data[25] == 3:
-        return ImageFile(name, fmt, [_decode_palette_png(data, name)])
+        return ImageFile(name, fmt, [_decode_palette_png(data, name, max_pixels)])
     return ImageFile(name, fmt, [Page(_cv2_decode(data, name, fmt))])
+
+
+def _check_head(head: bytes, name: str) -> str:
+    """The format sniffed from a file's first bytes, or an error naming what the file is."""
+    if not head:
+        raise ImageReadError(name, "is empty (0 bytes); copy the file again or remove it")
+    fmt = sniff_format(head[:16])
+    if fmt is None:
+        raise ImageReadError(name, f"is not a supported image: its content is "
+                                   f"{describe_content(head[:64])}. "
+                                   "Supported: PNG, JPEG, TIFF, WebP, BMP (detected from the "
+                                   "content, not the extension); convert it or move it out of "
+                                   "the folder")
+    return fmt
+
+
+def _check_pixels(sizes: list[tuple[int, int]], name: str, pages: str,
+                  max_pixels: int | None) -> None:
+    """Refuse an image whose pages to decode exceed ``max_pixels`` (before decoding)."""
+    wanted = sizes if pages == "all" else sizes[:1]
+    total = sum(r * c for r, c in wanted)
+    if max_pixels is None or total <= max_pixels:
+        return
+    what = (f"{wanted[0][1]} x {wanted[0][0]} px" if len(wanted) == 1
+            else f"{len(wanted)} pages of {total} px in all")
+    raise ImageTooLargeError(name, _too_large(what, total, max_pixels))
+
+
+def _too_large(what: str, total: int, max_pixels: int) -> str:
+    return (f"is too large to decode: {what} ({total / 1e6:.1f} Mpx) is more than max_pixels = "
+            f"{max_pixels} ({max_pixels / 1e6:.1f} Mpx); raise max_pixels if the machine has "
+            "the memory, or split or downscale the image")
+
+
+# --------------------------------------------------------------------------------------------
+# image size from the header
+# --------------------------------------------------------------------------------------------
+# JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic; not DHT/JPG/DAC)
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _header_sizes(fh: Any, fmt: str, name: str) -> list[tuple[int, int]]:
+    """``(rows, cols)`` of each full-resolution page from the header of the open file ``fh``
+    (positioned at its start); only the header bytes are read."""
+    if fmt == "tiff":
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(fh) as tif:
+                return _tiff_sizes(tif, name)[0]
+        except ImageReadError:
+            raise
+        except Exception as exc:  # TiffFileError, ValueError, struct errors...
+            raise ImageReadError(name, f"could not be read as TIFF ({exc}); the file is "
+                                       "truncated or corrupt; copy it again or re-export it"
+                                 ) from None
+    size = {"png": _png_size, "jpeg": _jpeg_size, "webp": _webp_size, "bmp": _bmp_size}[fmt](fh)
+    if size is None:
+        raise ImageReadError(name, f"has a damaged {fmt.upper()} header (no image size could be "
+                                   "read from it); the file is truncated or corrupt; copy it "
+                                   "again or re-export it")
+    return [size]
+
+
+def _png_size(fh: Any) -> tuple[int, int] | None:
+    head = fh.read(24)  # signature, IHDR length and type, width, height (big-endian)
+    if len(head) < 24 or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
+
+
+def _bmp_size(fh: Any) -> tuple[int, int] | None:
+    head = fh.read(26)
+    if len(head) < 22:
+        return None
+    info = int.from_bytes(head[14:18], "little")
+    if info == 12 and len(head) >= 22:  # OS/2 BITMAPCOREHEADER: 16-bit width and height
+        return int.from_bytes(head[20:22], "little"), int.from_bytes(head[18:20], "little")
+    if info < 40 or len(head) < 26:
+        return None
+    width = int.from_bytes(head[18:22], "little", signed=True)
+    height = int.from_bytes(head[22:26], "little", signed=True)  # negative: stored top-down
+    return abs(height), abs(width)
+
+
+def _webp_size(fh: Any) -> tuple[int, int] | None:
+    head = fh.read(30)
+    if len(head) < 30:
+        return None
+    chunk = head[12:16]
+    if chunk == b"VP8X":  # canvas size minus one, 24-bit little-endian
+        return (int.from_bytes(head[27:30], "little") + 1,
+                int.from_bytes(head[24:27], "little") + 1)
+    if chunk == b"VP8L" and head[20] == 0x2F:  # 14-bit width-1 and height-1
+        bits = int.from_bytes(head[21:25], "little")
+        return ((bits >> 14) & 0x3FFF) + 1, (bits & 0x3FFF) + 1
+    if chunk == b"VP8 " and head[23:26] == b"\x9d\x01\x2a":  # key frame start code
+        return (int.from_bytes(head[28:30], "little") & 0x3FFF,
+                int.from_bytes(head[26:28], "little") & 0x3FFF)
+    return None
+
+
+def _jpeg_size(fh: Any) -> tuple[int, int] | None:
+    """Walk the JPEG marker segments (skipping their bodies) to the first frame header."""
+    fh.seek(2)
+    while True:
+        byte = fh.read(1)
+        if byte != b"\xff":
+            return None  # end of file, or not a marker where one must be
+        marker = fh.read(1)
+        while marker == b"\xff":  # fill bytes
+            marker = fh.read(1)
+        if not marker:
+            return None
+        m = marker[0]
+        if m == 0x01 or 0xD0 <= m <= 0xD8:  # markers without a length
+            continue
+        if m in (0xD9, 0xDA):  # end of image or scan data before any frame header
+            return None
+        length = int.from_bytes(fh.read(2), "big")
+        if length < 2:
+            return None
+        if m in _JPEG_SOF:
+            body = fh.read(5)  # precision, height, width
+            if len(body) < 5:
+                return None
+            return int.from_bytes(body[1:3], "big"), int.from_bytes(body[3:5], "big")
+        fh.seek(length - 2, 1)
 
 
 def _bgr_to_rgb(arr: np.ndarray) -> np.ndarray:
@@ -223,26 +424,63 @@ def _bgr_to_rgb(arr: np.ndarray) -> np.ndarray:
 def _cv2_decode(data: bytes, name: str, fmt: str) -> np.ndarray:
     import cv2
 
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # OpenCV's own checks (size limit, bad header) raise, not return None
+        raise ImageReadError(name, f"could not be decoded as {fmt.upper()}: OpenCV refused it "
+                                   f"({_cv2_message(exc)}); the file is corrupt or too large"
+                             ) from None
     if arr is None:
-        raise IngestError(name, f"could not be decoded as {fmt.upper()} (the content starts like "
+        raise ImageReadError(name, f"could not be decoded as {fmt.upper()} (the content starts like "
                                 f"{fmt.upper()}, but the file is truncated or corrupt); copy it "
                                 "again or re-export it")
     return _bgr_to_rgb(arr)
 
 
-def _decode_palette_png(data: bytes, name: str) -> Page:
+def _cv2_message(exc: Exception) -> str:
+    """The last line of an OpenCV error (its first lines are the source location)."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+_PIL_LIMIT = threading.Lock()
+
+
+class _pil_pixel_limit:
+    """Set Pillow's decompression-bomb limit to ``max_pixels`` while Pillow decodes: the size
+    has been checked against the caller's limit already, so Pillow's own (89 Mpx warning,
+    179 Mpx error) must not refuse a smaller image that the caller allows."""
+
+    def __init__(self, max_pixels: int | None) -> None:
+        self.max_pixels = max_pixels
+
+    def __enter__(self) -> None:
+        from PIL import Image
+
+        _PIL_LIMIT.acquire()
+        self.saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = self.max_pixels
+
+    def __exit__(self, *exc: object) -> None:
+        from PIL import Image
+
+        Image.MAX_IMAGE_PIXELS = self.saved
+        _PIL_LIMIT.release()
+
+
+def _decode_palette_png(data: bytes, name: str, max_pixels: int | None = DEFAULT_MAX_PIXELS
+                        ) -> Page:
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with _pil_pixel_limit(max_pixels), Image.open(io.BytesIO(data)) as im:
             im.load()
             if im.mode != "P":
                 return Page(_cv2_decode(data, name, "png"))
             idx = np.asarray(im, dtype=np.uint8).copy()
             pal = np.asarray(im.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3)
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise IngestError(name, f"could not be decoded as a palette PNG ({exc}); the file is "
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ImageReadError(name, f"could not be decoded as a palette PNG ({exc}); the file is "
                                 "truncated or corrupt; copy it again or re-export it") from None
     if idx.size and int(idx.max()) >= len(pal):
         pal = np.vstack([pal, np.zeros((int(idx.max()) + 1 - len(pal), 3), np.uint8)])
@@ -274,23 +512,34 @@ def _tiff_page_array(page: Any) -> tuple[np.ndarray, np.ndarray | None]:
     return arr, palette
 
 
-def _decode_tiff(data: bytes, name: str, pages: str) -> ImageFile:
+def _tiff_sizes(tif: Any, name: str) -> tuple[list[tuple[int, int]], list[tuple[int, Any]], int]:
+    """``(rows, cols)`` of the full-resolution pages, those ``(index, page)`` pairs, and the
+    pixels of every page (thumbnails included, as the fallback decoders decode them all)."""
+    try:
+        every = list(enumerate(tif.pages))
+        dims = [(int(p.keyframe.imagelength) * int(p.keyframe.imagedepth or 1),
+                 int(p.keyframe.imagewidth)) for _, p in every]
+        main = [(i, p) for i, p in every if not (int(getattr(p, "subfiletype", 0) or 0) & 1)]
+    except Exception as exc:
+        raise ImageReadError(name, f"TIFF page directory is damaged ({exc}); re-export the "
+                                   "file") from None
+    if not main:
+        raise ImageReadError(name, "TIFF holds no full-resolution image page")
+    return [dims[i] for i, _ in main], main, sum(r * c for r, c in dims)
+
+
+def _decode_tiff(data: bytes, name: str, pages: str,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageFile:
     import tifffile
 
     try:
         tif = tifffile.TiffFile(io.BytesIO(data))
     except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct errors...
-        raise IngestError(name, f"could not be read as TIFF ({exc}); the file is truncated or "
-                                "corrupt; copy it again or re-export it") from None
+        raise ImageReadError(name, f"could not be read as TIFF ({exc}); the file is truncated or "
+                                   "corrupt; copy it again or re-export it") from None
     with tif:
-        try:
-            main = [(i, p) for i, p in enumerate(tif.pages)
-                    if not (int(getattr(p, "subfiletype", 0) or 0) & 1)]
-        except Exception as exc:
-            raise IngestError(name, f"TIFF page directory is damaged ({exc}); re-export the "
-                                    "file") from None
-        if not main:
-            raise IngestError(name, "TIFF holds no full-resolution image page")
+        sizes, main, every_px = _tiff_sizes(tif, name)
+        _check_pixels(sizes, name, pages, max_pixels)
         wanted = main if pages == "all" else main[:1]
         out: list[Page] = []
         fallback: list[np.ndarray] | None = None
@@ -299,9 +548,15 @@ def _decode_tiff(data: bytes, name: str, pages: str) -> ImageFile:
                 arr, pal = _tiff_page_array(page)
             except Exception as exc:
                 if fallback is None:
-                    fallback = _tiff_fallback(data, name, exc)
+                    if max_pixels is not None and every_px > max_pixels:
+                        # the fallback decoders decode every page, thumbnails included
+                        raise ImageTooLargeError(name, _too_large(
+                            f"all {len(sizes)} page(s) ({every_px} px, which this file's "
+                            "compression forces to decode together)", every_px, max_pixels))
+                    fallback = _tiff_fallback(data, name, exc, max_pixels)
                 if i >= len(fallback):
-                    raise IngestError(name, f"TIFF page {i} could not be decoded ({exc})") from None
+                    raise ImageReadError(name, f"TIFF page {i} could not be decoded ({exc})"
+                                         ) from None
                 arr, pal = fallback[i], None
             out.append(Page(arr, i, pal))
         size_nm, size_src = tiff_pixel_size_nm(tif)
@@ -309,23 +564,28 @@ def _decode_tiff(data: bytes, name: str, pages: str) -> ImageFile:
                          pixel_size_nm=size_nm, pixel_size_source=size_src)
 
 
-def _tiff_fallback(data: bytes, name: str, exc: Exception) -> list[np.ndarray]:
+def _tiff_fallback(data: bytes, name: str, exc: Exception,
+                   max_pixels: int | None = DEFAULT_MAX_PIXELS) -> list[np.ndarray]:
     """Decode all TIFF pages with OpenCV's libtiff (then Pillow) when tifffile cannot."""
     import cv2
 
-    ok, mats = cv2.imdecodemulti(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        ok, mats = cv2.imdecodemulti(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # refused or corrupt: try Pillow, then report tifffile's reason
+        ok, mats = False, None
     if ok and mats:
         return [_bgr_to_rgb(np.asarray(m)) for m in mats]
     try:
         from PIL import Image, ImageSequence
 
-        with Image.open(io.BytesIO(data)) as im:
+        with _pil_pixel_limit(max_pixels), Image.open(io.BytesIO(data)) as im:
             return [np.array(frame) for frame in ImageSequence.Iterator(im)]
     except Exception:
         pass
-    raise IngestError(name, f"TIFF pixels could not be decoded ({exc}); the compression may need "
-                            "the 'imagecodecs' package, or the file is corrupt; save it "
-                            "uncompressed or with ZIP/LZW compression") from None
+    raise ImageReadError(name, f"TIFF pixels could not be decoded ({exc}); the compression may "
+                               "need the 'imagecodecs' package, or the file is corrupt or "
+                               "truncated; save it uncompressed or with ZIP/LZW compression"
+                         ) from None
 
 
 # --------------------------------------------------------------------------------------------
