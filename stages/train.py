@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ingested", required=True, type=Path)
     parser.add_argument("--split", required=True, type=Path)
     parser.add_argument("--model", required=True, type=Path, help="best model file to write")
+    parser.add_argument("--onnx", type=Path, default=None, help="ONNX export of the best model to write")
     parser.add_argument("--resume", required=True, type=Path, help="resume checkpoint (kept between runs)")
     parser.add_argument("--live", required=True, type=Path, help="DVCLive folder for per-epoch curves")
     parser.add_argument("--metrics", required=True, type=Path)
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     started_iso = datetime.now(timezone.utc).isoformat(timespec="seconds")
     run = run_train(params, raw["seed"], augmented=args.augmented, ingested=args.ingested, split=args.split,
-                    model_path=args.model, resume=args.resume, on_epoch=log_epoch)
+                    model_path=args.model, resume=args.resume, on_epoch=log_epoch, onnx_path=args.onnx)
     live.end()
     result = run.result
     write_json(args.metrics, run.metrics())
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             threads=run.threads, stopped_early=result.stopped_early, amp=params.amp, stage="train",
             params=args.params, split_dir=args.split, augmented_dir=args.augmented, dvc_yaml="dvc.yaml",
             dvc_lock="dvc.lock", model_file=args.model.as_posix(),
+            onnx_file=args.onnx.as_posix() if args.onnx else None,
             code_inputs=("pyproject.toml", "stages/", "porescope/"), model_meta=run.meta)
         write_json(args.card, card)
         write_text(args.card.with_suffix(".md"), render_model_card_md(card))

@@ -37,7 +37,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -122,6 +122,7 @@ class ValidateParams:
     batch_size: int = field(default=4, metadata={"ge": 1, "le": 4096})
     tta: bool = False
     device: str = "auto"
+    backend: Literal["auto", "torch", "onnxruntime"] = "auto"
     threads: int = field(default=0, metadata={"ge": 0, "le": 256})
 
     def check(self, fail: Fail) -> None:
@@ -274,7 +275,8 @@ def _predictor(model_path: Path, params: ValidateParams):
     def predict(image: np.ndarray) -> np.ndarray:
         return predict_mask(model, image, tile=params.tile, overlap=params.overlap,
                             batch_size=params.batch_size, tta=params.tta, device=device,
-                            amp=device.type == "cuda", threshold=decision_threshold(payload))
+                            amp=device.type == "cuda", threshold=decision_threshold(payload),
+                            backend=params.backend)
     return predict, payload["class_names"]
 
 

@@ -65,6 +65,7 @@ class EvaluateParams:
     batch_size: int = field(default=4, metadata={"ge": 1})
     tta: bool = False  # average over flips
     device: str = "auto"
+    backend: Literal["auto", "torch", "onnxruntime"] = "auto"
     threads: int = field(default=0, metadata={"ge": 0})
     objects: ObjectsParams = field(default_factory=ObjectsParams)
     n_worst: int = field(default=4, metadata={"ge": 0})
@@ -134,7 +135,7 @@ def run_evaluate(params: EvaluateParams, *, model: str | os.PathLike, ingested: 
             truth = read_png(ingested / "masks" / f"{source_id}.png")
             pred = predict_mask(loaded.model, image, device=device, amp=device.type == "cuda",
                                 threshold=loaded.threshold, tile=params.tile, overlap=params.overlap,
-                                batch_size=params.batch_size, tta=params.tta)
+                                batch_size=params.batch_size, tta=params.tta, backend=params.backend)
             write_png(pred_dir / f"{source_id}.png", pred)
             pixel_items.append((source_id, truth, pred))
             object_items.append((source_id, separate_objects(truth, **objects_kw),

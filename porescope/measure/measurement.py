@@ -92,7 +92,7 @@ def _measure(mg: Micrograph, image_id: str, params: MeasureParams, *, image_file
                             "may see pores far from the sizes it was trained on")
         pred = predict_mask(model, grey, scale=factor, tile=params.tile, overlap=params.overlap,
                             batch_size=params.batch_size, tta=params.tta,
-                            max_pixels=params.max_pixels, name=name)
+                            max_pixels=params.max_pixels, name=name, backend=params.backend)
         class_names = model.class_names
     else:
         pred = mask

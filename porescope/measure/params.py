@@ -28,7 +28,7 @@ class MeasureParams:
     margin_px: pixels ignored at every edge (a frame drawn around an exported image).
     resample_to_model: resize to the model's training pixel size when both are known.
     scale: explicit resize factor before inference (overrides resample_to_model), or None.
-    tile, overlap, batch_size, tta, device, threads: inference
+    tile, overlap, batch_size, tta, device, backend, threads: inference
     (:func:`porescope.segmentation.inference.predict_proba`).
     normalisation: for >8-bit images (:class:`~porescope.io.micrograph.NormalisationParams`).
     max_pixels: largest image (after resizing) that inference may be run on.
@@ -50,6 +50,7 @@ class MeasureParams:
     batch_size: int = field(default=4, metadata={"ge": 1, "le": 4096})
     tta: bool = False
     device: str = "auto"
+    backend: Literal["auto", "torch", "onnxruntime"] = "auto"
     threads: int = field(default=0, metadata={"ge": 0, "le": 256})
     normalisation: NormalisationParams = field(default_factory=NormalisationParams)
     max_pixels: int = field(default=64_000_000, metadata={"ge": 1, "le": 10 ** 10})
@@ -73,6 +74,7 @@ class MeasureParams:
                 "margin_px": self.margin_px, "resample_to_model": self.resample_to_model,
                 "scale": self.scale, "tile": self.tile, "overlap": self.overlap,
                 "batch_size": self.batch_size, "tta": self.tta, "device": self.device,
+                "backend": self.backend,
                 "threads": self.threads, "normalisation": [n.method, n.low, n.high],
                 "max_pixels": self.max_pixels, "figures": self.figures,
                 "analysis": self.analysis.to_dict(), "seed": self.seed}

@@ -152,8 +152,8 @@ def resize_factor(image_px: float | None, model_px: float | None, params: "Measu
 
 def predict_mask(model: SegmentationModel | str | os.PathLike, image: np.ndarray, *,
                  scale: float = 1.0, tile: int = 256, overlap: int = 64, batch_size: int = 4,
-                 tta: bool = False, max_pixels: int = 64_000_000, name: str = "image"
-                 ) -> np.ndarray:
+                 tta: bool = False, max_pixels: int = 64_000_000, name: str = "image",
+                 backend: str = "torch") -> np.ndarray:
     """Class ids of a grey micrograph by sliding-window inference, optionally resized.
 
     Parameters
@@ -164,8 +164,9 @@ def predict_mask(model: SegmentationModel | str | os.PathLike, image: np.ndarray
         Grey micrograph (e.g. ``read_micrograph(...).image``).
     scale : float
         Resize factor before inference (2 = enlarge twice); probabilities are resized back.
-    tile, overlap, batch_size, tta
-        Sliding-window inference (:func:`porescope.segmentation.inference.predict_proba`).
+    tile, overlap, batch_size, tta, backend
+        Sliding-window inference (:func:`porescope.segmentation.inference.predict_proba`;
+        backend ``"onnxruntime"`` or ``"auto"`` runs the network in ONNX Runtime on a CPU).
     max_pixels : int
         Largest resized image that inference may be run on.
     name : str
@@ -203,7 +204,7 @@ def predict_mask(model: SegmentationModel | str | os.PathLike, image: np.ndarray
         model = load_model(model)
     device, threshold = model.device, model.threshold
     kw = dict(tile=tile, overlap=overlap, batch_size=batch_size, tta=tta, device=device,
-              amp=device.type == "cuda")
+              amp=device.type == "cuda", backend=backend)
     h, w = image.shape
     if abs(scale - 1.0) < 1e-9:
         return predict_ids(model.network, image, threshold=threshold, **kw)

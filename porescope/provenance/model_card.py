@@ -273,12 +273,17 @@ def _lock_params(entry: Mapping[str, Any], default_file: str) -> dict[str, Any]:
 # the card
 # --------------------------------------------------------------------------------------------
 
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 def build_model_card(*, model_config: Mapping[str, Any], class_names: Mapping[Any, str], epochs_run: int,
                      best_epoch: int, val_metrics: Mapping[str, float], device: Any, threads: int,
                      stage: str, params: str | os.PathLike, split_dir: str | os.PathLike,
                      augmented_dir: str | os.PathLike, dvc_yaml: str | os.PathLike, dvc_lock: str | os.PathLike,
                      model_file: str | None, code_inputs: Iterable[str] = (),
-                     stopped_early: bool = False, amp: bool = False,
+                     onnx_file: str | None = None, stopped_early: bool = False, amp: bool = False,
                      model_meta: Mapping[str, Any] | None = None, verify_upstream: bool = True) -> dict[str, Any]:
     """Describe a trained model (see the module docstring); deterministic for fixed inputs.
 
@@ -297,6 +302,8 @@ def build_model_card(*, model_config: Mapping[str, Any], class_names: Mapping[An
         relative to the folder of ``dvc_yaml``, as DVC has it); the stage's params groups and
         its upstream stages are read from ``dvc_yaml``, upstream params and output hashes from
         ``dvc_lock``.
+    onnx_file
+        The ONNX export of the same weights, recorded with its SHA-256 (``None``: none).
     split_dir, augmented_dir, model_file
         The split manifest folder and the augmentation dataset folder the model was trained on,
         and the model file's path as recorded in the card (``None``: not named).
@@ -364,6 +371,7 @@ def build_model_card(*, model_config: Mapping[str, Any], class_names: Mapping[An
         "model": {"file": model_file, "config": dict(model_config),
                   "class_names": {str(k): str(v) for k, v in sorted(class_names.items(), key=lambda kv: int(kv[0]))},
                   "meta": {str(k): model_meta[k] for k in sorted(model_meta or {})}},
+        **({"onnx": {"file": onnx_file, "sha256": _sha256(Path(onnx_file))}} if onnx_file else {}),
         "training": {"stage": stage, "epochs_run": int(epochs_run), "best_epoch": int(best_epoch),
                      "stopped_early": bool(stopped_early),
                      "validation": {k: float(v) for k, v in sorted(val_metrics.items())}},
@@ -429,6 +437,8 @@ def render_model_card_md(card: Mapping[str, Any]) -> str:
               "- Classes: " + ", ".join(f"{k} = {v}" for k, v in m["class_names"].items()),
               "- Stored with the model: " + (", ".join(f"{k} {_cell(v)}" for k, v in m.get("meta", {}).items())
                                              or "-"),
+              *([f"- ONNX export: `{m['onnx']['file']}` (SHA-256 `{m['onnx']['sha256'][:16]}...`)"]
+                if m.get("onnx") else []),
               f"- Trained by stage `{t['stage']}`: {t['epochs_run']} epoch(s), best epoch {t['best_epoch']}"
               + (" (stopped early)" if t["stopped_early"] else ""),
               "- Validation: " + ", ".join(f"{k} {v:.4f}" for k, v in t["validation"].items()),

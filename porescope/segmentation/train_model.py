@@ -152,8 +152,12 @@ def calibrated_threshold(params: TrainParams, model: torch.nn.Module, best_state
 
 def run_train(params: TrainParams, seed: int, *, augmented: str | os.PathLike, ingested: str | os.PathLike,
               split: str | os.PathLike, model_path: str | os.PathLike, resume: str | os.PathLike,
-              on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> TrainRun:
+              on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+              onnx_path: str | os.PathLike | None = None) -> TrainRun:
     """Train on ``augmented`` (validating on the split's val tiles) and write the best model file.
+
+    With ``onnx_path``, the best network is also exported there as ONNX (dynamic batch and image
+    size; :func:`porescope.segmentation.onnx_runtime.export_onnx`) for ONNX Runtime inference.
 
     ``resume`` is the resume checkpoint (written after every epoch, continued from when its
     fingerprint matches); ``on_epoch(epoch, row)`` gets every epoch's history row. The caller
@@ -189,4 +193,9 @@ def run_train(params: TrainParams, seed: int, *, augmented: str | os.PathLike, i
     meta = {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "threshold": threshold,
             **result.best_scores}
     models.save_model_file(model_path, result.best_state, config, {str(k): v for k, v in class_names.items()}, meta)
+    if onnx_path is not None:
+        from porescope.segmentation.onnx_runtime import export_onnx
+
+        model.load_state_dict(result.best_state)
+        export_onnx(model, onnx_path)
     return TrainRun(result, config, class_names, meta, device, threads, len(train_data), len(val_data))
