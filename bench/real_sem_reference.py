@@ -1,0 +1,86 @@
+"""A model on the nine real SEM micrographs, against the manual reference (data/reference/).
+
+For every image of ``data/reference/track-membranes-sem/counts.csv``: segment the whole image
+with the model (the network sees the full context), keep the reference's analysed region
+(its top / bottom / left / right margins), measure that region (guard-frame counts, porosity)
+and compare with the manual count and, where a hand-checked mask exists, its porosity.
+
+    python bench/real_sem_reference.py --model models/model.pt [--scale 1.0] [--json out.json]
+
+Prints one row per image and the pooled errors of each count estimator
+(:func:`porescope.measure.reference.reference_errors`). Needs ``../shared/data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from porescope.io.images import read_image, to_grey
+from porescope.measure.measurement import measure_micrograph
+from porescope.measure.params import MeasureParams
+from porescope.measure.reference import reference_errors
+from porescope.measure.segment import load_model, predict_mask
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "data" / "reference" / "track-membranes-sem"
+SHARED = Path(os.environ.get("PORESCOPE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+IMAGES = SHARED / "track-membranes-sem-unlabelled"
+
+
+def region(row: pd.Series, shape: tuple[int, int]) -> tuple[slice, slice]:
+    h, w = shape
+    return (slice(int(row.margin_top), h - int(row.margin_bottom)),
+            slice(int(row.margin_left), w - int(row.margin_right)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, required=True)
+    ap.add_argument("--scale", type=float, default=1.0, help="resize factor before inference")
+    ap.add_argument("--backend", default="auto")
+    ap.add_argument("--json", type=Path, default=None, help="write the comparison here")
+    args = ap.parse_args()
+    if not IMAGES.is_dir():
+        raise SystemExit(f"{IMAGES} not found: the real images are in ../shared/data")
+    counts = pd.read_csv(REFERENCE / "counts.csv")
+    model = load_model(args.model, device="cpu")
+    params = MeasureParams(device="cpu", figures=False, scale_bar=False)
+    rows = []
+    for r in counts.itertuples(index=False):
+        grey = to_grey(read_image(IMAGES / r.file).pages[0].array, None, r.file)
+        pred = predict_mask(model, grey, scale=args.scale, backend=args.backend)
+        ys, xs = region(r, grey.shape)
+        _, summary = measure_micrograph(grey[ys, xs], mask=pred[ys, xs] > 0, params=params,
+                                        image_id=r.image)
+        mask_porosity = np.nan
+        if isinstance(r.mask_file, str) and r.mask_file:
+            from PIL import Image
+            ref_mask = np.asarray(Image.open(REFERENCE / r.mask_file)) > 0
+            mask_porosity = float(ref_mask[ys, xs].mean())
+        rows.append({**{k: summary[k] for k in ("image_id", "porosity", "count_median_area",
+                                                 "count_split_labels", "count_boolean_model")},
+                     "manual": r.manual_count_guard_frame, "ambiguous": r.ambiguous_objects,
+                     "mask_porosity": mask_porosity})
+    got = pd.DataFrame(rows)
+    ref = pd.DataFrame({"image": counts["image"], "count": counts["manual_count_guard_frame"].astype(float),
+                        "porosity": got["mask_porosity"]})
+    table, metrics = reference_errors(got, ref)
+    pd.set_option("display.width", 200)
+    print(f"model {args.model}, scale {args.scale}, backend {args.backend}")
+    print(table.round(3).to_string(index=False))
+    print(json.dumps(metrics, indent=1))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"model": str(args.model), "scale": args.scale,
+                                         "table": table.round(4).to_dict(orient="records"),
+                                         "metrics": metrics}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
