@@ -1,0 +1,178 @@
+"""Out-of-distribution guard: may the numbers of a measured micrograph be certified?
+
+A segmentation network trained on one kind of image answers on any image, and on a micrograph
+unlike its training data (another pore size, exported screenshots with frames, logos and text,
+rough surface patches, the bright edge fringe of real SEM) it finds objects that are not pores
+without any sign of doubt. :func:`quality_flags` looks at what was measured and raises a flag
+for each symptom of that; an image with any flag is **not certified**, and the flag says why.
+
+Symptoms checked (thresholds in :class:`QualityLimits`):
+
+* ``small_objects``: share of objects far below the pore sizes the model was trained on
+  (ECD, measured at the resolution the network saw, under ``small_factor`` x the 5th
+  percentile of the training objects' ECD) - slivers of fringes and surface grain;
+* ``size_out_of_range``: the median object ECD at the network's resolution outside the
+  training objects' 5th-95th percentile range widened by ``size_margin``;
+* ``bright_objects``: share of objects brighter than the surface around them - SEM pores are
+  dark openings; bright "pores" are edge fringes, debris or overlays;
+* ``uncertain_pixels``: pixels with a foreground probability between 0.25 and 0.75, as a share
+  of the predicted foreground - the network hesitates;
+* ``on_overlay``: share of objects touching burned-in overlays (near-white text, logos, frames,
+  scale bars: pixels >= ``overlay_level`` in connected strokes).
+
+Without the training objects' sizes (a model file from before they were recorded) the size
+checks are skipped and the flags say so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class QualityLimits:
+    """Thresholds of :func:`quality_flags` (the ``measure.quality`` params group)."""
+
+    small_factor: float = field(default=0.5, metadata={"gt": 0})
+    max_small_share: float = field(default=0.15, metadata={"ge": 0, "le": 1})
+    size_margin: float = field(default=0.6, metadata={"gt": 0, "lt": 1})
+    max_bright_share: float = field(default=0.10, metadata={"ge": 0, "le": 1})
+    max_uncertain_share: float = field(default=0.25, metadata={"ge": 0})
+    overlay_level: int = field(default=245, metadata={"ge": 128, "le": 255})
+    max_overlay_share: float = field(default=0.0, metadata={"ge": 0, "le": 1})
+
+
+@dataclass(frozen=True)
+class Quality:
+    """``certified``; ``flags``: short reasons (empty when certified); ``values``: every measured
+    symptom (shares as fractions, sizes in px at the network's resolution; NaN = not checked)."""
+
+    certified: bool
+    flags: tuple[str, ...]
+    values: dict[str, float]
+
+
+def overlay_mask(grey: np.ndarray, level: int = 245) -> np.ndarray:
+    """Burned-in overlays: near-white pixels in strokes of at least 12 px (text, logos, frames,
+    scale bars), dilated by 2 px. Isolated bright specks (debris, rims) are not overlays.
+
+    Examples
+    --------
+    >>> img = np.full((60, 80), 120, np.uint8)
+    >>> img[50:53, 10:60] = 255                  # a bar
+    >>> img[20, 30] = 255                        # a speck
+    >>> m = overlay_mask(img)
+    >>> bool(m[51, 30]), bool(m[20, 30])
+    (True, False)
+    """
+    bright = (np.asarray(grey) >= level).astype(np.uint8)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[1:] = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]) >= 12
+    strokes = keep[lab].astype(np.uint8)
+    return cv2.dilate(strokes, np.ones((5, 5), np.uint8)).astype(bool)
+
+
+def quality_flags(grey: np.ndarray, labels: np.ndarray, *, ecd_px: np.ndarray | None = None,
+                  proba: np.ndarray | None = None, scale: float = 1.0,
+                  trained_ecd_px: Sequence[float] | None = None,
+                  limits: QualityLimits = QualityLimits()) -> Quality:
+    """Flags of one measured micrograph (see the module docstring).
+
+    Parameters
+    ----------
+    grey : (rows, cols) uint8 ndarray
+        The analysed micrograph.
+    labels : (rows, cols) int ndarray
+        Measured objects (0 = background), same shape.
+    ecd_px : (n_objects,) ndarray, optional
+        Each object's ECD in px at the image's resolution (default: from ``labels``).
+    proba : (rows, cols) float ndarray, optional
+        Foreground probability; without it the ``uncertain_pixels`` check is skipped.
+    scale : float
+        Resize factor applied before inference (sizes are compared at the network's resolution).
+    trained_ecd_px : (p5, p50, p95), optional
+        ECD percentiles of the training objects, px (the model file's ``meta.object_ecd_px``).
+    limits : QualityLimits
+
+    Returns
+    -------
+    Quality
+
+    Examples
+    --------
+    >>> grey = np.full((100, 100), 140, np.uint8)
+    >>> labels = np.zeros((100, 100), np.int32)
+    >>> yy, xx = np.mgrid[:100, :100]
+    >>> for k, (cy, cx) in enumerate([(25, 25), (25, 75), (75, 25), (75, 75)], start=1):
+    ...     disc = (yy - cy) ** 2 + (xx - cx) ** 2 < 10 ** 2
+    ...     labels[disc], grey[disc] = k, 20
+    >>> q = quality_flags(grey, labels, trained_ecd_px=(15, 25, 40))
+    >>> q.certified, q.flags
+    (True, ())
+    >>> for flag in quality_flags(grey, labels, trained_ecd_px=(60, 80, 120)).flags:
+    ...     print(flag)
+    small_objects: 100 % of the objects are under 30.0 px at the network (trained on 60-120 px pores)
+    size_out_of_range: median pore 19.7 px (at the network) outside the trained 36-200 px
+    """
+    grey = np.asarray(grey)
+    labels = np.asarray(labels)
+    n = int(labels.max()) if labels.size else 0
+    ids = np.arange(1, n + 1)
+    area = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(float)
+    present = area > 0
+    if ecd_px is None:
+        ecd_px = np.sqrt(4.0 * area[present] / np.pi)
+    ecd_net = np.asarray(ecd_px, float) * scale
+    values: dict[str, float] = {"n_objects": float(present.sum())}
+    flags: list[str] = []
+
+    fg = labels > 0
+    if n and present.any():
+        # brightness of each object against the surface ring around it
+        sums = np.bincount(labels.ravel(), weights=grey.ravel().astype(float), minlength=n + 1)[1:]
+        mean_in = sums[present] / area[present]
+        ring = cv2.dilate(fg.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool) & ~fg
+        surface = float(np.median(grey[ring])) if ring.any() else float(np.median(grey[~fg]))
+        values["bright_share"] = float(np.mean(mean_in > surface))
+        overlay = overlay_mask(grey, limits.overlay_level)
+        touched = np.unique(labels[overlay & fg])
+        values["overlay_share"] = float(len(touched[touched > 0]) / present.sum())
+    else:
+        values["bright_share"] = values["overlay_share"] = 0.0
+    if values["bright_share"] > limits.max_bright_share:
+        flags.append(f"bright_objects: {100 * values['bright_share']:.0f} % of the objects are "
+                     "brighter than the surface (edge fringes, debris or overlays, not pores)")
+    if values["overlay_share"] > limits.max_overlay_share:
+        flags.append(f"on_overlay: {100 * values['overlay_share']:.0f} % of the objects touch "
+                     "burned-in text, a logo, frame or scale bar (crop it: crop_bottom / margin_px)")
+
+    if trained_ecd_px is not None and len(ecd_net):
+        p5, _, p95 = (float(v) for v in trained_ecd_px)
+        values["small_share"] = float(np.mean(ecd_net < limits.small_factor * p5))
+        values["median_ecd_px"] = float(np.median(ecd_net))
+        lo, hi = p5 * limits.size_margin, p95 / limits.size_margin
+        if values["small_share"] > limits.max_small_share:
+            flags.append(f"small_objects: {100 * values['small_share']:.0f} % of the objects are "
+                         f"under {limits.small_factor * p5:.1f} px at the network (trained on "
+                         f"{p5:.0f}-{p95:.0f} px pores)")
+        if not lo <= values["median_ecd_px"] <= hi:
+            flags.append(f"size_out_of_range: median pore {values['median_ecd_px']:.1f} px (at the "
+                         f"network) outside the trained {lo:.0f}-{hi:.0f} px")
+    else:
+        values["small_share"] = values["median_ecd_px"] = float("nan")
+
+    if proba is not None:
+        p = np.asarray(proba, float)
+        unsure = int(np.count_nonzero((p > 0.25) & (p < 0.75)))
+        values["uncertain_share"] = unsure / max(1, int(np.count_nonzero(fg)))
+        if values["uncertain_share"] > limits.max_uncertain_share:
+            flags.append(f"uncertain_pixels: {unsure} pixels with probability 0.25-0.75, "
+                         f"{100 * values['uncertain_share']:.0f} % of the pore area")
+    else:
+        values["uncertain_share"] = float("nan")
+    return Quality(not flags, tuple(flags), values)

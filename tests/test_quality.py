@@ -1,0 +1,80 @@
+"""The out-of-distribution guard flags what a lab must not certify, and passes a clean image."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from porescope import synthesize_membrane
+from porescope.measure.morphometry import label_mask
+from porescope.measure.quality import QualityLimits, overlay_mask, quality_flags
+
+TRAINED = (16.0, 26.0, 42.0)   # ECD percentiles (5, 50, 95) of the training pores, px
+
+
+def membrane(diameter: float, seed: int = 0):
+    m = synthesize_membrane(384, 384, porosity=0.12, mean_diameter_px=diameter, seed=seed)
+    return m.image.copy(), label_mask(m.mask_opening.astype(np.uint8))
+
+
+def test_a_clean_membrane_at_the_trained_size_is_certified():
+    grey, labels = membrane(26.0)
+    q = quality_flags(grey, labels, trained_ecd_px=TRAINED)
+    assert q.certified, q.flags
+    assert q.values["bright_share"] <= 0.10 and q.values["overlay_share"] == 0
+
+
+def test_pores_far_below_the_trained_size_are_flagged():
+    grey, labels = membrane(7.0)
+    q = quality_flags(grey, labels, trained_ecd_px=TRAINED)
+    assert not q.certified
+    assert any(f.startswith("size_out_of_range") for f in q.flags)
+    assert any(f.startswith("small_objects") for f in q.flags)
+    # the same image resampled x3 before inference is in range
+    assert quality_flags(grey, labels, scale=3.0, trained_ecd_px=TRAINED).certified
+
+
+def test_a_burned_in_logo_segmented_as_pores_is_flagged():
+    grey, labels = membrane(26.0, seed=1)
+    logo = np.zeros_like(grey)
+    cv2.putText(logo, "LOGO", (20, 370), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 255, 6)
+    grey = np.maximum(grey, logo)
+    # a model that calls the letters' inner holes and edges pores: objects on the logo
+    fake = label_mask(((logo > 0) & (cv2.dilate(logo, np.ones((9, 9), np.uint8)) > 0)).astype(np.uint8))
+    labels = np.where(fake > 0, fake + labels.max(), labels)
+    q = quality_flags(grey, labels, trained_ecd_px=TRAINED)
+    assert not q.certified
+    assert any(f.startswith("on_overlay") for f in q.flags)
+    assert any(f.startswith("bright_objects") for f in q.flags)
+
+
+def test_uncertain_probabilities_are_flagged():
+    grey, labels = membrane(26.0, seed=2)
+    proba = np.where(labels > 0, 0.9, 0.05)
+    assert quality_flags(grey, labels, proba=proba, trained_ecd_px=TRAINED).certified
+    proba[: proba.shape[0] // 2] = 0.5
+    q = quality_flags(grey, labels, proba=proba, trained_ecd_px=TRAINED)
+    assert any(f.startswith("uncertain_pixels") for f in q.flags)
+
+
+def test_without_trained_sizes_the_size_checks_are_skipped():
+    grey, labels = membrane(7.0)
+    q = quality_flags(grey, labels)
+    assert np.isnan(q.values["small_share"]) and q.certified
+
+
+def test_overlay_mask_keeps_strokes_not_specks():
+    img = np.full((64, 64), 100, np.uint8)
+    img[5:8, 5:40] = 255
+    img[40, 40] = 255
+    m = overlay_mask(img)
+    assert m[6, 20] and not m[40, 40]
+
+
+@pytest.mark.parametrize("limit", [0.0, 1.0])
+def test_limits_move_the_verdict(limit):
+    grey, labels = membrane(7.0)
+    q = quality_flags(grey, labels, trained_ecd_px=TRAINED,
+                      limits=QualityLimits(max_small_share=limit, size_margin=0.01 if limit else 0.6))
+    assert q.certified == (limit == 1.0)
