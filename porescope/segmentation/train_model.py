@@ -150,6 +150,33 @@ def calibrated_threshold(params: TrainParams, model: torch.nn.Module, best_state
     return round(threshold, 6)
 
 
+def object_ecd_percentiles(masks: np.ndarray) -> list[float] | None:
+    """5th, 50th and 95th percentile of the ECD (px) of the objects in ``masks`` that do not
+    touch a tile edge: the pore sizes a model has seen, for the measure stage's size guard
+    (:mod:`porescope.measure.quality`). ``None`` when no object is whole.
+
+    Examples
+    --------
+    >>> m = np.zeros((1, 64, 64), np.uint8)
+    >>> m[0, 10:20, 10:20] = 1          # a 10 x 10 square: ECD 11.28 px
+    >>> m[0, 40:44, 40:44] = 1          # 4 x 4: ECD 4.51 px
+    >>> object_ecd_percentiles(m)
+    [4.85, 7.9, 10.95]
+    """
+    import cv2
+
+    ecd = []
+    for mask in masks:
+        n, lab, stats, _ = cv2.connectedComponentsWithStats((mask > 0).astype(np.uint8), connectivity=8)
+        h, w = mask.shape
+        x, y, bw, bh, area = (stats[1:, k] for k in range(5))
+        whole = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h)
+        ecd.extend(np.sqrt(4.0 * area[whole] / np.pi).tolist())
+    if not ecd:
+        return None
+    return [round(float(v), 2) for v in np.percentile(ecd, [5, 50, 95])]
+
+
 def run_train(params: TrainParams, seed: int, *, augmented: str | os.PathLike, ingested: str | os.PathLike,
               split: str | os.PathLike, model_path: str | os.PathLike, resume: str | os.PathLike,
               on_epoch: Callable[[int, dict[str, float]], None] | None = None,
@@ -191,7 +218,7 @@ def run_train(params: TrainParams, seed: int, *, augmented: str | os.PathLike, i
         LOG.info("resumed after epoch %d from %s", result.resumed_from_epoch, resume)
     threshold = calibrated_threshold(params, model, result.best_state, val_data, config, device, cfg.batch_size)
     meta = {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "threshold": threshold,
-            **result.best_scores}
+            **result.best_scores, "object_ecd_px": object_ecd_percentiles(val_data.masks)}
     models.save_model_file(model_path, result.best_state, config, {str(k): v for k, v in class_names.items()}, meta)
     if onnx_path is not None:
         from porescope.segmentation.onnx_runtime import export_onnx
