@@ -650,7 +650,8 @@ def test_measure_strict_stops_at_the_first_bad_file(tmp_path, model):
 def test_measure_empty_folder_with_a_missing_model_fails(tmp_path):
     inp = tmp_path / "in"
     inp.mkdir()
-    with pytest.raises(Exception, match="no-model.pt"):
+    from porescope.errors import PorescopeError
+    with pytest.raises(PorescopeError, match="no-model.pt"):
         measure_folder.run_measure(inp, tmp_path / "no-model.pt", tmp_path / "o", SETTINGS)
     assert not (tmp_path / "o").exists()
 
