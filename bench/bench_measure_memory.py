@@ -79,6 +79,21 @@ def child(image_dir: Path, model: Path, out: Path, n_sim: int) -> None:
     print(json.dumps({"seconds": seconds, "peak_mib": peak_kib / 1024}))
 
 
+def _fits(last: tuple, side: int) -> bool:
+    """Whether ``side`` px, extrapolated from the last size's bytes per pixel, fits in 80 % of
+    the memory available now (a shared machine must not be driven into the OOM killer)."""
+    try:
+        import psutil
+    except ImportError:
+        return True
+    per_px = last[3] * 2 ** 20 / (last[0] ** 2)
+    need, free = per_px * side * side, 0.8 * psutil.virtual_memory().available
+    if need > free:
+        print(f"{side} px skipped: about {need / 2 ** 30:.1f} GiB projected from {last[0]} px, "
+              f"{free / 2 ** 30:.1f} GiB available", file=sys.stderr)
+    return need <= free
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 8000, 16000])
@@ -96,6 +111,8 @@ def main() -> None:
         tmp = Path(tmp)
         model = make_model(tmp / "model.pt", args.default_architecture)
         for side in args.sizes:
+            if rows and not _fits(rows[-1], side):
+                continue
             images = tmp / f"in{side}"
             images.mkdir()
             cv2.imwrite(str(images / f"syn{side}.png"), synthetic_micrograph(side))

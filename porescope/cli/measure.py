@@ -45,7 +45,10 @@ def add_measure_parser(sub: argparse._SubParsersAction) -> None:
         description="Run a trained porescope model on every micrograph of a folder (no masks "
                     "needed) and write masks, per-object and per-image tables, figures and a "
                     "report (Markdown + self-contained HTML). Settings come from the 'measure' and 'analyze' groups of "
-                    "--params (built-in defaults without it); the options below override them.")
+                    "--params (built-in defaults without it); the options below override them. "
+                    "Files that cannot be measured are listed under 'Not measured' (run.json, "
+                    "report) and the others are measured; exit status 0 = all measured, 3 = "
+                    "partial, 2 = error (nothing written).")
     p.add_argument("--model", required=True, type=Path, help="porescope model file (models/model.pt)")
     p.add_argument("--input", required=True, type=Path, help="folder of micrographs (or with images/)")
     p.add_argument("--out", required=True, type=Path,
