@@ -6,14 +6,21 @@
 The work is :func:`porescope.measure.folder.run_measure`; see there for the outputs. With
 ``measure.enabled: false`` nothing is measured: ``--out`` holds only a README saying so and
 ``--metrics`` is ``{"skipped": true, "reason": ...}``.
+
+A partial run (some files not measured, listed in ``run.json`` and the report) writes all its
+outputs and then fails (exit 2) unless ``measure.allow_partial`` is true: a pipeline stage
+that succeeds with micrographs silently missing would let ``dvc repro`` record and cache
+numbers for a folder it did not fully measure. With ``allow_partial: true`` it logs a
+warning and succeeds (``--metrics`` lists the files not measured).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from porescope.analysis.params import AnalysisParams
-from porescope.measure.folder import run_measure, write_skipped
+from porescope.measure.folder import PartialMeasureError, run_measure, write_skipped
 from porescope.measure.params import parse_measure_params
 from stages.common import load_params, run_stage, setup_logging, stage_parser
 
@@ -34,7 +41,12 @@ def main(argv: list[str] | None = None) -> int:
                                               "to true to measure the micrographs of "
                                               f"{args.source}")
         return 0
-    run_measure(args.source, args.model, args.out, params, overwrite=True, metrics=args.metrics)
+    try:
+        run_measure(args.source, args.model, args.out, params, overwrite=True, metrics=args.metrics)
+    except PartialMeasureError as exc:
+        if not params.allow_partial:
+            raise
+        logging.getLogger("porescope.measure").warning("%s (measure.allow_partial: true)", exc)
     return 0
 
 

@@ -169,22 +169,88 @@ def test_cli_overwrite_and_options(files, tmp_path):
         cli.main(base + ["--crop-bottom", "lots"])
 
 
-def test_bad_image_names_it_and_writes_nothing(files, tmp_path, capsys):
+def _good_and_broken(tmp_path: Path) -> Path:
     inp = tmp_path / "in"
     inp.mkdir()
     cv2.imwrite(str(inp / "good.png"), membrane_image(64, 64, 3))
     (inp / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    return inp
+
+
+def test_strict_bad_image_names_it_and_writes_nothing(files, tmp_path, capsys):
+    inp = _good_and_broken(tmp_path)
+    strict = dataclasses.replace(SETTINGS, strict=True)
     with pytest.raises(IngestError, match="broken.png"):
-        folder.run_measure(inp, files["model"], tmp_path / "o", SETTINGS)
+        folder.run_measure(inp, files["model"], tmp_path / "o", strict)
     assert not (tmp_path / "o").exists()
     assert cli.main(["measure", "--model", str(files["model"]), "--input", str(inp), "--out",
-                     str(tmp_path / "o")]) == 2
+                     str(tmp_path / "o"), "--strict"]) == 2
     assert "broken.png" in capsys.readouterr().err and not (tmp_path / "o").exists()
     (inp / "broken.png").unlink()
     (inp / "notes.txt").write_text("x")
     (inp / "good.jpg").write_bytes((inp / "good.png").read_bytes())      # same stem twice
     with pytest.raises(IngestError, match="same stem"):
-        folder.run_measure(inp, files["model"], tmp_path / "o", SETTINGS)
+        folder.run_measure(inp, files["model"], tmp_path / "o", strict)
+
+
+def test_strict_stops_before_the_model_is_loaded(files, tmp_path):
+    inp = _good_and_broken(tmp_path)
+    with pytest.raises(IngestError, match="broken.png"):       # not the missing model
+        folder.run_measure(inp, tmp_path / "no-model.pt", tmp_path / "o",
+                           dataclasses.replace(SETTINGS, strict=True))
+
+
+def test_partial_run_measures_the_good_files_and_lists_the_bad(files, tmp_path):
+    inp = _good_and_broken(tmp_path)
+    out = tmp_path / "o"
+    with pytest.raises(folder.PartialMeasureError, match="broken.png") as exc:
+        folder.run_measure(inp, files["model"], out, SETTINGS, metrics=tmp_path / "m.json")
+    assert list(exc.value.summary["image_id"]) == ["good"]
+    assert (out / "masks" / "good.png").is_file() and not (out / "masks" / "broken.png").exists()
+    assert list(pd.read_csv(out / "summary.csv")["image_id"]) == ["good"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["n_images"] == 1
+    assert [b["file"] for b in run["not_measured"]] == [str(inp / "broken.png")]
+    assert "damaged PNG header" in run["not_measured"][0]["reason"]
+    assert "\n" not in run["not_measured"][0]["reason"]
+    report = (out / "report.md").read_text()
+    assert "Not measured" in report and "broken.png" in report
+    assert "broken.png" in (out / "report.html").read_text()
+    assert json.loads((tmp_path / "m.json").read_text())["not_measured"] == [str(inp / "broken.png")]
+
+
+def test_complete_run_json_has_no_not_measured_key(files, tmp_path):
+    folder.run_measure(files["input"], files["model"], tmp_path / "o", SETTINGS)
+    assert "not_measured" not in json.loads((tmp_path / "o" / "run.json").read_text())
+    assert "Not measured" not in (tmp_path / "o" / "report.md").read_text()
+
+
+def test_cli_partial_run_exits_3_and_keeps_the_measured(files, tmp_path, capsys):
+    inp = _good_and_broken(tmp_path)
+    assert cli.main(["measure", "--model", str(files["model"]), "--input", str(inp), "--out",
+                     str(tmp_path / "o")]) == 3
+    err = capsys.readouterr().err
+    assert "partial" in err and "broken.png" in err
+    assert (tmp_path / "o" / "masks" / "good.png").is_file()
+
+
+def _stage_params(tmp_path: Path, **measure) -> Path:
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({
+        "seed": 1, "analyze": {"spatial": {"n_sim": 9}},
+        "measure": {"tile": 64, "overlap": 16, "device": "cpu", "threads": 1, "figures": False,
+                    **measure}}))
+    return params
+
+
+def test_stage_fails_after_a_partial_run_unless_allowed(files, tmp_path):
+    inp = _good_and_broken(tmp_path)
+    argv = ["--model", str(files["model"]), "--source", str(inp), "--out", str(tmp_path / "o")]
+    with pytest.raises(folder.PartialMeasureError):
+        measure_stage.main(["--params", str(_stage_params(tmp_path))] + argv)
+    assert (tmp_path / "o" / "masks" / "good.png").is_file()      # written, then failed
+    assert measure_stage.main(["--params", str(_stage_params(tmp_path, allow_partial=True))]
+                              + argv) == 0
 
 
 def test_resampling_to_the_model_pixel_size(files):
@@ -297,7 +363,7 @@ def test_disabled_stage_writes_a_skipped_record_and_no_numbers(files, tmp_path):
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["skipped"] is True and "measure.enabled" in metrics["reason"]
     assert set(metrics) == {"skipped", "reason"}
-    assert [p.name for p in out.iterdir()] == ["README.md"]
+    assert sorted(p.name for p in out.iterdir()) == [folder.MARKER, "README.md"]
     assert "measure.enabled" in (out / "README.md").read_text()
 
 

@@ -6,12 +6,18 @@ decoder failure (truncated, garbage, empty, OpenCV's own refusal) is one error n
 Runs: temporary outputs do not survive SIGTERM or a ``kill -9`` (the next run removes them), one
 stage writes in a workspace at a time, and a stage whose ``dvc`` parent died stops itself.
 
+Measure: every file is checked up front and the good ones are measured when some are bad
+(listed in ``run.json`` and the report), ``--overwrite`` replaces only a folder holding the
+porescope marker, symlinks out of the input folder are not followed, a missing model fails
+even without images. Ingest: its own ``max_pixels``, checked before a file is read whole.
+
 The image tests use only what the old ``read_image``/``decode_image``/``IngestError`` offered,
 so they run (and fail) against the code before the fix too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import signal
@@ -531,3 +537,197 @@ def test_queued_experiment_is_a_workspace_of_its_own(tmp_path, monkeypatch):
     assert workspace_root(tmp_path) == main  # outside any project: dvc's word
     monkeypatch.delenv("DVC_ROOT")
     assert workspace_root(tmp_path) is None
+
+
+# ------------------------------------------------------------------- measure: bad inputs
+# ``porescope measure`` checks every file up front (header, size against measure.max_pixels),
+# measures the good ones and lists the others (PartialMeasureError after writing everything).
+from porescope.measure import folder as measure_folder  # noqa: E402
+from porescope.measure import measurement  # noqa: E402
+from porescope.measure.params import MeasureParams  # noqa: E402
+from test_measure import SETTINGS, membrane_image, tiny_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    return tiny_model(tmp_path_factory.mktemp("model") / "model.pt")
+
+
+def _folder_with(tmp_path: Path, name: str, data: bytes | None = None) -> Path:
+    """An input folder holding ``good.png`` and ``name`` (with ``data``, when given)."""
+    inp = tmp_path / "in"
+    inp.mkdir()
+    cv2.imwrite(str(inp / "good.png"), membrane_image(64, 64, 3))
+    if data is not None:
+        (inp / name).write_bytes(data)
+    return inp
+
+
+def _partial(inp: Path, model: Path, out: Path, params: MeasureParams = SETTINGS
+             ) -> dict[str, str]:
+    """Run measure on ``inp``; expect a partial run with ``good`` measured and return the
+    ``{file name: reason}`` of what was not measured (from run.json)."""
+    with pytest.raises(measure_folder.PartialMeasureError):
+        measure_folder.run_measure(inp, model, out, params)
+    assert (out / "masks" / "good.png").is_file()
+    run = (out / "run.json").read_text()
+    import json
+    return {Path(b["file"]).name: b["reason"] for b in json.loads(run)["not_measured"]}
+
+
+def test_measure_file_over_measure_max_pixels_is_not_measured(tmp_path, model):
+    inp = _folder_with(tmp_path, "big.png", _enc(".png", np.zeros((100, 120), np.uint8)))
+    bad = _partial(inp, model, tmp_path / "o", dataclasses.replace(SETTINGS, max_pixels=10_000))
+    assert "120 x 100 px" in bad["big.png"] and "max_pixels = 10000" in bad["big.png"]
+
+
+def test_measure_one_reads_with_measure_max_pixels(tmp_path, model):
+    path = tmp_path / "big.png"
+    path.write_bytes(_enc(".png", np.zeros((100, 120), np.uint8)))
+    with pytest.raises(images.ImageTooLargeError, match="max_pixels = 10000"):
+        measurement.measure_one(path, model, dataclasses.replace(SETTINGS, max_pixels=10_000))
+
+
+def test_measure_truncated_data_after_a_good_header_is_caught_per_file(tmp_path, model):
+    data = _enc(".png", np.tile(np.dstack([SMALL] * 3), (8, 8, 1)))
+    inp = _folder_with(tmp_path, "cut.png", data[: len(data) // 2])
+    assert images.image_size(inp / "cut.png")[1] == [(37 * 8, 53 * 8)]  # the header is fine
+    bad = _partial(inp, model, tmp_path / "o")
+    assert "truncated" in bad["cut.png"] or "corrupt" in bad["cut.png"]
+
+
+def test_measure_empty_file_is_not_measured(tmp_path, model):
+    bad = _partial(_folder_with(tmp_path, "zero.png", b""), model, tmp_path / "o")
+    assert "empty" in bad["zero.png"]
+
+
+def test_measure_text_named_png_is_not_measured(tmp_path, model):
+    bad = _partial(_folder_with(tmp_path, "fake.png", b"hello, not an image\n" * 10), model,
+                   tmp_path / "o")
+    assert "not a supported image" in bad["fake.png"]
+
+
+def test_measure_second_file_with_the_same_stem_is_not_measured(tmp_path, model):
+    inp = _folder_with(tmp_path, "good.jpg", _enc(".jpg", membrane_image(64, 64, 4)))
+    bad = _partial(inp, model, tmp_path / "o")
+    assert "same stem" in bad["good.png"] or "same stem" in bad["good.jpg"]
+
+
+def test_measure_symlink_outside_the_input_folder_is_not_followed(tmp_path, model):
+    outside = tmp_path / "secret.png"
+    outside.write_bytes(_enc(".png", membrane_image(64, 64, 5)))
+    inp = _folder_with(tmp_path, "link.png")
+    (inp / "link.png").symlink_to(outside)
+    bad = _partial(inp, model, tmp_path / "o")
+    assert "symbolic link" in bad["link.png"] and "outside" in bad["link.png"]
+    assert not (tmp_path / "o" / "masks" / "link.png").exists()
+
+
+def test_measure_symlink_inside_the_input_folder_is_measured(tmp_path, model):
+    inp = _folder_with(tmp_path, "x")
+    (inp / "alias.png").symlink_to(inp / "good.png")
+    measure_folder.run_measure(inp, model, tmp_path / "o", SETTINGS)
+    assert (tmp_path / "o" / "masks" / "alias.png").is_file()
+
+
+def test_measure_all_files_bad_writes_empty_tables_and_lists_them(tmp_path, model):
+    inp = tmp_path / "in"
+    inp.mkdir()
+    (inp / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    with pytest.raises(measure_folder.PartialMeasureError, match="0 image"):
+        measure_folder.run_measure(inp, model, tmp_path / "o", SETTINGS)
+    assert "a.png" in (tmp_path / "o" / "report.md").read_text()
+
+
+def test_measure_strict_stops_at_the_first_bad_file(tmp_path, model):
+    inp = _folder_with(tmp_path, "zero.png", b"")
+    with pytest.raises(IngestError, match="zero.png"):
+        measure_folder.run_measure(inp, model, tmp_path / "o",
+                                   dataclasses.replace(SETTINGS, strict=True))
+    assert not (tmp_path / "o").exists()
+
+
+def test_measure_empty_folder_with_a_missing_model_fails(tmp_path):
+    inp = tmp_path / "in"
+    inp.mkdir()
+    from porescope.errors import PorescopeError
+    with pytest.raises(PorescopeError, match="no-model.pt"):
+        measure_folder.run_measure(inp, tmp_path / "no-model.pt", tmp_path / "o", SETTINGS)
+    assert not (tmp_path / "o").exists()
+
+
+def test_measure_missing_input_folder_is_one_clear_error(tmp_path, model):
+    with pytest.raises(IngestError, match="input folder not found"):
+        measure_folder.run_measure(tmp_path / "nope", model, tmp_path / "o", SETTINGS)
+
+
+# ------------------------------------------------------------ measure: --overwrite safety
+def test_overwrite_refuses_a_folder_porescope_did_not_write(tmp_path, model):
+    inp = _folder_with(tmp_path, "x")
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "thesis.tex").write_text("\\chapter{Pores}")
+    with pytest.raises(FileExistsError, match="not a porescope output; refusing to delete it"):
+        measure_folder.run_measure(inp, model, thesis, SETTINGS, overwrite=True)
+    assert (thesis / "thesis.tex").read_text() == "\\chapter{Pores}"
+
+
+def test_overwrite_refuses_a_file(tmp_path, model):
+    inp = _folder_with(tmp_path, "x")
+    (tmp_path / "out.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a porescope output"):
+        measure_folder.run_measure(inp, model, tmp_path / "out.txt", SETTINGS, overwrite=True)
+    assert (tmp_path / "out.txt").read_text() == "mine"
+
+
+def test_overwrite_replaces_a_porescope_output(tmp_path, model):
+    inp = _folder_with(tmp_path, "x")
+    out = tmp_path / "o"
+    measure_folder.run_measure(inp, model, out, SETTINGS)
+    assert (out / measure_folder.MARKER).read_text().startswith("porescope measure ")
+    (out / "stale.txt").write_text("from before")
+    measure_folder.run_measure(inp, model, out, SETTINGS, overwrite=True)
+    assert not (out / "stale.txt").exists() and (out / measure_folder.MARKER).is_file()
+
+
+def test_cli_overwrite_names_the_refused_folder(tmp_path, model, capsys):
+    from porescope.cli import main as cli
+    inp = _folder_with(tmp_path, "x")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "notes.md").write_text("keep")
+    assert cli.main(["measure", "--model", str(model), "--input", str(inp), "--out",
+                     str(tmp_path / "docs"), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "docs") in err and "refusing to delete it" in err
+    assert (tmp_path / "docs" / "notes.md").is_file()
+
+
+# ------------------------------------------------------------------ ingest: size limit
+def _ingest_params(**kw):
+    from porescope.preprocessing.ingest import parse_ingest_params
+    return parse_ingest_params({"require_masks": False, "pixel_size_nm": None, **kw})
+
+
+@needs_proc_io
+def test_ingest_bomb_header_is_refused_before_the_file_is_read(tmp_path):
+    from porescope.preprocessing.ingest import run_ingest
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "bomb.png", "wb") as fh:
+        fh.write(_png(BOMB, BOMB, b"")[:33])
+        fh.truncate(3 * 1024 ** 3)
+    before = _bytes_read()
+    with pytest.raises(IngestError, match="max_pixels"):
+        run_ingest(src, tmp_path / "out", _ingest_params())
+    assert _bytes_read() - before < 1_000_000  # the old ingest read all 3 GB first
+
+
+def test_ingest_max_pixels_is_a_knob(tmp_path):
+    from porescope.preprocessing.ingest import run_ingest
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.png").write_bytes(_enc(".png", np.zeros((100, 120), np.uint8)))
+    with pytest.raises(IngestError, match="max_pixels = 10000"):
+        run_ingest(src, tmp_path / "out", _ingest_params(max_pixels=10_000))
+    run_ingest(src, tmp_path / "out", _ingest_params(max_pixels=12_000))
+    assert (tmp_path / "out" / "images").is_dir()

@@ -1,8 +1,15 @@
-"""``porescope measure``: segment and measure a folder of micrographs with a trained model."""
+"""``porescope measure``: segment and measure a folder of micrographs with a trained model.
+
+Exit status: 0 = every micrograph measured; 3 = partial: the good files were measured and
+written, the files listed under "Not measured" (``run.json`` and the report) were not;
+2 = nothing written (bad parameter, model file, input folder, existing output, or any bad
+file with ``--strict``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from porescope.config import ParamsError, load_params
@@ -38,7 +45,10 @@ def add_measure_parser(sub: argparse._SubParsersAction) -> None:
         description="Run a trained porescope model on every micrograph of a folder (no masks "
                     "needed) and write masks, per-object and per-image tables, figures and a "
                     "report (Markdown + self-contained HTML). Settings come from the 'measure' and 'analyze' groups of "
-                    "--params (built-in defaults without it); the options below override them.")
+                    "--params (built-in defaults without it); the options below override them. "
+                    "Files that cannot be measured are listed under 'Not measured' (run.json, "
+                    "report) and the others are measured; exit status 0 = all measured, 3 = "
+                    "partial, 2 = error (nothing written).")
     p.add_argument("--model", required=True, type=Path, help="porescope model file (models/model.pt)")
     p.add_argument("--input", required=True, type=Path, help="folder of micrographs (or with images/)")
     p.add_argument("--out", required=True, type=Path,
@@ -56,7 +66,12 @@ def add_measure_parser(sub: argparse._SubParsersAction) -> None:
                    help="resize factor before inference (2 = enlarge twice; overrides resample_to_model)")
     p.add_argument("--params", type=Path, default=None,
                    help="params.yaml to read the 'measure' and 'analyze' groups (and seed) from")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output folder that porescope wrote (one holding the "
+                        ".porescope-output marker; any other folder is refused)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first file that cannot be measured (default: measure the "
+                        "others, list the bad ones and exit with status 3)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the images on a Dask cluster: its scheduler address (tcp://host:8786), "
                         "or 'local' for a LocalCluster on this machine (default: this process)")
@@ -70,7 +85,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     import dataclasses
 
     from porescope.analysis.params import AnalysisParams
-    from porescope.measure.folder import check_output_folder, run_measure
+    from porescope.measure.folder import PartialMeasureError, check_output_folder, run_measure
     from porescope.measure.params import parse_measure_params
 
     # refuse an existing output before reading params, the model or any image
@@ -95,10 +110,16 @@ def cmd_measure(args: argparse.Namespace) -> int:
         if not 0.05 <= args.scale <= 20:
             raise ParamsError(f"--scale: expected a resize factor in [0.05, 20], got {args.scale}")
         overrides["scale"] = args.scale
+    if args.strict:
+        overrides["strict"] = True
     params = dataclasses.replace(params, **overrides)
     workers = args.workers if args.workers is not None else (2 if args.scheduler == "local" else 1)
     if workers < 1:
         raise ParamsError(f"--workers: expected at least 1, got {workers}")
-    run_measure(args.input, args.model, args.out, params, overwrite=args.overwrite,
-                scheduler=args.scheduler, workers=workers)
+    try:
+        run_measure(args.input, args.model, args.out, params, overwrite=args.overwrite,
+                    scheduler=args.scheduler, workers=workers)
+    except PartialMeasureError as exc:
+        print(f"porescope measure: partial: {exc}", file=sys.stderr)
+        return 3
     return 0

@@ -12,13 +12,26 @@ Outputs under ``out`` (the folder is built under a temporary name and swapped in
 verdicts, pixel size and its source, crop, margin, scale), ``figures/*.png`` (unless
 ``figures`` is false), ``report.md``, ``report.html``, ``run.json`` (settings and model).
 ``metrics`` gets a small JSON of the per-image headline numbers. An input folder without
-images gives empty tables and a log line, not an error. :func:`write_skipped` writes what a
-run that was switched off leaves instead.
+images gives empty tables and a log line, not an error (the model file is still checked).
+:func:`write_skipped` writes what a run that was switched off leaves instead. Both write the
+marker file :data:`MARKER` (tool and version), and only a folder holding it is ever replaced.
+
+Bad inputs (:func:`scan_inputs`): every file is checked up front from its first bytes and
+header (format, size against ``measure.max_pixels``) before the model is loaded. Empty,
+unreadable, unsupported or too large files, a second file with the same stem, and symlinks
+that point outside the input folder (skipped: a link must not make porescope read files the
+input folder does not hold) are *not measured*; so is a file that fails while it is measured
+(e.g. truncated data after a good header). All other files are measured and written; the
+ones left out are listed (file and one-line reason) in ``run.json`` (``not_measured``, only
+when there are any) and in the report, and :func:`run_measure` then raises
+:class:`PartialMeasureError` after writing everything. ``measure.strict`` (``--strict``) stops
+at the first bad file instead, before anything is measured or written.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import json
 import logging
 import math
@@ -32,6 +45,7 @@ import pandas as pd
 
 from porescope.analysis import figures as afig
 from porescope.analysis import membrane as ma
+from porescope.errors import PorescopeError
 from porescope.io.atomic import (
     output_dir,
     write_bytes,
@@ -40,10 +54,12 @@ from porescope.io.atomic import (
     write_png,
     write_text,
 )
+from porescope.io.images import image_size
 from porescope.io.pairing import IngestError, list_data_files
 from porescope.measure.measurement import MeasureResult, measure_one
 from porescope.measure.params import MeasureParams
 from porescope.measure.segment import load_model_cached
+from porescope.segmentation.models import ModelFileError
 from porescope.parallel.cluster import map_ordered
 from porescope.report.output import Report
 from porescope.report.sections_measure import measure_report
@@ -51,32 +67,99 @@ from porescope.report.sections_measure import measure_report
 LOG = logging.getLogger("porescope.measure")
 #: file suffixes of documentation that may sit beside the images (skipped, not read)
 DOC_SUFFIXES = frozenset({".md", ".txt", ".rst", ".csv", ".json", ".yaml", ".yml", ".html", ".pdf"})
+#: marker file inside every folder ``measure`` writes; ``--overwrite`` replaces only such folders
+MARKER = ".porescope-output"
 
 
-def list_images(source: str | os.PathLike) -> list[Path]:
-    """Image files to measure in ``source`` (or ``source/images``), sorted; junk and documentation
-    files skipped. Raises ``IngestError`` for a missing folder, empty / unreadable files or two
-    files with the same stem (their outputs would collide)."""
-    source = Path(source)
+class PartialMeasureError(PorescopeError):
+    """A run that measured the good files and wrote its outputs, but left some files out.
+
+    ``summary`` is the per-image table of what was measured, ``not_measured`` the
+    ``(file, reason)`` pairs of what was not, ``out`` the output folder (written).
+    """
+
+    def __init__(self, out: Path, summary: pd.DataFrame, not_measured: list[tuple[str, str]]):
+        self.out, self.summary, self.not_measured = out, summary, not_measured
+        first = f"{not_measured[0][0]}: {not_measured[0][1]}"
+        more = f" (and {len(not_measured) - 1} more)" if len(not_measured) > 1 else ""
+        super().__init__(f"{out}: partial run: {len(summary)} image(s) measured, "
+                         f"{len(not_measured)} not measured (listed in run.json and the report): "
+                         f"{first}{more}")
+
+
+def _image_folder(source: Path) -> Path:
     if not source.is_dir():
         raise IngestError(source, "input folder not found (or not a folder); give a folder of "
                                   "micrographs")
-    folder = source / "images" if (source / "images").is_dir() else source
+    return source / "images" if (source / "images").is_dir() else source
+
+
+def _outside(entry: Path, folder: Path) -> bool:
+    """Whether ``entry`` is a symlink whose target lies outside ``folder``."""
+    if not entry.is_symlink():
+        return False
+    target, root = entry.resolve(), folder.resolve()
+    return target.parent != root and root not in target.parents
+
+
+def scan_inputs(source: str | os.PathLike, max_pixels: int | None = None
+                ) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Image files to measure in ``source`` (or ``source/images``), sorted, and the files that
+    will not be measured, as ``(file, one-line reason)``.
+
+    Junk and documentation files are skipped silently (logged). Not measured: empty or
+    unreadable files, a second file with the same stem (outputs are named by stem), symlinks
+    pointing outside the folder, and files whose first bytes or header show an unsupported
+    format, a damaged header or more than ``max_pixels`` pixels
+    (:func:`porescope.io.images.image_size`; nothing is decoded). Raises ``IngestError`` only
+    for a missing input folder.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "a.png").write_bytes(b"not an image")
+    >>> _ = (d / "notes.txt").write_text("documentation")
+    >>> files, bad = scan_inputs(d)
+    >>> files, [(pathlib.Path(f).name, why.split(":")[0]) for f, why in bad]
+    ([], [('a.png', 'is not a supported image')])
+    """
+    folder = _image_folder(Path(source))
     files, problems = list_data_files(folder, what="a micrograph")
     keep, stems = [], {}
     for f in files:
         if f.suffix.lower() in DOC_SUFFIXES:
             LOG.info("%s: skipped (documentation, not a micrograph)", f)
             continue
+        if _outside(f, folder):
+            problems.append((str(f), f"is a symbolic link to {f.resolve()}, outside {folder}; "
+                                     "copy the file into the input folder to measure it"))
+            continue
         if f.stem in stems:
             problems.append((str(f), f"has the same stem '{f.stem}' as {stems[f.stem].name}; "
                                       "outputs are named by stem, so rename one of them"))
             continue
+        try:
+            image_size(f, "first", max_pixels=max_pixels)
+        except IngestError as exc:
+            problems.append((str(f), exc.detail))
+            continue
         stems[f.stem] = f
         keep.append(f)
+    problems.sort()
+    for f, why in problems:
+        LOG.warning("%s: not measured: %s", f, why)
+    return keep, problems
+
+
+def list_images(source: str | os.PathLike, max_pixels: int | None = None) -> list[Path]:
+    """Image files to measure in ``source`` (or ``source/images``), sorted; junk and documentation
+    files skipped. Raises ``IngestError`` naming every file that cannot be measured
+    (:func:`scan_inputs`) - the strict form."""
+    files, problems = scan_inputs(source, max_pixels)
     if problems:
         raise IngestError.from_problems(problems)
-    return keep
+    return files
 
 
 def _empty_tables(params: MeasureParams) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -115,12 +198,26 @@ def _metrics(summary: pd.DataFrame, model: Path) -> dict[str, Any]:
     return {"n_images": int(len(summary)), "model": model.as_posix(), "images": images}
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("porescope")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def write_marker(folder: Path, tool: str = "porescope measure") -> None:
+    """Write :data:`MARKER` into ``folder`` (being built): what wrote it, so that a later
+    ``--overwrite`` knows the folder is porescope's to replace."""
+    write_text(folder / MARKER, f"{tool} {_version()}\n")
+
+
 def check_output_folder(out: Path, inputs: Path, overwrite: bool) -> bool:
     """Refuse unsafe outputs; returns whether an existing ``out`` may be replaced.
 
     The output may not be the input folder or contain it (replacing it would delete the
     micrographs), whatever ``overwrite`` says. An existing non-empty folder (or a file) is
-    refused unless ``overwrite``; an empty folder is fine.
+    refused unless ``overwrite``, and even then unless it holds :data:`MARKER` (a folder that
+    porescope wrote: ``--overwrite`` never deletes someone's thesis); an empty folder is fine.
     """
     o, i = out.resolve(), inputs.resolve()
     if o == i or o in i.parents:
@@ -132,7 +229,25 @@ def check_output_folder(out: Path, inputs: Path, overwrite: bool) -> bool:
         if not overwrite:
             raise FileExistsError(f"{out}: already exists; choose another output folder or pass "
                                   "--overwrite to replace it")
+        if out.is_symlink() or not out.is_dir() or not (out / MARKER).is_file():
+            raise FileExistsError(f"{out}: not a porescope output; refusing to delete it (it has "
+                                  f"no {MARKER} marker file). Choose another output folder or "
+                                  "remove it yourself")
     return True
+
+
+def _measure_or_reason(image: Path, model: Path, params: MeasureParams
+                       ) -> MeasureResult | tuple[str, str]:
+    """:func:`measure_one`, or ``(file, reason)`` when this file cannot be measured (a problem of
+    the file, not of the model: model errors still stop the run)."""
+    try:
+        return measure_one(image, model, params)
+    except ModelFileError:
+        raise
+    except PorescopeError as exc:
+        why = getattr(exc, "detail", None) or str(exc)
+        LOG.warning("%s: not measured: %s", image, why)
+        return str(image), why.splitlines()[0]
 
 
 def run_measure(source: str | os.PathLike, model: str | os.PathLike, out: str | os.PathLike,
@@ -141,22 +256,34 @@ def run_measure(source: str | os.PathLike, model: str | os.PathLike, out: str | 
                 workers: int = 1) -> pd.DataFrame:
     """Measure every micrograph of ``source`` and write the output folder ``out`` atomically.
 
-    ``overwrite=False`` refuses an existing non-empty ``out`` before any work is done.
+    ``overwrite=False`` refuses an existing non-empty ``out`` before any work is done; with
+    ``overwrite`` only a folder holding :data:`MARKER` is replaced.
     ``scheduler`` / ``workers``: run the images on Dask (:func:`porescope.parallel.cluster.map_ordered`);
     the results do not depend on it. Returns the per-image summary table.
+
+    Raises
+    ------
+    PartialMeasureError
+        After writing every output, when some files were not measured (see the module
+        docstring); ``params.strict`` raises the first file's ``IngestError`` instead, before
+        anything is measured.
     """
     source, model, out = Path(source), Path(model), Path(out)
     check_output_folder(out, source, overwrite)
-    files = list_images(source)
-    if files:
-        load_model_cached(model, params)          # fail early on a bad model file
-    else:
-        LOG.warning("%s: no micrographs found (only documentation / junk files); writing empty "
-                    "tables", source)
+    files, rejected = scan_inputs(source, params.max_pixels)
+    if rejected and params.strict:
+        raise IngestError.from_problems(rejected)
+    load_model_cached(model, params)              # fail early on a bad model file, images or not
+    if not files:
+        LOG.warning("%s: no micrographs found to measure (only documentation / junk / bad files); "
+                    "writing empty tables", source)
     if (scheduler is not None or workers > 1) and params.threads == 0:
         # share the cores between worker processes instead of oversubscribing them
         params = dataclasses.replace(params, threads=max(1, (os.cpu_count() or 1) // max(1, workers)))
-    results = map_ordered(measure_one, files, model, params, scheduler=scheduler, workers=workers)
+    task = measure_one if params.strict else _measure_or_reason
+    outcomes = map_ordered(task, files, model, params, scheduler=scheduler, workers=workers)
+    results = [r for r in outcomes if isinstance(r, MeasureResult)]
+    rejected = sorted(rejected + [r for r in outcomes if not isinstance(r, MeasureResult)])
     results.sort(key=lambda r: r.image_id)
     figures: dict[str, bytes] = {}
     if results:
@@ -173,6 +300,8 @@ def run_measure(source: str | os.PathLike, model: str | os.PathLike, out: str | 
     split = results[0].analysis.summary["split_method"] if results else ""
     run_info = {"model": model.as_posix(), "input": source.as_posix(), "split": split,
                 "settings": json.loads(json.dumps(params.settings_dict())), "n_images": len(results)}
+    if rejected:     # only then: the run.json of a complete run is unchanged
+        run_info["not_measured"] = [{"file": f, "reason": why} for f, why in rejected]
     report = render_report(summary, run_info, figures)
     with output_dir(out, overwrite=True) as tmp:
         for r in results:
@@ -186,14 +315,20 @@ def run_measure(source: str | os.PathLike, model: str | os.PathLike, out: str | 
         write_text(tmp / "report.md", report.markdown)
         write_text(tmp / "report.html", report.html)
         write_json(tmp / "run.json", run_info)
+        write_marker(tmp)
     if metrics is not None:
-        write_json(metrics, _metrics(summary, model))
+        numbers = _metrics(summary, model)
+        if rejected:
+            numbers["not_measured"] = [f for f, _ in rejected]
+        write_json(metrics, numbers)
     for r in summary.itertuples(index=False):
         LOG.info("%s: porosity %.2f %%, pores %d (split) / %.0f (Boolean), %s", r.image_id,
                  100 * r.porosity, r.count_split_labels, r.count_boolean_model,
                  "density %.3g /cm^2" % r.density_cm2_split_labels
                  if r.density_cm2_split_labels == r.density_cm2_split_labels else "pixel size unknown")
     LOG.info("wrote %s (%d image(s))", out, len(results))
+    if rejected:
+        raise PartialMeasureError(out, summary, rejected)
     return summary
 
 
@@ -203,5 +338,6 @@ def write_skipped(out: str | os.PathLike, metrics: str | os.PathLike | None, rea
     measurements)."""
     with output_dir(Path(out), overwrite=True) as tmp:
         write_text(tmp / "README.md", f"# Measurement skipped\n\n{reason}\n")
+        write_marker(tmp)
     if metrics is not None:
         write_json(metrics, {"skipped": True, "reason": reason})

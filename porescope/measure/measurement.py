@@ -31,6 +31,7 @@ import pandas as pd
 
 from porescope.analysis import membrane as ma
 from porescope.config import ParamsError
+from porescope.io.images import image_size
 from porescope.io.micrograph import Micrograph, read_micrograph
 from porescope.measure.params import MeasureParams
 from porescope.measure.segment import (
@@ -119,10 +120,13 @@ def measure_one(image_path: str | os.PathLike, model_path: str | os.PathLike,
 
     Pure in its arguments (the model is loaded once per process and cached), so calls can run
     in any order or process with identical results. Raises ``IngestError`` (unreadable /
-    unsupported file, crop too large), ``ModelFileError`` or ``ParamsError``, naming the file.
+    unsupported file, more than ``params.max_pixels`` pixels, crop too large), ``ModelFileError`` or ``ParamsError``, naming the file.
     """
     path = Path(image_path)
     model = load_model_cached(model_path, params)
+    # the header against measure.max_pixels before anything is decoded (read_micrograph's own
+    # limit is the reader's default, made for ingest)
+    image_size(path, "first", max_pixels=params.max_pixels)
     mg = read_micrograph(path, crop_bottom=params.crop_bottom, pixel_size_nm=params.pixel_size_nm,
                          normalisation=params.normalisation, normalise_before_crop=True,
                          min_rows=_MIN_ROWS, scale_bar=params.scale_bar)

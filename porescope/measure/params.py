@@ -31,8 +31,14 @@ class MeasureParams:
     tile, overlap, batch_size, tta, device, backend, threads: inference
     (:func:`porescope.segmentation.inference.predict_proba`).
     normalisation: for >8-bit images (:class:`~porescope.io.micrograph.NormalisationParams`).
-    max_pixels: largest image (after resizing) that inference may be run on.
+    max_pixels: largest image that is read (checked from the file header, before decoding)
+    and that inference may be run on (after resizing); larger files are not measured.
     figures: write the distribution figures (histograms, violins, KDE, correlation, Ripley).
+    strict: stop at the first file that cannot be measured (before measuring anything);
+    false = measure the good files, list the others as not measured, and end "partial".
+    allow_partial: the pipeline stage succeeds (exit 0) after a partial run; false = it fails
+    (exit 2) after writing the outputs, so that ``dvc repro`` does not record a run with
+    micrographs silently missing. ``porescope measure`` always exits 3 after a partial run.
 
     Not in the group: analysis (the ``analyze`` group) and seed (the shared seed).
     """
@@ -55,6 +61,8 @@ class MeasureParams:
     normalisation: NormalisationParams = field(default_factory=NormalisationParams)
     max_pixels: int = field(default=64_000_000, metadata={"ge": 1, "le": 10 ** 10})
     figures: bool = True
+    strict: bool = False
+    allow_partial: bool = False
     analysis: AnalysisParams = field(default_factory=AnalysisParams)
     seed: int = DEFAULT_SEED
 

@@ -43,6 +43,10 @@ The settings are :class:`IngestParams` (the ``ingest`` params group):
                    (k = 0-based page index; single-page files keep their stem). A multi-page
                    mask must then have the same page count.
 ``min_size``       smallest allowed image side in px after the crop.
+``max_pixels``     largest image (and mask) decoded, rows x cols summed over the pages read;
+                   checked from the file header before the file is read whole, so a
+                   decompression bomb costs a few bytes of reading
+                   (default :data:`porescope.io.images.DEFAULT_MAX_PIXELS`, 400 Mpx).
 ``workers``        processes; the output does not depend on it.
 """
 
@@ -62,7 +66,13 @@ from tqdm import tqdm
 
 from porescope.config import Fail, ParamsError, parse_group
 from porescope.io import atomic as atomic_io
-from porescope.io.images import array_sha256, bytes_sha256, decode_image
+from porescope.io.images import (
+    DEFAULT_MAX_PIXELS,
+    array_sha256,
+    bytes_sha256,
+    decode_image,
+    image_size,
+)
 from porescope.io.mask_encoding import (
     MaskEncoding,
     decode_instances,
@@ -107,6 +117,7 @@ class IngestParams:
     normalisation: NormalisationParams = field(default_factory=NormalisationParams)
     multipage: Literal["first", "all"] = "first"
     min_size: int = field(default=32, metadata={"ge": 1})
+    max_pixels: int = field(default=DEFAULT_MAX_PIXELS, metadata={"ge": 1, "le": 10 ** 11})
     workers: int = field(default=1, metadata={"ge": 1})
     target: Literal["as_is", "three_class"] = "as_is"
     border_width: int = field(default=2, metadata={"ge": 1})
@@ -260,16 +271,21 @@ def ingest_pair(pair: SourcePair, params: IngestParams, source_root: Path, out: 
                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Read, check, crop, normalise, decode and tile one image (and mask); write its PNGs under
     ``out``. Returns its ``sources.csv`` and ``tiles.csv`` rows. Raises ``IngestError``."""
+    # header size check first: a bomb is refused before the file is read whole
+    image_size(pair.image, params.multipage, max_pixels=params.max_pixels)
     data = _read(pair.image)
-    image = decode_image(data, str(pair.image), pages=params.multipage)
+    image = decode_image(data, str(pair.image), pages=params.multipage,
+                         max_pixels=params.max_pixels)
     if params.multipage == "first" and image.n_pages > 1:
         LOG.warning("%s: has %d pages; only the first is ingested (ingest.multipage: first; set "
                     "multipage: all to ingest every page as <stem>_p<k>)",
                     pair.image, image.n_pages)
     mask_file = mask = mask_data = None
     if pair.mask is not None:
+        image_size(pair.mask, params.multipage, max_pixels=params.max_pixels)
         mask_data = _read(pair.mask)
-        mask = decode_image(mask_data, str(pair.mask), pages=params.multipage)
+        mask = decode_image(mask_data, str(pair.mask), pages=params.multipage,
+                            max_pixels=params.max_pixels)
         if params.multipage == "all" and mask.n_pages != image.n_pages:
             raise IngestError(pair.mask, f"mask has {mask.n_pages} page(s) but its image "
                                          f"{pair.image.name} has {image.n_pages}; with "

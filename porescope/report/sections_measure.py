@@ -25,7 +25,8 @@ from porescope.report.output import Report, render_report
 from porescope.report.params import ReportParams
 from porescope.report.section_parts import cut_rows, figure_blocks, records
 
-__all__ = ["DIST_FIGURES", "distribution_blocks", "measured_blocks", "measure_report"]
+__all__ = ["DIST_FIGURES", "distribution_blocks", "measured_blocks", "measure_report",
+           "not_measured_blocks"]
 
 #: the distribution figures of the analysis, ``(file name, caption)``, in report order
 DIST_FIGURES = (
@@ -55,6 +56,28 @@ def distribution_blocks(figs: Mapping[str, bytes], key_prefix: str, name_prefix:
     return blocks
 
 
+def not_measured_blocks(run: Mapping[str, Any] | None, level: int) -> list[Block]:
+    """The "Not measured" section: the files a run left out (``run.json``'s ``not_measured``,
+    ``[{"file": ..., "reason": ...}]``) with why; nothing when there are none.
+
+    Examples
+    --------
+    >>> blocks = not_measured_blocks({"not_measured": [{"file": "b.png", "reason": "is empty"}]}, 2)
+    >>> [type(b).__name__ for b in blocks]
+    ['Heading', 'Paragraph', 'Table']
+    >>> not_measured_blocks({}, 2)
+    []
+    """
+    bad = (run or {}).get("not_measured") or []
+    if not bad:
+        return []
+    rows = tuple((str(b.get("file", "")), str(b.get("reason", ""))) for b in bad)
+    return [Heading(level, "Not measured"),
+            Paragraph(f"{len(rows)} file(s) of the input folder were not measured; the numbers "
+                      "below do not include them. Fix or remove them and run again."),
+            Table(("file", "reason"), rows, ("l", "l"), "Files not measured")]
+
+
 def measured_blocks(summary: pd.DataFrame | None, run: Mapping[str, Any] | None,
                     figs: Mapping[str, bytes], choice: EstimatorChoice, settings: ReportParams, *,
                     level: int, fig_key: str, fig_prefix: str, overlay_key: str | None,
@@ -77,6 +100,7 @@ def measured_blocks(summary: pd.DataFrame | None, run: Mapping[str, Any] | None,
         info.append(f"Pore objects: {run.get('split')}")
     if info:
         blocks.append(Bullets(tuple(info)))
+    blocks += not_measured_blocks(run, level + 1)
     if summary is None or summary.empty:
         return blocks + [Paragraph(empty_text)]
     t, cut = cut_rows(summary.sort_values("image_id"), settings.max_rows)
