@@ -577,7 +577,9 @@ def test_measure_report_is_self_contained(tmp_path):
     assert n_img == len(list((out / "figures").glob("*.png"))) > 0
     md = (out / "report.md").read_text(encoding="utf-8")
     rows = md_table(md, "Measurements per micrograph")
-    assert [r[0] for r in rows[1:]] == list(summary["image_id"]) == ["m0", "m1"]
+    flagged = {i: " ⚠ NOT CERTIFIED" if c != "yes" else "" for i, c in zip(summary["image_id"], summary["certified"])}
+    assert [r[0] for r in rows[1:]] == [f"{i}{flagged[i]}" for i in summary["image_id"]]
+    assert list(summary["image_id"]) == ["m0", "m1"]
     # every figure file is linked from the Markdown (a loop over the links alone passes when none is)
     links = re.findall(r"\]\((figures/[^)]+)\)", md)
     assert sorted(links) == sorted(f"figures/{p.name}" for p in (out / "figures").glob("*.png"))

@@ -72,6 +72,18 @@ def add_measure_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strict", action="store_true",
                    help="stop at the first file that cannot be measured (default: measure the "
                         "others, list the bad ones and exit with status 3)")
+    p.add_argument("--specimens", default=None, metavar="RULE",
+                   help="group the micrographs into specimens for the certificate: 'folder' (the "
+                        "input folder is one specimen), 'pattern:REGEX' (one group on the file "
+                        "stem, e.g. 'pattern:^(.+?)_[0-9]+$') or 'metadata:CSV' (columns file, specimen)")
+    p.add_argument("--validation", type=Path, default=None,
+                   help="the validate stage's plots/validate/table.csv: the estimators' systematic "
+                        "error at each specimen's porosity and pore size")
+    p.add_argument("--reference", type=Path, default=None,
+                   help="CSV of manual counts / porosity per image (columns image, count, porosity): "
+                        "report every estimator's error against it")
+    p.add_argument("--pdf", action="store_true",
+                   help="also print the report to report.pdf (needs Chromium: apt-get install chromium)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the images on a Dask cluster: its scheduler address (tcp://host:8786), "
                         "or 'local' for a LocalCluster on this machine (default: this process)")
@@ -112,6 +124,12 @@ def cmd_measure(args: argparse.Namespace) -> int:
         overrides["scale"] = args.scale
     if args.strict:
         overrides["strict"] = True
+    if args.specimens is not None:
+        overrides["specimens"] = _specimens(args.specimens, params.specimens)
+    if args.validation is not None:
+        overrides["validation"] = str(args.validation)
+    if args.reference is not None:
+        overrides["reference"] = str(args.reference)
     params = dataclasses.replace(params, **overrides)
     workers = args.workers if args.workers is not None else (2 if args.scheduler == "local" else 1)
     if workers < 1:
@@ -121,5 +139,25 @@ def cmd_measure(args: argparse.Namespace) -> int:
                     scheduler=args.scheduler, workers=workers)
     except PartialMeasureError as exc:
         print(f"porescope measure: partial: {exc}", file=sys.stderr)
-        return 3
-    return 0
+        status = 3
+    else:
+        status = 0
+    if args.pdf:
+        from porescope.report.pdf import html_to_pdf
+
+        html_to_pdf(args.out / "report.html", args.out / "report.pdf")
+    return status
+
+
+def _specimens(rule: str, current):
+    """``--specimens`` as :class:`~porescope.measure.specimens.SpecimenParams`."""
+    import dataclasses
+
+    kind, _, value = rule.partition(":")
+    if kind == "folder" and not value:
+        return dataclasses.replace(current, group_by="folder")
+    if kind == "pattern" and value:
+        return dataclasses.replace(current, group_by="pattern", pattern=value)
+    if kind == "metadata" and value:
+        return dataclasses.replace(current, group_by="metadata", metadata=value)
+    raise ParamsError(f"--specimens: expected folder, pattern:REGEX or metadata:CSV, got {rule!r}")

@@ -36,7 +36,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ import pandas as pd
 
 from porescope.analysis import figures as afig
 from porescope.analysis import membrane as ma
+from porescope.config import ParamsError
 from porescope.errors import PorescopeError
 from porescope.io.atomic import (
     output_dir,
@@ -61,6 +62,7 @@ from porescope.measure.params import MeasureParams
 from porescope.measure.segment import load_model_cached
 from porescope.segmentation.models import ModelFileError
 from porescope.parallel.cluster import map_ordered
+from porescope.report.document import Block
 from porescope.report.output import Report
 from porescope.report.sections_measure import measure_report
 
@@ -180,10 +182,52 @@ def summary_table(results: Iterable[MeasureResult]) -> pd.DataFrame:
 
 
 def render_report(summary: pd.DataFrame, run_info: Mapping[str, Any],
-                  figures: Mapping[str, bytes]) -> Report:
+                  figures: Mapping[str, bytes], extra_blocks: Sequence[Block] = ()) -> Report:
     """The report of a measurement run: Markdown (figures linked as ``figures/<name>``) and one
-    self-contained HTML page (:func:`porescope.report.document.measure_report`)."""
-    return measure_report(summary, run_info, figures)
+    self-contained HTML page (:func:`porescope.report.sections_measure.measure_report`)."""
+    return measure_report(summary, run_info, figures, extra_blocks=extra_blocks)
+
+
+@dataclasses.dataclass(frozen=True)
+class CertificateExtras:
+    """What a run adds beyond the per-image tables: report ``blocks``, output ``tables``
+    (``{file name: DataFrame}``) and ``metrics`` keys."""
+
+    blocks: tuple[Block, ...] = ()
+    tables: Mapping[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
+    metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def certificate_extras(summary: pd.DataFrame, objects: pd.DataFrame, params: MeasureParams,
+                       source: Path) -> CertificateExtras:
+    """Specimen figures with intervals (``params.specimens``), the systematic error budget
+    (``params.validation``) and the comparison with a manual reference (``params.reference``)."""
+    from porescope.measure.reference import read_reference, reference_errors
+    from porescope.measure.specimens import specimen_results
+    from porescope.report.sections_reference import reference_blocks
+    from porescope.report.sections_specimens import specimen_blocks
+
+    blocks: list[Block] = []
+    tables: dict[str, pd.DataFrame] = {}
+    metrics: dict[str, Any] = {}
+    validation = None
+    if params.validation:
+        path = Path(params.validation)
+        if not path.is_file():
+            raise ParamsError(f"measure.validation: {path}: validation table not found (the "
+                              "validate stage writes plots/validate/table.csv)")
+        validation = pd.read_csv(path)
+    spec = specimen_results(summary, objects, params.specimens, source=source, seed=params.seed,
+                            validation=validation)
+    if spec is not None:
+        tables["specimens.csv"] = spec.stats
+        blocks += specimen_blocks(spec.stats, spec.budgets or None, confidence=params.specimens.confidence)
+    if params.reference and not summary.empty:
+        table, ref_metrics = reference_errors(summary, read_reference(params.reference))
+        tables["reference.csv"] = table
+        metrics["reference"] = ref_metrics
+        blocks += reference_blocks(table, ref_metrics)
+    return CertificateExtras(tuple(blocks), tables, metrics)
 
 
 def _metrics(summary: pd.DataFrame, model: Path) -> dict[str, Any]:
@@ -302,7 +346,8 @@ def run_measure(source: str | os.PathLike, model: str | os.PathLike, out: str | 
                 "settings": json.loads(json.dumps(params.settings_dict())), "n_images": len(results)}
     if rejected:     # only then: the run.json of a complete run is unchanged
         run_info["not_measured"] = [{"file": f, "reason": why} for f, why in rejected]
-    report = render_report(summary, run_info, figures)
+    extra = certificate_extras(summary, objects, params, source)
+    report = render_report(summary, run_info, figures, extra.blocks)
     with output_dir(out, overwrite=True) as tmp:
         for r in results:
             write_png(tmp / "masks" / f"{r.image_id}.png", r.mask)
@@ -315,11 +360,14 @@ def run_measure(source: str | os.PathLike, model: str | os.PathLike, out: str | 
         write_text(tmp / "report.md", report.markdown)
         write_text(tmp / "report.html", report.html)
         write_json(tmp / "run.json", run_info)
+        for name, table in extra.tables.items():
+            write_csv(tmp / name, table)
         write_marker(tmp)
     if metrics is not None:
         numbers = _metrics(summary, model)
         if rejected:
             numbers["not_measured"] = [f for f, _ in rejected]
+        numbers.update(extra.metrics)
         write_json(metrics, numbers)
     for r in summary.itertuples(index=False):
         LOG.info("%s: porosity %.2f %%, pores %d (split) / %.0f (Boolean), %s", r.image_id,

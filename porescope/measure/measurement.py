@@ -33,6 +33,7 @@ from porescope.analysis import membrane as ma
 from porescope.config import ParamsError
 from porescope.io.images import image_size
 from porescope.io.micrograph import Micrograph, read_micrograph
+from porescope.measure.quality import quality_flags
 from porescope.measure.params import MeasureParams
 from porescope.measure.segment import (
     SegmentationModel,
@@ -91,15 +92,21 @@ def _measure(mg: Micrograph, image_id: str, params: MeasureParams, *, image_file
         if not (0.25 <= factor <= 4.0):
             warnings.append(f"resized by {factor:.3g} before inference ({factor_src}); the model "
                             "may see pores far from the sizes it was trained on")
-        pred = predict_mask(model, grey, scale=factor, tile=params.tile, overlap=params.overlap,
-                            batch_size=params.batch_size, tta=params.tta,
-                            max_pixels=params.max_pixels, name=name, backend=params.backend)
+        pred, foreground = predict_mask(model, grey, scale=factor, tile=params.tile,
+                                        overlap=params.overlap, batch_size=params.batch_size,
+                                        tta=params.tta, max_pixels=params.max_pixels, name=name,
+                                        backend=params.backend, return_foreground=True)
         class_names = model.class_names
+        trained = (model.payload.get("meta") or {}).get("object_ecd_px")
     else:
-        pred = mask
+        pred, foreground, trained = mask, None, None
     analysis = ma.analyse_mask(pred, pixel_size_nm=px, params=params.analysis,
                                rng=ma.image_rng(params.seed, image_id, "measure"),
                                image_id=image_id, margin=margin, class_names=class_names)
+    quality = quality_flags(grey, analysis.labels, proba=foreground, scale=factor,
+                            trained_ecd_px=trained, limits=params.quality)
+    if model is not None and trained is None:
+        warnings.append("the model file does not record its training pore sizes: size checks skipped")
     full = np.zeros((oh, ow), np.uint8)
     h_a = oh - crop
     full[margin:h_a - margin, margin:ow - margin] = pred[margin:h_a - margin, margin:ow - margin]
@@ -110,6 +117,9 @@ def _measure(mg: Micrograph, image_id: str, params: MeasureParams, *, image_file
             "pixel_size_source": px_src,
             "model_pixel_size_nm": model_px if model_px is not None else math.nan,
             "scale": factor, "scale_source": factor_src, "normalisation": mg.normalisation,
+            "certified": "yes" if quality.certified else "no",
+            "quality_flags": "; ".join(quality.flags),
+            **{f"quality_{k}": v for k, v in quality.values.items() if k != "n_objects"},
             "warnings": "; ".join(warnings)}
     return MeasureResult(image_id, grey, full, analysis, info)
 

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from porescope.analysis.params import AnalysisParams
-from porescope.config import Fail, ParamsError, parse_group
+from porescope.config import Fail, ParamsError, parse_group, to_mapping
 from porescope.io.micrograph import NormalisationParams
+from porescope.measure.quality import QualityLimits
+from porescope.measure.specimens import SpecimenParams
 
 DEFAULT_SEED = 42
 
@@ -40,6 +42,14 @@ class MeasureParams:
     (exit 2) after writing the outputs, so that ``dvc repro`` does not record a run with
     micrographs silently missing. ``porescope measure`` always exits 3 after a partial run.
 
+    quality: the out-of-distribution guard's limits (:class:`~porescope.measure.quality.QualityLimits`);
+    an image with any flag is "not certified".
+    specimens: how images are grouped into specimens for the certificate
+    (:class:`~porescope.measure.specimens.SpecimenParams`; ``group_by: none`` = no specimens).
+    reference: a CSV of manual counts / porosity per image (:mod:`porescope.measure.reference`);
+    the run then reports each estimator's error against it. validation: the ``validate``
+    stage's per-image error table, for the specimens' systematic error budget (None: none).
+
     Not in the group: analysis (the ``analyze`` group) and seed (the shared seed).
     """
 
@@ -63,6 +73,10 @@ class MeasureParams:
     figures: bool = True
     strict: bool = False
     allow_partial: bool = False
+    quality: QualityLimits = field(default_factory=QualityLimits)
+    specimens: SpecimenParams = field(default_factory=SpecimenParams)
+    reference: str | None = None
+    validation: str | None = None
     analysis: AnalysisParams = field(default_factory=AnalysisParams)
     seed: int = DEFAULT_SEED
 
@@ -85,6 +99,8 @@ class MeasureParams:
                 "backend": self.backend,
                 "threads": self.threads, "normalisation": [n.method, n.low, n.high],
                 "max_pixels": self.max_pixels, "figures": self.figures,
+                "quality": to_mapping(self.quality), "specimens": to_mapping(self.specimens),
+                "reference": self.reference, "validation": self.validation,
                 "analysis": self.analysis.to_dict(), "seed": self.seed}
 
 

@@ -153,7 +153,8 @@ def resize_factor(image_px: float | None, model_px: float | None, params: "Measu
 def predict_mask(model: SegmentationModel | str | os.PathLike, image: np.ndarray, *,
                  scale: float = 1.0, tile: int = 256, overlap: int = 64, batch_size: int = 4,
                  tta: bool = False, max_pixels: int = 64_000_000, name: str = "image",
-                 backend: str = "torch") -> np.ndarray:
+                 backend: str = "torch", return_foreground: bool = False
+                 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Class ids of a grey micrograph by sliding-window inference, optionally resized.
 
     Parameters
@@ -171,11 +172,15 @@ def predict_mask(model: SegmentationModel | str | os.PathLike, image: np.ndarray
         Largest resized image that inference may be run on.
     name : str
         The image's name in messages.
+    return_foreground : bool
+        Also return the probability of "any object" (1 - p(background); a binary model's p)
+        per pixel, float32, for the quality guard.
 
     Returns
     -------
     (rows, cols) uint8 array
-        Class ids (binary model: 1 = pore where p > the model's threshold).
+        Class ids (binary model: 1 = pore where p > the model's threshold); with
+        ``return_foreground`` a tuple ``(ids, foreground probability)``.
 
     Examples
     --------
@@ -197,7 +202,7 @@ def predict_mask(model: SegmentationModel | str | os.PathLike, image: np.ndarray
     """
     import cv2
 
-    from porescope.segmentation.inference import decide, predict_mask as predict_ids
+    from porescope.segmentation.inference import decide
     from porescope.segmentation.inference import predict_proba
 
     if not isinstance(model, SegmentationModel):
@@ -207,16 +212,20 @@ def predict_mask(model: SegmentationModel | str | os.PathLike, image: np.ndarray
               amp=device.type == "cuda", backend=backend)
     h, w = image.shape
     if abs(scale - 1.0) < 1e-9:
-        return predict_ids(model.network, image, threshold=threshold, **kw)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    if size[0] * size[1] > max_pixels:
-        raise ParamsError(f"{name}: resizing by {scale:.4g} would give a {size[0]}x{size[1]} image "
-                          f"(more than measure.max_pixels = {max_pixels}); check the pixel "
-                          "sizes (image vs the model's training pixel size) or set measure.scale / "
-                          "--scale (e.g. 1)")
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(image, size, interpolation=interp)
-    proba = predict_proba(model.network, resized, **kw)
-    back = np.stack([cv2.resize(np.ascontiguousarray(c), (w, h), interpolation=cv2.INTER_LINEAR)
-                     for c in proba])
-    return decide(back, threshold)
+        proba = predict_proba(model.network, image, **kw)
+    else:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        if size[0] * size[1] > max_pixels:
+            raise ParamsError(f"{name}: resizing by {scale:.4g} would give a {size[0]}x{size[1]} image "
+                              f"(more than measure.max_pixels = {max_pixels}); check the pixel "
+                              "sizes (image vs the model's training pixel size) or set measure.scale / "
+                              "--scale (e.g. 1)")
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        resized = cv2.resize(image, size, interpolation=interp)
+        small = predict_proba(model.network, resized, **kw)
+        proba = np.stack([cv2.resize(np.ascontiguousarray(c), (w, h), interpolation=cv2.INTER_LINEAR)
+                          for c in small])
+    ids = decide(proba, threshold)
+    if not return_foreground:
+        return ids
+    return ids, (proba[0] if proba.shape[0] == 1 else 1.0 - proba[0]).astype(np.float32)

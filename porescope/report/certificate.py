@@ -85,9 +85,14 @@ def certificate_table(summary: pd.DataFrame, choice: EstimatorChoice, *,
     cols = ("image", "pixel size (nm)", "porosity (%)", f"pore density{d_unit}", "density from",
             *(f"pores: {estimator_label(e)}" for e in ESTIMATORS), f"ECD mean{m_unit}", f"ECD sd{s_unit}",
             "Clark-Evans R", "Clark-Evans verdict", "CSR test (Monte-Carlo)")
+    guarded = "certified" in summary.columns   # measured micrographs carry the quality verdict
     out = []
     for k, r in enumerate(rows):
-        out.append((str(r.get("image_id")), format_number(r.get("pixel_size_nm"), ".4g"),
+        image = str(r.get("image_id"))
+        if guarded and r.get("certified") != "yes":
+            # an uncertified number never appears without its flag
+            image += " ⚠ NOT CERTIFIED"
+        out.append((image, format_number(r.get("pixel_size_nm"), ".4g"),
                     format_porosity(r.get("porosity")), d_cells[k], estimator_label(used[k]),
                     *(format_count(r.get(f"count_{e}"), e) for e in ESTIMATORS),
                     m_cells[k], s_cells[k], format_number(r.get("ce_R"), ".3f"),

@@ -6,7 +6,7 @@ also section 6 of the pipeline report, and :func:`distribution_blocks` its secti
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -118,6 +118,19 @@ def measured_blocks(summary: pd.DataFrame | None, run: Mapping[str, Any] | None,
     blocks.append(Table(("image", "file", "format", "size (px)", "data bar rows cropped",
                          "pixel size nm (source)", "resize before inference"),
                         tuple(rows), ("l", "l", "l", "r", "r", "r", "r"), f"Image handling{cut}"))
+    if "certified" in t.columns:
+        flagged = [(str(r["image_id"]), str(r.get("quality_flags") or "")) for r in records(t)
+                   if r.get("certified") != "yes"]
+        n_ok = sum(1 for r in records(t) if r.get("certified") == "yes")
+        blocks.append(Heading(level + 1, "Quality: may these numbers be certified?"))
+        blocks.append(Paragraph(
+            f"{n_ok} of {len(t)} micrograph(s) certified. The out-of-distribution guard flags "
+            "objects far below the pore sizes the model was trained on, a median pore size out of "
+            "that range, objects brighter than the surface (edge fringes, debris), hesitant "
+            "probabilities and objects on burned-in text, logos or frames; an image with any flag "
+            "is not certified, and its numbers are marked ⚠ in every table."))
+        if flagged:
+            blocks.append(Bullets(tuple(f"{i}: NOT CERTIFIED - {why}" for i, why in flagged)))
     if "warnings" in t.columns:
         warn = [(str(r["image_id"]), str(r["warnings"])) for r in records(t)
                 if isinstance(r.get("warnings"), str) and r["warnings"].strip()]
@@ -139,10 +152,12 @@ def measured_blocks(summary: pd.DataFrame | None, run: Mapping[str, Any] | None,
 
 def measure_report(summary: pd.DataFrame, run_info: Mapping[str, Any], figures: Mapping[str, bytes],
                    settings: ReportParams | None = None,
-                   choice: EstimatorChoice | None = None) -> Report:
+                   choice: EstimatorChoice | None = None,
+                   extra_blocks: Sequence[Block] = ()) -> Report:
     """The report of a ``measure`` run: ``summary`` = its ``summary.csv`` table, ``run_info`` its
     ``run.json`` dict, ``figures`` = ``{file name: PNG}`` of its ``figures/`` folder (the
-    Markdown links ``figures/<name>``). ``choice`` defaults to the watershed split count.
+    Markdown links ``figures/<name>``). ``choice`` defaults to the watershed split count;
+    ``extra_blocks`` (specimens, a reference comparison) come after the per-image sections.
 
     Examples
     --------
@@ -162,6 +177,7 @@ def measure_report(summary: pd.DataFrame, run_info: Mapping[str, Any], figures: 
     blocks += measured_blocks(summary, run_info, figs, choice, settings, level=1,
                               fig_key="figures/", fig_prefix="", overlay_key=None,
                               empty_text="No micrographs were found in the input folder.")
+    blocks += list(extra_blocks)
     if summary is not None and not summary.empty:
         blocks.append(Paragraph("Tables: `summary.csv` (per image), `objects.csv` (per object, ImageJ "
                                 "column names; Fiji's X, Y = ours + 0.5 px). Masks: `masks/`, outlines: "
