@@ -65,9 +65,21 @@ def main() -> None:
             break
     else:
         page = pdf[0]
+    import numpy as np
+    from PIL import Image
+
+    # the specimen pages (overview, then each specimen), white margins cut, stacked
+    parts = []
+    for k in range(index, min(index + 2, len(pdf))):
+        px = np.asarray(pdf[k].render(scale=1.4).to_pil().convert("RGB"))
+        ink = np.nonzero((px < 245).any(axis=2))
+        parts.append(px[max(0, ink[0].min() - 20):ink[0].max() + 20])
+    width = max(p.shape[1] for p in parts)
+    sheet = np.vstack([np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0)), constant_values=255)
+                       for p in parts])
     args.png.parent.mkdir(parents=True, exist_ok=True)
-    page.render(scale=1.4).to_pil().save(args.png)
-    print(f"wrote {args.png} (page {index + 1} of {len(pdf)})")
+    Image.fromarray(sheet).save(args.png, optimize=True)
+    print(f"wrote {args.png} (pages {index + 1}-{index + len(parts)} of {len(pdf)})")
 
 
 if __name__ == "__main__":
