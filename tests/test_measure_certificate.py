@@ -66,6 +66,23 @@ def test_specimens_reference_and_quality_in_one_run(run_files, tmp_path):
         assert f"{image} ⚠ NOT CERTIFIED" in md       # never an uncertified number without its flag
 
 
+def test_sub_folders_are_specimens(run_files, tmp_path):
+    import dataclasses
+
+    inp = tmp_path / "specimens"
+    for k, name in enumerate(("S1_01", "S1_02", "S2_01", "S2_02")):
+        sub = inp / ("A" if k < 2 else "B")
+        sub.mkdir(parents=True, exist_ok=True)
+        shutil.copy(run_files["input"] / f"{name}.png", sub / f"{name}.png")
+    params = dataclasses.replace(PARAMS, specimens=SpecimenParams(group_by="folder", n_boot=200))
+    summary = run_measure(inp, run_files["model"], tmp_path / "out", params)
+    assert sorted(summary["image_id"]) == ["S1_01", "S1_02", "S2_01", "S2_02"]
+    stats = pd.read_csv(tmp_path / "out" / "specimens.csv")
+    assert sorted(stats["specimen"].unique()) == ["A", "B"]
+    # without specimen grouping, sub-folders are not measured
+    assert len(run_measure(inp, run_files["model"], tmp_path / "flat", PARAMS)) == 0
+
+
 def test_an_untrained_model_on_these_images_is_not_certified(run_files, tmp_path):
     summary = run_measure(run_files["input"], run_files["model"], tmp_path / "o", PARAMS)
     # a random-init network: hesitant probabilities / objects unlike its training pores

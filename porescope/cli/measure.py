@@ -73,8 +73,8 @@ def add_measure_parser(sub: argparse._SubParsersAction) -> None:
                    help="stop at the first file that cannot be measured (default: measure the "
                         "others, list the bad ones and exit with status 3)")
     p.add_argument("--specimens", default=None, metavar="RULE",
-                   help="group the micrographs into specimens for the certificate: 'folder' (the "
-                        "input folder is one specimen), 'pattern:REGEX' (one group on the file "
+                   help="group the micrographs into specimens for the certificate: 'folder' (each "
+                        "sub-folder of --input is a specimen), 'pattern:REGEX' (one group on the file "
                         "stem, e.g. 'pattern:^(.+?)_[0-9]+$') or 'metadata:CSV' (columns file, specimen)")
     p.add_argument("--validation", type=Path, default=None,
                    help="the validate stage's plots/validate/table.csv: the estimators' systematic "

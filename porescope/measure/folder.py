@@ -104,10 +104,11 @@ def _outside(entry: Path, folder: Path) -> bool:
     return target.parent != root and root not in target.parents
 
 
-def scan_inputs(source: str | os.PathLike, max_pixels: int | None = None
-                ) -> tuple[list[Path], list[tuple[str, str]]]:
+def scan_inputs(source: str | os.PathLike, max_pixels: int | None = None, *,
+                subfolders: bool = False) -> tuple[list[Path], list[tuple[str, str]]]:
     """Image files to measure in ``source`` (or ``source/images``), sorted, and the files that
-    will not be measured, as ``(file, one-line reason)``.
+    will not be measured, as ``(file, one-line reason)``. With ``subfolders``, the images of
+    its immediate sub-folders too (one specimen per sub-folder; stems must stay unique).
 
     Junk and documentation files are skipped silently (logged). Not measured: empty or
     unreadable files, a second file with the same stem (outputs are named by stem), symlinks
@@ -128,6 +129,10 @@ def scan_inputs(source: str | os.PathLike, max_pixels: int | None = None
     """
     folder = _image_folder(Path(source))
     files, problems = list_data_files(folder, what="a micrograph")
+    if subfolders:
+        for sub in sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")):
+            more, bad = list_data_files(sub, what="a micrograph")
+            files, problems = files + more, problems + bad
     keep, stems = [], {}
     for f in files:
         if f.suffix.lower() in DOC_SUFFIXES:
@@ -199,9 +204,10 @@ class CertificateExtras:
 
 
 def certificate_extras(summary: pd.DataFrame, objects: pd.DataFrame, params: MeasureParams,
-                       source: Path) -> CertificateExtras:
+                       source: Path, paths: Mapping[str, str] | None = None) -> CertificateExtras:
     """Specimen figures with intervals (``params.specimens``), the systematic error budget
-    (``params.validation``) and the comparison with a manual reference (``params.reference``)."""
+    (``params.validation``) and the comparison with a manual reference (``params.reference``).
+    ``paths``: image id -> file path relative to the input folder (sub-folders = specimens)."""
     from porescope.measure.reference import read_reference, reference_errors
     from porescope.measure.specimens import specimen_results
     from porescope.report.sections_reference import reference_blocks
@@ -218,7 +224,7 @@ def certificate_extras(summary: pd.DataFrame, objects: pd.DataFrame, params: Mea
                               "validate stage writes plots/validate/table.csv)")
         validation = pd.read_csv(path)
     spec = specimen_results(summary, objects, params.specimens, source=source, seed=params.seed,
-                            validation=validation)
+                            validation=validation, paths=paths)
     if spec is not None:
         tables["specimens.csv"] = spec.stats
         blocks += specimen_blocks(spec.stats, spec.budgets or None, confidence=params.specimens.confidence)
@@ -314,7 +320,8 @@ def run_measure(source: str | os.PathLike, model: str | os.PathLike, out: str | 
     """
     source, model, out = Path(source), Path(model), Path(out)
     check_output_folder(out, source, overwrite)
-    files, rejected = scan_inputs(source, params.max_pixels)
+    files, rejected = scan_inputs(source, params.max_pixels,
+                                  subfolders=params.specimens.group_by == "folder")
     if rejected and params.strict:
         raise IngestError.from_problems(rejected)
     load_model_cached(model, params)              # fail early on a bad model file, images or not
@@ -346,7 +353,9 @@ def run_measure(source: str | os.PathLike, model: str | os.PathLike, out: str | 
                 "settings": json.loads(json.dumps(params.settings_dict())), "n_images": len(results)}
     if rejected:     # only then: the run.json of a complete run is unchanged
         run_info["not_measured"] = [{"file": f, "reason": why} for f, why in rejected]
-    extra = certificate_extras(summary, objects, params, source)
+    folder = _image_folder(source)
+    extra = certificate_extras(summary, objects, params, source,
+                               {f.stem: f.relative_to(folder).as_posix() for f in files})
     report = render_report(summary, run_info, figures, extra.blocks)
     with output_dir(out, overwrite=True) as tmp:
         for r in results:

@@ -25,7 +25,8 @@ from porescope.config import Fail
 class SpecimenParams:
     """How micrographs are grouped into specimens (the ``measure.specimens`` params group).
 
-    group_by: ``none`` (no specimen table), ``folder`` (the input folder is one specimen),
+    group_by: ``none`` (no specimen table), ``folder`` (each sub-folder of the input folder is a
+    specimen; images directly in the input folder form one named after it),
     ``pattern`` (a regex with one group, searched in the file name without its extension, e.g.
     ``^(.+?)_\\d+$`` groups ``M1_01.tif``, ``M1_02.tif`` as ``M1``) or ``metadata`` (a CSV with
     a ``file_column`` and a ``column`` naming each file's specimen).
@@ -60,7 +61,8 @@ class SpecimenResult:
 
 def specimen_results(summary: pd.DataFrame, objects: pd.DataFrame | None, params: SpecimenParams, *,
                      source: str | Path, seed: int = 0,
-                     validation: pd.DataFrame | None = None) -> SpecimenResult | None:
+                     validation: pd.DataFrame | None = None,
+                     paths: Mapping[str, str] | None = None) -> SpecimenResult | None:
     """Specimen figures of a measure run, or ``None`` when ``params.group_by`` is ``none``.
 
     Parameters
@@ -76,6 +78,10 @@ def specimen_results(summary: pd.DataFrame, objects: pd.DataFrame | None, params
         Seed of the bootstrap cross-check.
     validation : DataFrame, optional
         The validate stage's per-image error table (``plots/validate/table.csv``).
+    paths : mapping, optional
+        Image id -> file path relative to the input folder (``"M1/img_01.png"``); with
+        ``group_by: folder`` each sub-folder is a specimen, images directly in the input
+        folder belong to a specimen named after it. Default: the ``image_file`` column.
 
     Returns
     -------
@@ -101,7 +107,8 @@ def specimen_results(summary: pd.DataFrame, objects: pd.DataFrame | None, params
 
     if params.group_by == "none" or summary.empty:
         return None
-    files = [f"{Path(source).name}/{f}" for f in summary["image_file"]]
+    rel = [(paths or {}).get(i, f) for i, f in zip(summary["image_id"], summary["image_file"])]
+    files = [f if "/" in f else f"{Path(source).name}/{f}" for f in rel]
     keys = group_keys(files, by=params.group_by, pattern=params.pattern,
                       metadata=params.metadata, file_column=params.file_column, column=params.column)
     groups = pd.Series(list(keys), index=list(summary["image_id"]), name="specimen")
