@@ -18,7 +18,9 @@ Symptoms checked (thresholds in :class:`QualityLimits`):
 * ``uncertain_pixels``: pixels with a foreground probability between 0.25 and 0.75, as a share
   of the predicted foreground - the network hesitates;
 * ``on_overlay``: share of objects touching burned-in overlays (near-white text, logos, frames,
-  scale bars: pixels >= ``overlay_level`` in connected strokes).
+  scale bars: pixels >= ``overlay_level`` in connected strokes). A saturated edge fringe around
+  real SEM pores is such a stroke too: the flag then says the image is too bright to trust the
+  pore edges, which is also a reason not to certify.
 
 Without the training objects' sizes (a model file from before they were recorded) the size
 checks are skipped and the flags say so.
@@ -149,7 +151,8 @@ def quality_flags(grey: np.ndarray, labels: np.ndarray, *, ecd_px: np.ndarray | 
                      "brighter than the surface (edge fringes, debris or overlays, not pores)")
     if values["overlay_share"] > limits.max_overlay_share:
         flags.append(f"on_overlay: {100 * values['overlay_share']:.0f} % of the objects touch "
-                     "burned-in text, a logo, frame or scale bar (crop it: crop_bottom / margin_px)")
+                     "saturated bright strokes: burned-in text, a logo, frame or scale bar (crop "
+                     "it: crop_bottom / margin_px), or a saturated edge fringe")
 
     if trained_ecd_px is not None and len(ecd_net):
         p5, _, p95 = (float(v) for v in trained_ecd_px)
