@@ -40,9 +40,17 @@ def deep_update(base: dict, new: dict) -> dict:
     return base
 
 
+def checkout_env(**extra: str) -> dict[str, str]:
+    """The environment with this checkout on ``PYTHONPATH``: ``stages`` is not an installed
+    package, so ``python -m stages.<name>`` in a folder without its own copy needs it (a project
+    made by :func:`make_project` has its copy, which ``-m`` finds first, in its working folder)."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
 def run(cmd: list[str], cwd: Path) -> str:
-    env = {**os.environ, "TQDM_DISABLE": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1"}
+    env = checkout_env(TQDM_DISABLE="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
+                       GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t", DVC_NO_ANALYTICS="1")
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from pipeline_project import build_stage_inputs, train_command
+from pipeline_project import build_stage_inputs, checkout_env, train_command
 
 from porescope.segmentation import losses
 
@@ -169,7 +169,7 @@ def _sha(path: Path) -> str:
 
 @pytest.mark.slow
 def test_killed_train_resumes_to_the_same_model(stage_inputs: Path) -> None:
-    env = {**os.environ, "TQDM_DISABLE": "1"}
+    env = checkout_env(TQDM_DISABLE="1")
     full = subprocess.run(train_command("u/model.pt", "u/resume.pt", "u/live", "u/train.json"), cwd=stage_inputs,
                           env=env, capture_output=True, text=True)
     assert full.returncode == 0, full.stderr[-3000:]

@@ -25,10 +25,10 @@ Examples
 >>> p = ValidateParams.from_mapping({"n_images": 3, "targets": {"porosity_abs_pp": 1.0}})
 >>> p.n_images, p.targets.porosity_abs_pp, p.targets.count_abs_pct
 (3, 1.0, ((0.2, 2.0), (0.4, 5.0)))
->>> ValidateParams.from_mapping({"enabeld": False})
+>>> ValidateParams.from_mapping({"enabeld": False})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-porescope.config.ParamsError: params.yaml: validate.enabeld: unknown parameter; did you mean 'validate.enabled'? (valid: enabled, n_images, height, width, porosity_min, porosity_max, diameter_min_px, diameter_max_px, seed_offset, targets, tile, overlap, batch_size, tta, device, threads)
+porescope.config.ParamsError: params.yaml: validate.enabeld: unknown parameter; did you mean 'validate.enabled'? ...
 """
 
 from __future__ import annotations
