@@ -94,6 +94,28 @@ class SplitLists:
 
 
 @dataclass(frozen=True)
+class GroupBy:
+    """``split.group_by``: sources that must share a split beyond identical content, e.g. the
+    tiles cut from one raw micrograph (``NAME_1.png`` ... ``NAME_4.png``) or the images of one
+    specimen. ``rule``: ``none`` | ``folder`` | ``pattern`` | ``metadata``
+    (:func:`porescope.io.grouping.group_keys`, on each source's ``image_file``); ``pattern``: a
+    regex with one group on the file stem; ``metadata``: a CSV with ``file_column`` and ``column``.
+    """
+
+    rule: Literal["none", "folder", "pattern", "metadata"] = "none"
+    pattern: str | None = None
+    metadata: str | None = None
+    file_column: str = "file"
+    column: str = "specimen"
+
+    def check(self, fail: Fail) -> None:
+        if self.rule == "pattern" and not self.pattern:
+            raise fail("pattern", "rule: pattern needs a regex with one group")
+        if self.rule == "metadata" and not self.metadata:
+            raise fail("metadata", "rule: metadata needs the path of a CSV file")
+
+
+@dataclass(frozen=True)
 class SplitParams:
     """``split``: how sources are assigned to train / val / test (see the module docstring).
 
@@ -111,6 +133,7 @@ class SplitParams:
     fold: int = 0  # kfold: which fold is val
     lists: SplitLists = field(default_factory=SplitLists)
     unlisted: Literal["error", "train"] = "error"
+    group_by: GroupBy = field(default_factory=GroupBy)
 
     def check(self, fail: Fail) -> None:
         if self.method == "kfold" and self.n_folds < 2:
@@ -129,8 +152,10 @@ def _fmt(items: Iterable[Any], limit: int = 20) -> str:
 # grouping
 
 
-def group_sources(sources: pd.DataFrame, tiles: pd.DataFrame | None = None) -> pd.Series:
-    """Join sources that share raw content into groups that must stay in one split.
+def group_sources(sources: pd.DataFrame, tiles: pd.DataFrame | None = None,
+                  keys: pd.Series | None = None) -> pd.Series:
+    """Join sources that share raw content (or a ``keys`` value) into groups that must stay
+    in one split.
 
     Parameters
     ----------
@@ -138,6 +163,9 @@ def group_sources(sources: pd.DataFrame, tiles: pd.DataFrame | None = None) -> p
         Columns ``source_id`` (unique) and ``image_sha256`` (hash of the raw source file).
     tiles : DataFrame, optional
         Columns ``source_id`` and ``image_sha256`` (content hash of the tile's pixel array).
+    keys : Series, optional
+        A group key per ``source_id`` (index): sources with the same key are joined too
+        (``split.group_by``: raw micrograph, specimen, session).
 
     Returns
     -------
@@ -167,6 +195,9 @@ def group_sources(sources: pd.DataFrame, tiles: pd.DataFrame | None = None) -> p
             raise SplitError(f"tiles: source_id not in sources: {_fmt(unknown)}")
         pos_parts.append(tile_pos)
         key_parts.append("tile:" + tiles["image_sha256"].astype(str).to_numpy(dtype=object))
+    if keys is not None:
+        pos_parts.append(ids.get_indexer(keys.index.astype(str)))
+        key_parts.append("group:" + keys.astype(str).to_numpy(dtype=object))
     pos = np.concatenate(pos_parts)
     key_codes, _ = pd.factorize(np.concatenate(key_parts))
     n_src = len(ids)
@@ -411,7 +442,8 @@ def split_tables(sources: pd.DataFrame, tiles: pd.DataFrame, params: SplitParams
     fields ``source_image_file``, ``source_image_sha256``, ``normalisation``, ``pixel_size_nm``.
     ``check_no_leakage`` is run on ``tiles_out`` before returning.
     """
-    assignment = assign_splits(group_sources(sources, tiles), params, seed)
+    keys = group_by_rule(sources, params.group_by)
+    assignment = assign_splits(group_sources(sources, tiles, keys), params, seed)
     cols = ["group", "split", "fold"]
     key = assignment.set_index("source_id")[cols]
     sources_out = sources.copy()
@@ -428,8 +460,35 @@ def split_tables(sources: pd.DataFrame, tiles: pd.DataFrame, params: SplitParams
             tiles_out[new] = src[col].reindex(tsid).to_numpy()
     sources_out["fold"] = sources_out["fold"].astype("Int64")
     tiles_out["fold"] = tiles_out["fold"].astype("Int64")
+    if keys is not None:  # the audit shows which key joined the sources
+        sources_out["group_key"] = keys.reindex(sid).to_numpy()
     check_no_leakage(tiles_out)
     return sources_out, tiles_out
+
+
+def group_by_rule(sources: pd.DataFrame, rule: GroupBy) -> pd.Series | None:
+    """The ``split.group_by`` key of each source (indexed by ``source_id``), or ``None`` for
+    ``rule: none``; a source the rule gives no group is a :class:`SplitError` naming it.
+
+    Examples
+    --------
+    >>> sources = pd.DataFrame({"source_id": ["a_1", "a_2", "b_1"],
+    ...                         "image_file": ["images/a_1.png", "images/a_2.png", "images/b_1.png"]})
+    >>> group_by_rule(sources, GroupBy(rule="pattern", pattern=r"^(.+)_[0-9]+$")).tolist()
+    ['a', 'a', 'b']
+    """
+    from porescope.io.grouping import GroupingError, group_keys
+
+    if rule.rule == "none":
+        return None
+    # image_file is relative to the ingest source ("images/A/x.png"): keys relative to images/
+    files = [f.split("/", 1)[1] if f.startswith("images/") else f for f in sources["image_file"].astype(str)]
+    try:
+        keys = group_keys(files, by=rule.rule, pattern=rule.pattern, metadata=rule.metadata,
+                          file_column=rule.file_column, column=rule.column)
+    except GroupingError as exc:
+        raise SplitError(f"split.group_by: {exc}") from None
+    return pd.Series(list(keys), index=sources["source_id"].astype(str).to_numpy(), name="group_key")
 
 
 #: Columns the split reads from the ingest tables (ingest contract).
