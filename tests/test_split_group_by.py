@@ -1,5 +1,5 @@
 """split.group_by: tiles cut from one raw micrograph (or images of one specimen) never straddle
-splits, by file-name pattern, sub-folder or metadata column."""
+splits, by file-name pattern or metadata column."""
 
 from __future__ import annotations
 
@@ -46,17 +46,15 @@ def test_pattern_keeps_each_micrograph_in_one_split(seed):
     assert (tiles_out.groupby(tiles_out["source_id"].str[:3])["split"].nunique() == 1).all()
 
 
-def test_folder_and_metadata_rules(tmp_path):
-    sources, tiles = tables(RAW)
-    sources["image_file"] = [f"images/{sid[:3]}/{sid}.png" for sid in sources["source_id"]]
-    out, _ = split_tables(sources, tiles, SplitParams(group_by=GroupBy(rule="folder")), seed=3)
-    assert (splits_per_micrograph(out) == 1).all()
+def test_metadata_rule_and_no_folder_rule(tmp_path):
     meta = tmp_path / "specimens.csv"
-    pd.DataFrame({"file": [f"{sid}.png" for sid in tables(RAW)[0]["source_id"]],
-                  "specimen": [sid[:3] for sid in tables(RAW)[0]["source_id"]]}).to_csv(meta, index=False)
+    ids = tables(RAW)[0]["source_id"]
+    pd.DataFrame({"file": [f"{sid}.png" for sid in ids], "specimen": [sid[:3] for sid in ids]}).to_csv(meta, index=False)
     out, _ = split_tables(*tables(RAW), SplitParams(group_by=GroupBy(rule="metadata", metadata=str(meta))),
                           seed=3)
     assert (splits_per_micrograph(out) == 1).all()
+    with pytest.raises(ParamsError, match="split.group_by.rule: expected 'none' | 'pattern' | 'metadata'"):
+        parse_group(SplitParams, {"group_by": {"rule": "folder"}}, group="split")
 
 
 def test_a_source_without_a_group_is_named():

@@ -97,12 +97,13 @@ class SplitLists:
 class GroupBy:
     """``split.group_by``: sources that must share a split beyond identical content, e.g. the
     tiles cut from one raw micrograph (``NAME_1.png`` ... ``NAME_4.png``) or the images of one
-    specimen. ``rule``: ``none`` | ``folder`` | ``pattern`` | ``metadata``
+    specimen. ``rule``: ``none`` | ``pattern`` | ``metadata``
     (:func:`porescope.io.grouping.group_keys`, on each source's ``image_file``); ``pattern``: a
     regex with one group on the file stem; ``metadata``: a CSV with ``file_column`` and ``column``.
+    (No ``folder`` rule: ingest reads one flat ``images/`` folder.)
     """
 
-    rule: Literal["none", "folder", "pattern", "metadata"] = "none"
+    rule: Literal["none", "pattern", "metadata"] = "none"
     pattern: str | None = None
     metadata: str | None = None
     file_column: str = "file"
