@@ -46,7 +46,7 @@ def test_specimens_reference_and_quality_in_one_run(run_files, tmp_path):
     import dataclasses
 
     params = dataclasses.replace(PARAMS, reference=str(run_files["reference"]),
-                                 specimens=SpecimenParams(group_by="pattern", pattern=r"^(.+?)_\d+$",
+                                 specimens=SpecimenParams(rule="pattern", pattern=r"^(.+?)_\d+$",
                                                           n_boot=200))
     out = tmp_path / "out"
     summary = run_measure(run_files["input"], run_files["model"], out, params, metrics=tmp_path / "m.json")
@@ -74,7 +74,7 @@ def test_sub_folders_are_specimens(run_files, tmp_path):
         sub = inp / ("A" if k < 2 else "B")
         sub.mkdir(parents=True, exist_ok=True)
         shutil.copy(run_files["input"] / f"{name}.png", sub / f"{name}.png")
-    params = dataclasses.replace(PARAMS, specimens=SpecimenParams(group_by="folder", n_boot=200))
+    params = dataclasses.replace(PARAMS, specimens=SpecimenParams(rule="folder", n_boot=200))
     summary = run_measure(inp, run_files["model"], tmp_path / "out", params)
     assert sorted(summary["image_id"]) == ["S1_01", "S1_02", "S2_01", "S2_02"]
     stats = pd.read_csv(tmp_path / "out" / "specimens.csv")

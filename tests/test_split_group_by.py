@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from porescope.config import ParamsError, parse_group
-from porescope.preprocessing.splitting import GroupBy, SplitError, SplitParams, split_tables
+from porescope.io.grouping import GroupRule
+from porescope.preprocessing.splitting import SplitError, SplitParams, split_tables
 
 
 def tables(names: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -36,7 +37,7 @@ def test_without_group_by_the_tiles_of_one_micrograph_leak_across_splits():
 
 @pytest.mark.parametrize("seed", [0, 1, 42])
 def test_pattern_keeps_each_micrograph_in_one_split(seed):
-    params = SplitParams(group_by=GroupBy(rule="pattern", pattern=r"^(.+)_\d+$"))
+    params = SplitParams(group_by=GroupRule(rule="pattern", pattern=r"^(.+)_\d+$"))
     out, tiles_out = split_tables(*tables(RAW), params, seed=seed)
     assert (splits_per_micrograph(out) == 1).all()
     assert set(out["split"]) == {"train", "val", "test"}
@@ -50,10 +51,10 @@ def test_metadata_rule_and_no_folder_rule(tmp_path):
     meta = tmp_path / "specimens.csv"
     ids = tables(RAW)[0]["source_id"]
     pd.DataFrame({"file": [f"{sid}.png" for sid in ids], "specimen": [sid[:3] for sid in ids]}).to_csv(meta, index=False)
-    out, _ = split_tables(*tables(RAW), SplitParams(group_by=GroupBy(rule="metadata", metadata=str(meta))),
+    out, _ = split_tables(*tables(RAW), SplitParams(group_by=GroupRule(rule="metadata", metadata=str(meta))),
                           seed=3)
     assert (splits_per_micrograph(out) == 1).all()
-    with pytest.raises(ParamsError, match="split.group_by.rule: expected 'none' | 'pattern' | 'metadata'"):
+    with pytest.raises(ParamsError, match="split.group_by: rule folder is not available"):
         parse_group(SplitParams, {"group_by": {"rule": "folder"}}, group="split")
 
 
@@ -61,7 +62,7 @@ def test_a_source_without_a_group_is_named():
     sources, tiles = tables(RAW)
     sources.loc[0, "image_file"] = "images/odd.png"
     with pytest.raises(SplitError, match="odd"):
-        split_tables(sources, tiles, SplitParams(group_by=GroupBy(rule="pattern", pattern=r"^(.+)_\d+$")), seed=0)
+        split_tables(sources, tiles, SplitParams(group_by=GroupRule(rule="pattern", pattern=r"^(.+)_\d+$")), seed=0)
 
 
 def test_group_by_params_are_checked():

@@ -155,9 +155,9 @@ def _specimens(rule: str, current):
 
     kind, _, value = rule.partition(":")
     if kind == "folder" and not value:
-        return dataclasses.replace(current, group_by="folder")
+        return dataclasses.replace(current, rule="folder")
     if kind == "pattern" and value:
-        return dataclasses.replace(current, group_by="pattern", pattern=value)
+        return dataclasses.replace(current, rule="pattern", pattern=value)
     if kind == "metadata" and value:
-        return dataclasses.replace(current, group_by="metadata", metadata=value)
+        return dataclasses.replace(current, rule="metadata", metadata=value)
     raise ParamsError(f"--specimens: expected folder, pattern:REGEX or metadata:CSV, got {rule!r}")

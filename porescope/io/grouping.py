@@ -45,13 +45,16 @@ import os
 import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 import pandas as pd
 
+from porescope.config import Fail
 from porescope.errors import PorescopeError
 
-__all__ = ["GROUP_BY", "GroupingError", "group_keys"]
+__all__ = ["GROUP_BY", "GroupRule", "GroupingError", "group_keys"]
 
 #: The grouping rules.
 GROUP_BY: tuple[str, ...] = ("folder", "pattern", "metadata")
@@ -187,3 +190,34 @@ def group_keys(files: Sequence[str], *, by: str, pattern: str | None = None,
     else:
         raise GroupingError(f"group by {by!r}: unknown rule; use one of {', '.join(GROUP_BY)}")
     return pd.Series(keys, index=pd.Index(files, name="file"), name="specimen", dtype=object)
+
+
+@dataclass(frozen=True)
+class GroupRule:
+    """A grouping rule as parameters (``split.group_by``, ``measure.specimens``).
+
+    ``rule``: ``none`` (no grouping) or one of :data:`GROUP_BY`; ``pattern`` for ``pattern``;
+    ``metadata`` (a CSV path), ``file_column`` and ``column`` for ``metadata``.
+
+    Examples
+    --------
+    >>> GroupRule(rule="pattern", pattern=r"^(.+?)_[0-9]+$").keys(["M1_01.png", "M1_02.png"]).tolist()
+    ['M1', 'M1']
+    """
+
+    rule: Literal["none", "folder", "pattern", "metadata"] = "none"
+    pattern: str | None = None
+    metadata: str | None = None
+    file_column: str = "file"
+    column: str = "specimen"
+
+    def check(self, fail: Fail) -> None:
+        if self.rule == "pattern" and not self.pattern:
+            raise fail("pattern", "rule: pattern needs a regex with one group")
+        if self.rule == "metadata" and not self.metadata:
+            raise fail("metadata", "rule: metadata needs the path of a CSV file")
+
+    def keys(self, files: Sequence[str]) -> pd.Series:
+        """:func:`group_keys` of ``files`` under this rule (not for ``rule: none``)."""
+        return group_keys(files, by=self.rule, pattern=self.pattern, metadata=self.metadata,
+                          file_column=self.file_column, column=self.column)

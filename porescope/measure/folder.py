@@ -321,7 +321,7 @@ def run_measure(source: str | os.PathLike, model: str | os.PathLike, out: str | 
     source, model, out = Path(source), Path(model), Path(out)
     check_output_folder(out, source, overwrite)
     files, rejected = scan_inputs(source, params.max_pixels,
-                                  subfolders=params.specimens.group_by == "folder")
+                                  subfolders=params.specimens.rule == "folder")
     if rejected and params.strict:
         raise IngestError.from_problems(rejected)
     load_model_cached(model, params)              # fail early on a bad model file, images or not

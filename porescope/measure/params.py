@@ -45,7 +45,7 @@ class MeasureParams:
     quality: the out-of-distribution guard's limits (:class:`~porescope.measure.quality.QualityLimits`);
     an image with any flag is "not certified".
     specimens: how images are grouped into specimens for the certificate
-    (:class:`~porescope.measure.specimens.SpecimenParams`; ``group_by: none`` = no specimens).
+    (:class:`~porescope.measure.specimens.SpecimenParams`; ``rule: none`` = no specimens).
     reference: a CSV of manual counts / porosity per image (:mod:`porescope.measure.reference`);
     the run then reports each estimator's error against it. validation: the ``validate``
     stage's per-image error table, for the specimens' systematic error budget (None: none).

@@ -14,38 +14,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
 
-from porescope.config import Fail
+from porescope.io.grouping import GroupRule
 
 
 @dataclass(frozen=True)
-class SpecimenParams:
+class SpecimenParams(GroupRule):
     """How micrographs are grouped into specimens (the ``measure.specimens`` params group).
 
-    group_by: ``none`` (no specimen table), ``folder`` (each sub-folder of the input folder is a
-    specimen; images directly in the input folder form one named after it),
-    ``pattern`` (a regex with one group, searched in the file name without its extension, e.g.
-    ``^(.+?)_\\d+$`` groups ``M1_01.tif``, ``M1_02.tif`` as ``M1``) or ``metadata`` (a CSV with
-    a ``file_column`` and a ``column`` naming each file's specimen).
+    rule: ``none`` (no specimen table), ``folder`` (each sub-folder of the input folder is a
+    specimen; images directly in the input folder form one named after it), ``pattern`` (a
+    regex with one group, searched in the file name without its extension, e.g.
+    ``^(.+?)_[0-9]+$`` groups ``M1_01.tif``, ``M1_02.tif`` as ``M1``) or ``metadata`` (a CSV
+    with a ``file_column`` and a ``column`` naming each file's specimen); see
+    :class:`porescope.io.grouping.GroupRule`.
     confidence: of the intervals; n_boot: bootstrap resamples of the cross-check interval.
     """
 
-    group_by: Literal["none", "folder", "pattern", "metadata"] = "none"
-    pattern: str | None = None
-    metadata: str | None = None
-    file_column: str = "file"
-    column: str = "specimen"
     confidence: float = field(default=0.95, metadata={"gt": 0.5, "lt": 1.0})
     n_boot: int = field(default=2000, metadata={"ge": 100, "le": 100_000})
-
-    def check(self, fail: Fail) -> None:
-        if self.group_by == "pattern" and not self.pattern:
-            raise fail("pattern", "group_by: pattern needs a regex with one group")
-        if self.group_by == "metadata" and not self.metadata:
-            raise fail("metadata", "group_by: metadata needs the path of a CSV file")
 
 
 @dataclass(frozen=True)
@@ -63,7 +52,7 @@ def specimen_results(summary: pd.DataFrame, objects: pd.DataFrame | None, params
                      source: str | Path, seed: int = 0,
                      validation: pd.DataFrame | None = None,
                      paths: Mapping[str, str] | None = None) -> SpecimenResult | None:
-    """Specimen figures of a measure run, or ``None`` when ``params.group_by`` is ``none``.
+    """Specimen figures of a measure run, or ``None`` when ``params.rule`` is ``none``.
 
     Parameters
     ----------
@@ -73,14 +62,14 @@ def specimen_results(summary: pd.DataFrame, objects: pd.DataFrame | None, params
         The run's ``objects.csv`` (for median sizes and Feret diameters).
     params : SpecimenParams
     source : path
-        The input folder (its name is the specimen with ``group_by: folder``).
+        The input folder (its name is the specimen with ``rule: folder``).
     seed : int
         Seed of the bootstrap cross-check.
     validation : DataFrame, optional
         The validate stage's per-image error table (``plots/validate/table.csv``).
     paths : mapping, optional
         Image id -> file path relative to the input folder (``"M1/img_01.png"``); with
-        ``group_by: folder`` each sub-folder is a specimen, images directly in the input
+        ``rule: folder`` each sub-folder is a specimen, images directly in the input
         folder belong to a specimen named after it. Default: the ``image_file`` column.
 
     Returns
@@ -96,21 +85,19 @@ def specimen_results(summary: pd.DataFrame, objects: pd.DataFrame | None, params
     --------
     >>> summary = pd.DataFrame({"image_id": ["M1_01", "M1_02"], "image_file": ["M1_01.png", "M1_02.png"],
     ...                         "porosity": [0.10, 0.12], "analysed_area_px": [1e6, 1e6]})
-    >>> res = specimen_results(summary, None, SpecimenParams(group_by="pattern", pattern=r"^(.+?)_\\d+$"),
+    >>> res = specimen_results(summary, None, SpecimenParams(rule="pattern", pattern=r"^(.+?)_\\d+$"),
     ...                        source="in")
     >>> dict(res.groups)
     {'M1_01': 'M1', 'M1_02': 'M1'}
     """
     from porescope.analysis.error_budget import specimen_budgets, specimen_diameters_px
     from porescope.analysis.specimens import specimen_statistics
-    from porescope.io.grouping import group_keys
 
-    if params.group_by == "none" or summary.empty:
+    if params.rule == "none" or summary.empty:
         return None
     rel = [(paths or {}).get(i, f) for i, f in zip(summary["image_id"], summary["image_file"])]
     files = [f if "/" in f else f"{Path(source).name}/{f}" for f in rel]
-    keys = group_keys(files, by=params.group_by, pattern=params.pattern,
-                      metadata=params.metadata, file_column=params.file_column, column=params.column)
+    keys = params.keys(files)
     groups = pd.Series(list(keys), index=list(summary["image_id"]), name="specimen")
     stats = specimen_statistics(summary, groups, objects=objects, confidence=params.confidence,
                                 n_boot=params.n_boot, seed=seed)

@@ -56,6 +56,7 @@ from scipy.sparse.csgraph import connected_components
 
 from porescope.config import Fail
 from porescope.errors import PorescopeError
+from porescope.io.grouping import GroupRule
 
 LOG = logging.getLogger("porescope.split")
 
@@ -94,29 +95,6 @@ class SplitLists:
 
 
 @dataclass(frozen=True)
-class GroupBy:
-    """``split.group_by``: sources that must share a split beyond identical content, e.g. the
-    tiles cut from one raw micrograph (``NAME_1.png`` ... ``NAME_4.png``) or the images of one
-    specimen. ``rule``: ``none`` | ``pattern`` | ``metadata``
-    (:func:`porescope.io.grouping.group_keys`, on each source's ``image_file``); ``pattern``: a
-    regex with one group on the file stem; ``metadata``: a CSV with ``file_column`` and ``column``.
-    (No ``folder`` rule: ingest reads one flat ``images/`` folder.)
-    """
-
-    rule: Literal["none", "pattern", "metadata"] = "none"
-    pattern: str | None = None
-    metadata: str | None = None
-    file_column: str = "file"
-    column: str = "specimen"
-
-    def check(self, fail: Fail) -> None:
-        if self.rule == "pattern" and not self.pattern:
-            raise fail("pattern", "rule: pattern needs a regex with one group")
-        if self.rule == "metadata" and not self.metadata:
-            raise fail("metadata", "rule: metadata needs the path of a CSV file")
-
-
-@dataclass(frozen=True)
 class SplitParams:
     """``split``: how sources are assigned to train / val / test (see the module docstring).
 
@@ -134,13 +112,18 @@ class SplitParams:
     fold: int = 0  # kfold: which fold is val
     lists: SplitLists = field(default_factory=SplitLists)
     unlisted: Literal["error", "train"] = "error"
-    group_by: GroupBy = field(default_factory=GroupBy)
+    # sources that must share a split beyond identical content: the tiles of one raw
+    # micrograph, the images of one specimen (pattern or metadata rule)
+    group_by: GroupRule = field(default_factory=GroupRule)
 
     def check(self, fail: Fail) -> None:
         if self.method == "kfold" and self.n_folds < 2:
             raise fail("n_folds", "expected an integer >= 2")
         if self.method == "kfold" and not 0 <= self.fold < self.n_folds:
             raise fail("fold", f"expected an integer in 0..{self.n_folds - 1}")
+        if self.group_by.rule == "folder":
+            raise fail("group_by", "rule folder is not available for the split: ingest reads one "
+                                   "flat images/ folder; use rule pattern or metadata")
 
 
 def _fmt(items: Iterable[Any], limit: int = 20) -> str:
@@ -467,7 +450,7 @@ def split_tables(sources: pd.DataFrame, tiles: pd.DataFrame, params: SplitParams
     return sources_out, tiles_out
 
 
-def group_by_rule(sources: pd.DataFrame, rule: GroupBy) -> pd.Series | None:
+def group_by_rule(sources: pd.DataFrame, rule: GroupRule) -> pd.Series | None:
     """The ``split.group_by`` key of each source (indexed by ``source_id``), or ``None`` for
     ``rule: none``; a source the rule gives no group is a :class:`SplitError` naming it.
 
@@ -475,18 +458,17 @@ def group_by_rule(sources: pd.DataFrame, rule: GroupBy) -> pd.Series | None:
     --------
     >>> sources = pd.DataFrame({"source_id": ["a_1", "a_2", "b_1"],
     ...                         "image_file": ["images/a_1.png", "images/a_2.png", "images/b_1.png"]})
-    >>> group_by_rule(sources, GroupBy(rule="pattern", pattern=r"^(.+)_[0-9]+$")).tolist()
+    >>> group_by_rule(sources, GroupRule(rule="pattern", pattern=r"^(.+)_[0-9]+$")).tolist()
     ['a', 'a', 'b']
     """
-    from porescope.io.grouping import GroupingError, group_keys
+    from porescope.io.grouping import GroupingError
 
     if rule.rule == "none":
         return None
-    # image_file is relative to the ingest source ("images/A/x.png"): keys relative to images/
+    # image_file is relative to the ingest source ("images/x.png"): keys relative to images/
     files = [f.split("/", 1)[1] if f.startswith("images/") else f for f in sources["image_file"].astype(str)]
     try:
-        keys = group_keys(files, by=rule.rule, pattern=rule.pattern, metadata=rule.metadata,
-                          file_column=rule.file_column, column=rule.column)
+        keys = rule.keys(files)
     except GroupingError as exc:
         raise SplitError(f"split.group_by: {exc}") from None
     return pd.Series(list(keys), index=sources["source_id"].astype(str).to_numpy(), name="group_key")
