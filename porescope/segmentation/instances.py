@@ -101,6 +101,87 @@ def _add_unreached(labels: np.ndarray, fg: np.ndarray, connectivity: int) -> np.
     return labels
 
 
+
+def _h_maxima_watershed(fg: np.ndarray, h: float, footprint: np.ndarray | None = None,
+                        wconn: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(EDT, markers, watershed labels)`` of the h-maxima split of ``fg`` (bool)."""
+    dist = ndi.distance_transform_edt(fg)
+    # h-maxima transform HMAX_h(EDT) = reconstruction by dilation of (EDT - h) under EDT;
+    # markers = its regional maxima (plateaus). Not skimage.morphology.h_maxima: that returns
+    # the pixels at the exact top value, and pixelation makes an elongated object's EDT top
+    # out at several separate pixels of equal value (e.g. three markers on a 60 x 20 ellipse).
+    hmax = reconstruction(dist - h, dist, method="dilation", footprint=footprint)
+    peaks = local_maxima(hmax, footprint=footprint, connectivity=2, allow_borders=True) & fg
+    del hmax
+    markers = label_components(peaks, 8)
+    return dist, markers, watershed(-dist, markers, mask=fg, connectivity=wconn)
+
+
+def _split_by_bands(fg: np.ndarray, h: float, band_pixels: int) -> np.ndarray:
+    """:func:`split_touching` (h-maxima, 8-connected, 3 x 3 footprint) band by band.
+
+    Why the result equals the whole-image one: (1) for a pixel of component ``k`` the nearest
+    background pixel lies within ``k``'s bounding box grown by one pixel (clamp any farther
+    background pixel to that ring: it is closer and, being 8-adjacent to nothing of ``k`` or
+    outside ``k``'s box, background), and a pixel of another component is never nearer than some
+    background pixel (the digital line between them crosses background), so the EDT of ``k``
+    in a crop of whole components, the others blanked, is the EDT of the image. (2) Where the
+    EDT of ``k`` rises above ``h`` the reconstruction inside ``k`` is > 0 and is fed by ``k``'s
+    own values only (anything entering through background is capped at 0), so ``k``'s regional
+    maxima, markers and watershed are those of the image (the watershed floods only ``k`` and
+    keeps its own pixels' priority order). (3) A component whose EDT never exceeds ``h`` lies in
+    a plateau at a level <= 0 that either touches a component with higher values or, with no
+    such component, covers the whole image (no maximum at all): it never gets a marker and stays
+    one unreached object. Numbers follow the whole-image order (markers by first pixel, then the
+    unreached components by first pixel).
+    """
+    rows, cols = fg.shape
+    comps = label_components(fg, 8)  # reused in place for the output
+    slices = ndi.find_objects(comps)
+    n = len(slices)
+    band_rows = max(1, band_pixels // cols)
+    firsts: list[np.ndarray] = []   # per band: global raster index of each marker's first pixel
+    tiny = np.zeros(n + 1, dtype=bool)
+    n_markers = 0
+    lo = 1
+    while lo <= n:
+        top = slices[lo - 1][0].start
+        hi, bottom = lo, slices[lo - 1][0].stop
+        # components are numbered by first pixel, so those starting in this band are a range
+        while hi < n and slices[hi][0].start < top + band_rows:
+            hi += 1
+            bottom = max(bottom, slices[hi - 1][0].stop)
+        r0, r1 = max(0, top - 1), min(rows, bottom + 1)
+        crop = comps[r0:r1]
+        sub = (crop >= lo) & (crop <= hi)
+        dist, markers, ws = _h_maxima_watershed(sub, h)
+        low = ndi.maximum(dist, labels=np.where(sub, crop, 0), index=np.arange(lo, hi + 1)) <= h
+        del dist
+        tiny[lo:hi + 1] = low
+        big = sub & ~tiny[crop * sub]
+        # markers in big components keep their raster order: record each one's first pixel
+        flat = markers.ravel()
+        idx = np.flatnonzero(flat)
+        keep = big.ravel()[idx]
+        ids, first = np.unique(flat[idx[keep]], return_index=True)
+        remap = np.zeros(int(markers.max()) + 1, dtype=np.int64)
+        remap[ids] = np.arange(n_markers + 1, n_markers + 1 + ids.size)
+        firsts.append(idx[keep][first] + r0 * cols)
+        n_markers += ids.size
+        # provisional ids (negative, so later bands' ranges never select them)
+        crop[big] = -remap[ws[big]]
+        lo = hi + 1
+    order = np.argsort(np.concatenate(firsts), kind="stable") if firsts else np.zeros(0, int)
+    lut_markers = np.zeros(n_markers + 1, dtype=np.int32)
+    lut_markers[order + 1] = np.arange(1, n_markers + 1, dtype=np.int32)
+    lut_tiny = np.zeros(n + 1, dtype=np.int32)
+    lut_tiny[tiny] = np.arange(n_markers + 1, n_markers + 1 + int(tiny.sum()), dtype=np.int32)
+    for r in range(0, rows, band_rows):
+        block = comps[r:r + band_rows]
+        block[...] = np.where(block < 0, lut_markers[-np.minimum(block, 0)], lut_tiny[block.clip(0)])
+    return comps
+
+
 def split_touching(
     mask: np.ndarray,
     *,
@@ -109,6 +190,7 @@ def split_touching(
     min_distance: int = 5,
     footprint: np.ndarray | None = None,
     connectivity: int = 8,
+    band_pixels: int | None = 1_000_000,
 ) -> np.ndarray:
     """Split touching or overlapping objects of a binary mask by a distance-transform watershed.
 
@@ -139,37 +221,60 @@ def split_touching(
         (default: 3x3 / derived from ``min_distance``).
     connectivity : {4, 8}
         Connectivity of the components, the markers and the watershed flooding.
+    band_pixels : int or None
+        Memory bound: with the defaults (``"h_maxima"``, 8-connectivity, no ``footprint``) the
+        connected components are processed in bands of whole components of about this many
+        pixels (:func:`_split_by_bands`), so the working memory is ~100 B per pixel of a band
+        (or of the largest component's bounding-box rows) on top of ~5 B per image pixel, and the
+        labels are identical to processing the whole image at once (``None``; ~100 B/px of the
+        image).
 
     Returns
     -------
     numpy.ndarray of int32
         Object labels 1..n, 0 = background; the union of the objects is exactly the mask.
+        Numbered as the watershed of the whole image numbers them: objects grown from a marker in
+        raster order of the marker's first pixel, then the components no marker reached in
+        raster order of their first pixel.
+
+    Examples
+    --------
+    Two overlapping discs of radius 10 px, centres 14 px apart, and a separate small one:
+
+    >>> import numpy as np
+    >>> yy, xx = np.mgrid[:40, :70]
+    >>> mask = ((yy - 20) ** 2 + (xx - 15) ** 2 <= 100) | ((yy - 20) ** 2 + (xx - 29) ** 2 <= 100)
+    >>> mask |= (yy - 20) ** 2 + (xx - 60) ** 2 <= 9
+    >>> labels = split_touching(mask, h=1.0)
+    >>> int(labels.max()), bool(np.array_equal(labels > 0, mask))
+    (3, True)
+    >>> bool(np.array_equal(labels, split_touching(mask, h=1.0, band_pixels=None)))
+    True
     """
     fg = _as_mask(mask)
     wconn = _watershed_connectivity(connectivity)
+    if band_pixels is not None and (int(band_pixels) != band_pixels or band_pixels < 1):
+        raise ValueError(f"band_pixels must be a positive integer or None, got {band_pixels!r}")
+    if method not in ("h_maxima", "peak_local_max"):
+        raise ValueError(f"method must be 'h_maxima' or 'peak_local_max', got {method!r}")
+    if method == "h_maxima" and not h > 0:
+        raise ValueError(f"h must be > 0 px, got {h!r}")
     if not fg.any():
         return np.zeros(fg.shape, dtype=np.int32)
-    dist = ndi.distance_transform_edt(fg)
     if method == "h_maxima":
-        if not h > 0:
-            raise ValueError(f"h must be > 0 px, got {h!r}")
-        # h-maxima transform HMAX_h(EDT) = reconstruction by dilation of (EDT - h) under EDT;
-        # markers = its regional maxima (plateaus). Not skimage.morphology.h_maxima: that returns
-        # the pixels at the exact top value, and pixelation makes an elongated object's EDT top
-        # out at several separate pixels of equal value (e.g. three markers on a 60 x 20 ellipse).
-        hmax = reconstruction(dist - float(h), dist, method="dilation", footprint=footprint)
-        peaks = local_maxima(hmax, footprint=footprint, connectivity=2, allow_borders=True) & fg
-    elif method == "peak_local_max":
-        if int(min_distance) != min_distance or min_distance < 1:
-            raise ValueError(f"min_distance must be a positive integer, got {min_distance!r}")
-        comps = label_components(fg, connectivity)
-        coords = peak_local_max(
-            dist, min_distance=int(min_distance), footprint=footprint, labels=comps, exclude_border=False
-        )
-        peaks = np.zeros(fg.shape, dtype=bool)
-        peaks[tuple(coords.T)] = True
-    else:
-        raise ValueError(f"method must be 'h_maxima' or 'peak_local_max', got {method!r}")
+        if band_pixels is not None and footprint is None and connectivity == 8 and not fg.all():
+            return _split_by_bands(fg, float(h), int(band_pixels))
+        _, _, labels = _h_maxima_watershed(fg, float(h), footprint, wconn)
+        return _add_unreached(labels.astype(np.int32, copy=False), fg, connectivity)
+    if int(min_distance) != min_distance or min_distance < 1:
+        raise ValueError(f"min_distance must be a positive integer, got {min_distance!r}")
+    dist = ndi.distance_transform_edt(fg)
+    comps = label_components(fg, connectivity)
+    coords = peak_local_max(
+        dist, min_distance=int(min_distance), footprint=footprint, labels=comps, exclude_border=False
+    )
+    peaks = np.zeros(fg.shape, dtype=bool)
+    peaks[tuple(coords.T)] = True
     markers = label_components(peaks, 8)
     labels = watershed(-dist, markers, mask=fg, connectivity=wconn).astype(np.int32, copy=False)
     return _add_unreached(labels, fg, connectivity)
