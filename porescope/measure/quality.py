@@ -82,7 +82,7 @@ def overlay_mask(grey: np.ndarray, level: int = 245) -> np.ndarray:
 def quality_flags(grey: np.ndarray, labels: np.ndarray, *, ecd_px: np.ndarray | None = None,
                   proba: np.ndarray | None = None, scale: float = 1.0,
                   trained_ecd_px: Sequence[float] | None = None,
-                  limits: QualityLimits = QualityLimits()) -> Quality:
+                  limits: QualityLimits = QualityLimits(), flags: Sequence[str] = ()) -> Quality:
     """Flags of one measured micrograph (see the module docstring).
 
     Parameters
@@ -100,6 +100,9 @@ def quality_flags(grey: np.ndarray, labels: np.ndarray, *, ecd_px: np.ndarray | 
     trained_ecd_px : (p5, p50, p95), optional
         ECD percentiles of the training objects, px (the model file's ``meta.object_ecd_px``).
     limits : QualityLimits
+    flags : sequence of str
+        Flags raised before inference (an unreliable pore size estimate of ``scale: auto``,
+        :mod:`porescope.measure.scale_auto`); they come first.
 
     Returns
     -------
@@ -131,7 +134,7 @@ def quality_flags(grey: np.ndarray, labels: np.ndarray, *, ecd_px: np.ndarray | 
         ecd_px = np.sqrt(4.0 * area[present] / np.pi)
     ecd_net = np.asarray(ecd_px, float) * scale
     values: dict[str, float] = {"n_objects": float(present.sum())}
-    flags: list[str] = []
+    flags = list(flags)
 
     fg = labels > 0
     if n and present.any():
