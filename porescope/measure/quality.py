@@ -22,6 +22,10 @@ Symptoms checked (thresholds in :class:`QualityLimits`):
   real SEM pores is such a stroke too: the flag then says the image is too bright to trust the
   pore edges, which is also a reason not to certify.
 
+* ``scale_auto_*`` (only with ``measure.scale: auto``, raised before inference by
+  :mod:`porescope.measure.scale_auto` and passed in as ``flags``): the pore size estimate rests
+  on too few objects, or the pores are beyond what the allowed resize factors can fix.
+
 Without the training objects' sizes (a model file from before they were recorded) the size
 checks are skipped and the flags say so.
 """
