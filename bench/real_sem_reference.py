@@ -5,7 +5,11 @@ with the model (the network sees the full context), keep the reference's analyse
 (its top / bottom / left / right margins), measure that region (guard-frame counts, porosity)
 and compare with the manual count and, where a hand-checked mask exists, its porosity.
 
-    python bench/real_sem_reference.py --model models/model.pt [--scale 1.0] [--json out.json]
+    python bench/real_sem_reference.py --model models/model.pt [--scale 1.0 | auto] [--json out.json]
+
+``--scale auto``: per image, the factor of ``measure.scale: auto``
+(:mod:`porescope.measure.scale_auto`: a first pass at scale 1, the median ECD of its objects
+brought to the model's trained median); the rows then show the estimate and the factor.
 
 Prints one row per image and the pooled errors of each count estimator
 (:func:`porescope.measure.reference.reference_errors`). Needs ``../shared/data``.
@@ -25,6 +29,7 @@ from porescope.io.images import read_image, to_grey
 from porescope.measure.measurement import measure_micrograph
 from porescope.measure.params import MeasureParams
 from porescope.measure.reference import reference_errors
+from porescope.measure.scale_auto import choose_scale, first_pass_pore_size
 from porescope.measure.segment import load_model, predict_mask
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +47,8 @@ def region(row: pd.Series, shape: tuple[int, int]) -> tuple[slice, slice]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, required=True)
-    ap.add_argument("--scale", type=float, default=1.0, help="resize factor before inference")
+    ap.add_argument("--scale", type=lambda v: v if v == "auto" else float(v), default=1.0,
+                    help="resize factor before inference, or auto")
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--json", type=Path, default=None, help="write the comparison here")
     args = ap.parse_args()
@@ -54,7 +60,17 @@ def main() -> None:
     rows = []
     for r in counts.itertuples(index=False):
         grey = to_grey(read_image(IMAGES / r.file).pages[0].array, None, r.file)
-        pred = predict_mask(model, grey, scale=args.scale, backend=args.backend)
+        auto = {}
+        scale = args.scale
+        if scale == "auto":
+            ecd, n = first_pass_pore_size(model, grey, max_side=params.scale_auto.max_side,
+                                          backend=args.backend)
+            chosen = choose_scale(ecd, n, (model.payload.get("meta") or {}).get("object_ecd_px"),
+                                  params.scale_auto)
+            scale = chosen.scale
+            auto = {"est_ecd_px": ecd, "est_n": n, "scale": scale,
+                    "flags": "; ".join(f.split(":")[0] for f in chosen.flags)}
+        pred = predict_mask(model, grey, scale=scale, backend=args.backend)
         ys, xs = region(r, grey.shape)
         _, summary = measure_micrograph(grey[ys, xs], mask=pred[ys, xs] > 0, params=params,
                                         image_id=r.image)
@@ -66,7 +82,7 @@ def main() -> None:
         rows.append({**{k: summary[k] for k in ("image_id", "porosity", "count_median_area",
                                                  "count_split_labels", "count_boolean_model")},
                      "manual": r.manual_count_guard_frame, "ambiguous": r.ambiguous_objects,
-                     "mask_porosity": mask_porosity})
+                     "mask_porosity": mask_porosity, **auto})
     got = pd.DataFrame(rows)
     ref = pd.DataFrame({"image": counts["image"], "count": counts["manual_count_guard_frame"].astype(float),
                         "porosity": got["mask_porosity"]})
@@ -74,6 +90,8 @@ def main() -> None:
     pd.set_option("display.width", 200)
     print(f"model {args.model}, scale {args.scale}, backend {args.backend}")
     print(table.round(3).to_string(index=False))
+    if args.scale == "auto":
+        print(got[["image_id", "est_ecd_px", "est_n", "scale", "flags"]].round(3).to_string(index=False))
     print(json.dumps(metrics, indent=1))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,10 @@ def _positive(value: str) -> float:
     return x
 
 
+def _scale(value: str) -> float | str:
+    return "auto" if value == "auto" else _positive(value)
+
+
 def add_measure_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "measure", help="segment and measure a folder of micrographs with a trained model",
@@ -62,8 +66,10 @@ def add_measure_parser(sub: argparse._SubParsersAction) -> None:
                    help="rows of SEM data bar to drop, or 'auto' (default from params: 0)")
     p.add_argument("--margin", type=_pixels, default=None,
                    help="pixels ignored at every image edge (a frame around the micrograph)")
-    p.add_argument("--scale", type=_positive, default=None,
-                   help="resize factor before inference (2 = enlarge twice; overrides resample_to_model)")
+    p.add_argument("--scale", type=_scale, default=None,
+                   help="resize factor before inference (2 = enlarge twice; overrides resample_to_model), "
+                        "or 'auto': the factor that brings the image's pores (median size found by "
+                        "a first pass at scale 1) to the model's trained pore size")
     p.add_argument("--params", type=Path, default=None,
                    help="params.yaml to read the 'measure' and 'analyze' groups (and seed) from")
     p.add_argument("--overwrite", action="store_true",
@@ -119,7 +125,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     if args.margin is not None:
         overrides["margin_px"] = args.margin
     if args.scale is not None:
-        if not 0.05 <= args.scale <= 20:
+        if args.scale != "auto" and not 0.05 <= args.scale <= 20:
             raise ParamsError(f"--scale: expected a resize factor in [0.05, 20], got {args.scale}")
         overrides["scale"] = args.scale
     if args.strict:

@@ -8,7 +8,9 @@ Per image (:func:`measure_one` for a file, :func:`measure_micrograph` for an arr
    image; the network still sees them as context);
 2. pixel size: the given one, else the TIFF metadata, else unknown (pixel units only,
    densities per px^2);
-3. segmentation at the model's training pixel size (:mod:`porescope.measure.segment`);
+3. segmentation at the model's training pixel size (:mod:`porescope.measure.segment`), at an
+   explicit ``scale``, or with ``scale: auto`` at the factor that brings the image's estimated
+   pore size to the trained one (:mod:`porescope.measure.scale_auto`);
 4. the analysis of the mask: :func:`porescope.analysis.membrane.analyse_mask` (the ``analyze``
    settings, ``MeasureParams.analysis``), with a generator that depends only on the seed and
    the image id.
@@ -35,6 +37,7 @@ from porescope.io.images import image_size
 from porescope.io.micrograph import Micrograph, read_micrograph
 from porescope.measure.quality import quality_flags
 from porescope.measure.params import MeasureParams
+from porescope.measure.scale_auto import AutoScale, choose_scale, first_pass_pore_size
 from porescope.measure.segment import (
     SegmentationModel,
     load_model_cached,
@@ -54,7 +57,9 @@ class MeasureResult:
     image_id (file stem), grey (uint8 analysed image, data bar cropped), mask (uint8 class ids
     at the file's full size, 0 in the cropped rows and the margin), analysis (ImageAnalysis),
     info (dict: image_file, format, orig_height, orig_width, crop_bottom, pixel_size_nm,
-    pixel_size_source, model_pixel_size_nm, scale, scale_source, normalisation, warnings).
+    pixel_size_source, model_pixel_size_nm, scale, scale_source, with ``scale: auto`` also
+    scale_method, scale_estimate_ecd_px, scale_estimate_n_objects, scale_target_ecd_px;
+    normalisation, warnings).
     """
 
     image_id: str
@@ -85,26 +90,30 @@ def _measure(mg: Micrograph, image_id: str, params: MeasureParams, *, image_file
                           f"{grey.shape[1]}x{grey.shape[0]} image; lower it")
     px = mg.pixel_size_nm
     px_src = mg.pixel_size_source if px is not None else "unknown"
-    model_px, factor, factor_src, class_names = None, 1.0, "none", None
+    model_px, factor, factor_src, class_names, auto = None, 1.0, "none", None, None
+    infer = dict(tile=params.tile, overlap=params.overlap, batch_size=params.batch_size,
+                 tta=params.tta, max_pixels=params.max_pixels, name=name, backend=params.backend)
     if model is not None:
         model_px = model.pixel_size_nm
-        factor, factor_src = resize_factor(px, model_px, params)
+        trained = (model.payload.get("meta") or {}).get("object_ecd_px")
+        if params.scale == "auto":
+            auto = _auto_scale(model, grey, trained, params, infer)
+            factor, factor_src = auto.scale, "auto"
+        else:
+            factor, factor_src = resize_factor(px, model_px, params)
         if not (0.25 <= factor <= 4.0):
             warnings.append(f"resized by {factor:.3g} before inference ({factor_src}); the model "
                             "may see pores far from the sizes it was trained on")
-        pred, foreground = predict_mask(model, grey, scale=factor, tile=params.tile,
-                                        overlap=params.overlap, batch_size=params.batch_size,
-                                        tta=params.tta, max_pixels=params.max_pixels, name=name,
-                                        backend=params.backend, return_foreground=True)
+        pred, foreground = predict_mask(model, grey, scale=factor, return_foreground=True, **infer)
         class_names = model.class_names
-        trained = (model.payload.get("meta") or {}).get("object_ecd_px")
     else:
         pred, foreground, trained = mask, None, None
     analysis = ma.analyse_mask(pred, pixel_size_nm=px, params=params.analysis,
                                rng=ma.image_rng(params.seed, image_id, "measure"),
                                image_id=image_id, margin=margin, class_names=class_names)
     quality = quality_flags(grey, analysis.labels, proba=foreground, scale=factor,
-                            trained_ecd_px=trained, limits=params.quality)
+                            trained_ecd_px=trained, limits=params.quality,
+                            flags=auto.flags if auto is not None else ())
     if model is not None and trained is None:
         warnings.append("the model file does not record its training pore sizes: size checks skipped")
     full = np.zeros((oh, ow), np.uint8)
@@ -116,12 +125,21 @@ def _measure(mg: Micrograph, image_id: str, params: MeasureParams, *, image_file
             "crop_bottom": crop, "pixel_size_nm": px if px is not None else math.nan,
             "pixel_size_source": px_src,
             "model_pixel_size_nm": model_px if model_px is not None else math.nan,
-            "scale": factor, "scale_source": factor_src, "normalisation": mg.normalisation,
+            "scale": factor, "scale_source": factor_src,
+            **(auto.columns() if auto is not None else {}), "normalisation": mg.normalisation,
             "certified": "yes" if quality.certified else "no",
             "quality_flags": "; ".join(quality.flags),
             **{f"quality_{k}": v for k, v in quality.values.items() if k != "n_objects"},
             "warnings": "; ".join(warnings)}
     return MeasureResult(image_id, grey, full, analysis, info)
+
+
+def _auto_scale(model: SegmentationModel, grey: np.ndarray, trained: Any, params: MeasureParams,
+                infer: dict[str, Any]) -> AutoScale:
+    """``scale: auto``: the first pass at scale 1 and the factor it asks for."""
+    ecd, n = first_pass_pore_size(model, grey, max_side=params.scale_auto.max_side, **infer)
+    return choose_scale(ecd, n, trained, params.scale_auto, image_shape=grey.shape,
+                        max_pixels=params.max_pixels)
 
 
 def measure_one(image_path: str | os.PathLike, model_path: str | os.PathLike,

@@ -11,6 +11,7 @@ from porescope.analysis.params import AnalysisParams
 from porescope.config import Fail, ParamsError, parse_group, to_mapping
 from porescope.io.micrograph import NormalisationParams
 from porescope.measure.quality import QualityLimits
+from porescope.measure.scale_auto import ScaleAutoParams
 from porescope.measure.specimens import SpecimenParams
 
 DEFAULT_SEED = 42
@@ -29,7 +30,9 @@ class MeasureParams:
     crop_bottom: rows of an SEM data bar to drop, or ``"auto"``.
     margin_px: pixels ignored at every edge (a frame drawn around an exported image).
     resample_to_model: resize to the model's training pixel size when both are known.
-    scale: explicit resize factor before inference (overrides resample_to_model), or None.
+    scale: explicit resize factor before inference (overrides resample_to_model), or None, or
+    ``"auto"``: estimated from the image's pore size (:mod:`porescope.measure.scale_auto`).
+    scale_auto: settings of ``scale: auto`` (:class:`~porescope.measure.scale_auto.ScaleAutoParams`).
     tile, overlap, batch_size, tta, device, backend, threads: inference
     (:func:`porescope.segmentation.inference.predict_proba`).
     normalisation: for >8-bit images (:class:`~porescope.io.micrograph.NormalisationParams`).
@@ -60,7 +63,8 @@ class MeasureParams:
     crop_bottom: int | Literal["auto"] = 0
     margin_px: int = field(default=0, metadata={"ge": 0, "le": 100_000})
     resample_to_model: bool = True
-    scale: float | None = field(default=None, metadata={"ge": 0.05, "le": 20})
+    scale: float | Literal["auto"] | None = field(default=None, metadata={"ge": 0.05, "le": 20})
+    scale_auto: ScaleAutoParams = field(default_factory=ScaleAutoParams)
     tile: int = field(default=256, metadata={"ge": 32, "le": 8192})
     overlap: int = field(default=64, metadata={"ge": 0, "le": 4096})
     batch_size: int = field(default=4, metadata={"ge": 1, "le": 4096})
@@ -101,7 +105,9 @@ class MeasureParams:
                 "max_pixels": self.max_pixels, "figures": self.figures,
                 "quality": to_mapping(self.quality), "specimens": to_mapping(self.specimens),
                 "reference": self.reference, "validation": self.validation,
-                "analysis": self.analysis.to_dict(), "seed": self.seed}
+                "analysis": self.analysis.to_dict(), "seed": self.seed,
+                # only then: the run.json of a run without auto is unchanged
+                **({"scale_auto": to_mapping(self.scale_auto)} if self.scale == "auto" else {})}
 
 
 def parse_measure_params(raw: Mapping[str, Any] | None, analysis: AnalysisParams | None = None,

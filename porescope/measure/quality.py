@@ -22,6 +22,10 @@ Symptoms checked (thresholds in :class:`QualityLimits`):
   real SEM pores is such a stroke too: the flag then says the image is too bright to trust the
   pore edges, which is also a reason not to certify.
 
+* ``scale_auto_*`` (only with ``measure.scale: auto``, raised before inference by
+  :mod:`porescope.measure.scale_auto` and passed in as ``flags``): the pore size estimate rests
+  on too few objects, or the pores are beyond what the allowed resize factors can fix.
+
 Without the training objects' sizes (a model file from before they were recorded) the size
 checks are skipped and the flags say so.
 """
@@ -82,7 +86,7 @@ def overlay_mask(grey: np.ndarray, level: int = 245) -> np.ndarray:
 def quality_flags(grey: np.ndarray, labels: np.ndarray, *, ecd_px: np.ndarray | None = None,
                   proba: np.ndarray | None = None, scale: float = 1.0,
                   trained_ecd_px: Sequence[float] | None = None,
-                  limits: QualityLimits = QualityLimits()) -> Quality:
+                  limits: QualityLimits = QualityLimits(), flags: Sequence[str] = ()) -> Quality:
     """Flags of one measured micrograph (see the module docstring).
 
     Parameters
@@ -100,6 +104,9 @@ def quality_flags(grey: np.ndarray, labels: np.ndarray, *, ecd_px: np.ndarray | 
     trained_ecd_px : (p5, p50, p95), optional
         ECD percentiles of the training objects, px (the model file's ``meta.object_ecd_px``).
     limits : QualityLimits
+    flags : sequence of str
+        Flags raised before inference (an unreliable pore size estimate of ``scale: auto``,
+        :mod:`porescope.measure.scale_auto`); they come first.
 
     Returns
     -------
@@ -131,7 +138,7 @@ def quality_flags(grey: np.ndarray, labels: np.ndarray, *, ecd_px: np.ndarray | 
         ecd_px = np.sqrt(4.0 * area[present] / np.pi)
     ecd_net = np.asarray(ecd_px, float) * scale
     values: dict[str, float] = {"n_objects": float(present.sum())}
-    flags: list[str] = []
+    flags = list(flags)
 
     fg = labels > 0
     if n and present.any():

@@ -141,8 +141,11 @@ def resize_factor(image_px: float | None, model_px: float | None, params: "Measu
     """``(factor, source)``: how much to enlarge the image before inference, and why.
 
     ``params.scale`` when set, else ``image_px / model_px`` with ``params.resample_to_model``
-    and both known, else 1.
+    and both known, else 1. ``scale: auto`` needs the image and the model
+    (:mod:`porescope.measure.scale_auto`), not this function.
     """
+    if params.scale == "auto":
+        raise ValueError("resize_factor: scale 'auto' is chosen from the image (porescope.measure.scale_auto)")
     if params.scale is not None:
         return float(params.scale), "scale"
     if params.resample_to_model and image_px and model_px:
