@@ -374,3 +374,21 @@ def test_debris_filter_drops_small_interior_regions_but_not_frame_cut_pores():
     assert filtered.summary["n_regions"] == keep_all.summary["n_regions"] - 1
     with pytest.raises(ParamsError, match="min_region_area_px"):
         ma.AnalysisParams.from_mapping({"min_region_area_px": -1})
+
+
+def test_outline_overlay_in_row_blocks_equals_the_whole_image(monkeypatch):
+    """Blocks of rows with a one-row halo draw exactly the boundaries of the whole label image."""
+    import cv2
+    from skimage.segmentation import find_boundaries
+
+    from porescope.analysis import figures
+
+    rng = np.random.default_rng(3)
+    for block in (1, 2, 5, 7):
+        labels = rng.integers(0, 5, (37, 29)).astype(np.int32)
+        labels[rng.random(labels.shape) < 0.4] = 0
+        grey = rng.integers(0, 256, labels.shape).astype(np.uint8)
+        monkeypatch.setattr(figures, "_OVERLAY_BLOCK_ROWS", block)
+        expect = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+        expect[find_boundaries(labels, mode="inner") & (labels != 0)] = (0, 0, 255)
+        assert np.array_equal(figures.outline_overlay(grey, labels), expect)

@@ -76,6 +76,9 @@ def distribution_figures(tables: Mapping[str, pd.DataFrame],
     return out
 
 
+_OVERLAY_BLOCK_ROWS = 512
+
+
 def outline_overlay(grey: np.ndarray, labels: np.ndarray, *, colour: tuple[int, int, int] = (0, 0, 255),
                     bar_rows: int = 0) -> np.ndarray:
     """BGR uint8 image: the grey micrograph with every object's boundary (inner, 1 px) drawn
@@ -86,8 +89,15 @@ def outline_overlay(grey: np.ndarray, labels: np.ndarray, *, colour: tuple[int, 
     if grey.shape != labels.shape:
         raise ValueError(f"outline_overlay: image {grey.shape} and labels {labels.shape} differ")
     out = cv2.cvtColor(np.ascontiguousarray(grey), cv2.COLOR_GRAY2BGR)
-    edge = find_boundaries(labels, mode="inner") & (labels != 0)
-    out[edge] = colour
+    # in blocks of rows with a one-row halo (a boundary pixel depends on its 4-neighbours only):
+    # the same pixels as on the whole image, without several int32 copies of a big one
+    rows = grey.shape[0]
+    for r in range(0, rows, _OVERLAY_BLOCK_ROWS):
+        r0, r1 = max(0, r - 1), min(rows, r + _OVERLAY_BLOCK_ROWS + 1)
+        sub = labels[r0:r1]
+        edge = find_boundaries(sub, mode="inner") & (sub != 0)
+        keep = edge[r - r0:r - r0 + min(_OVERLAY_BLOCK_ROWS, rows - r)]
+        out[r:r + keep.shape[0]][keep] = colour
     if bar_rows:
         out[grey.shape[0] - bar_rows:] //= 2
     return out

@@ -110,7 +110,7 @@ class ImageAnalysis:
     ``counted``). summary: one flat dict (see :func:`analyse_mask`). counts: the
     :func:`~porescope.measure.counting.count_pores` table with ``image_id`` (``detail`` kept as a dict).
     spatial: :func:`~porescope.measure.spatial.spatial_summary` of the pore centroids (``None`` with
-    fewer than 3 pores). labels: int32 pore labels (0 = background). regions: int32 region labels.
+    fewer than 3 pores). labels: int32 pore labels (0 = background).
     """
 
     image_id: str
@@ -119,7 +119,6 @@ class ImageAnalysis:
     counts: pd.DataFrame
     spatial: dict[str, Any] | None
     labels: np.ndarray
-    regions: np.ndarray
 
 
 def image_rng(seed: int, image_id: str, purpose: str = "") -> np.random.Generator:
@@ -323,6 +322,7 @@ def analyse_mask(mask: np.ndarray, *, pixel_size_nm: float | None = None,
     # per-object table with the region bookkeeping and the guard-frame flag
     region_lut = _region_of(labels, regions)
     pores_per_region = np.bincount(region_lut[1:], minlength=int(regions.max(initial=0)) + 1)
+    del regions     # a second int32 image: not kept (big micrographs)
     if params.objects == "pores":
         table = pore_table.copy()
         reg = region_lut[table["label"].to_numpy()]
@@ -371,5 +371,5 @@ def analyse_mask(mask: np.ndarray, *, pixel_size_nm: float | None = None,
         sp_result = _spatial(points, window, rng, params.spatial)
     summary.update(_spatial_fields(sp_result))
     return ImageAnalysis(image_id=image_id, objects=table, summary=summary, counts=counts,
-                         spatial=sp_result, labels=labels, regions=regions)
+                         spatial=sp_result, labels=labels)
 

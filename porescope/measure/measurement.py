@@ -35,7 +35,7 @@ from porescope.analysis import membrane as ma
 from porescope.config import ParamsError
 from porescope.io.images import image_size
 from porescope.io.micrograph import Micrograph, read_micrograph
-from porescope.measure.quality import quality_flags
+from porescope.measure.quality import quality_flags, uncertain_pixels
 from porescope.measure.params import MeasureParams
 from porescope.measure.scale_auto import AutoScale, choose_scale, first_pass_pore_size
 from porescope.measure.segment import (
@@ -105,13 +105,16 @@ def _measure(mg: Micrograph, image_id: str, params: MeasureParams, *, image_file
             warnings.append(f"resized by {factor:.3g} before inference ({factor_src}); the model "
                             "may see pores far from the sizes it was trained on")
         pred, foreground = predict_mask(model, grey, scale=factor, return_foreground=True, **infer)
+        # counted now: the float map of a big micrograph is not kept through the analysis
+        n_uncertain = uncertain_pixels(foreground)
+        del foreground
         class_names = model.class_names
     else:
-        pred, foreground, trained = mask, None, None
+        pred, n_uncertain, trained = mask, None, None
     analysis = ma.analyse_mask(pred, pixel_size_nm=px, params=params.analysis,
                                rng=ma.image_rng(params.seed, image_id, "measure"),
                                image_id=image_id, margin=margin, class_names=class_names)
-    quality = quality_flags(grey, analysis.labels, proba=foreground, scale=factor,
+    quality = quality_flags(grey, analysis.labels, n_uncertain=n_uncertain, scale=factor,
                             trained_ecd_px=trained, limits=params.quality,
                             flags=auto.flags if auto is not None else ())
     if model is not None and trained is None:

@@ -831,7 +831,7 @@ def measure_objects(labels: np.ndarray, *, pixel_size: float | None = None, bar_
     lab = labels[: height - rows] if rows else labels
     if region is not None:
         region = _check_region(region, labels.shape)[: height - rows]
-        lab = np.where(region, lab, 0).astype(np.int32)
+        lab = np.where(region, lab, 0).astype(np.int32, copy=False)
     h, w = lab.shape
     runs = _row_runs(lab)
     if signed_unchecked:     # every pixel outside the data bar is in a run or 0

@@ -83,9 +83,34 @@ def overlay_mask(grey: np.ndarray, level: int = 245) -> np.ndarray:
     return cv2.dilate(strokes, np.ones((5, 5), np.uint8)).astype(bool)
 
 
+def uncertain_pixels(proba: np.ndarray) -> int:
+    """Number of pixels whose foreground probability lies strictly between 0.25 and 0.75.
+
+    Examples
+    --------
+    >>> uncertain_pixels(np.array([[0.1, 0.3], [0.5, 0.75]], np.float32))
+    2
+    """
+    p = np.asarray(proba)
+    if not np.issubdtype(p.dtype, np.floating):
+        p = p.astype(float)
+    # 0.25 and 0.75 are exact in float32, so no float64 copy of a big map is needed
+    return int(np.count_nonzero((p > 0.25) & (p < 0.75)))
+
+
+def _label_sums(labels: np.ndarray, grey: np.ndarray, n: int, rows: int = 1024) -> np.ndarray:
+    """Sum of ``grey`` per label 1..n, in blocks of rows: integer sums, exact in float64, without
+    a float64 copy of the whole image."""
+    sums = np.zeros(n + 1)
+    for r in range(0, labels.shape[0], rows):
+        sums += np.bincount(labels[r:r + rows].ravel(), weights=grey[r:r + rows].ravel(),
+                            minlength=n + 1)
+    return sums[1:]
+
+
 def quality_flags(grey: np.ndarray, labels: np.ndarray, *, ecd_px: np.ndarray | None = None,
-                  proba: np.ndarray | None = None, scale: float = 1.0,
-                  trained_ecd_px: Sequence[float] | None = None,
+                  proba: np.ndarray | None = None, n_uncertain: int | None = None,
+                  scale: float = 1.0, trained_ecd_px: Sequence[float] | None = None,
                   limits: QualityLimits = QualityLimits(), flags: Sequence[str] = ()) -> Quality:
     """Flags of one measured micrograph (see the module docstring).
 
@@ -98,7 +123,11 @@ def quality_flags(grey: np.ndarray, labels: np.ndarray, *, ecd_px: np.ndarray | 
     ecd_px : (n_objects,) ndarray, optional
         Each object's ECD in px at the image's resolution (default: from ``labels``).
     proba : (rows, cols) float ndarray, optional
-        Foreground probability; without it the ``uncertain_pixels`` check is skipped.
+        Foreground probability; without it (and without ``n_uncertain``) the
+        ``uncertain_pixels`` check is skipped.
+    n_uncertain : int, optional
+        :func:`uncertain_pixels` of the probability map, counted when it was made so that a big
+        micrograph's float map need not be kept until the objects are measured.
     scale : float
         Resize factor applied before inference (sizes are compared at the network's resolution).
     trained_ecd_px : (p5, p50, p95), optional
@@ -143,7 +172,7 @@ def quality_flags(grey: np.ndarray, labels: np.ndarray, *, ecd_px: np.ndarray | 
     fg = labels > 0
     if n and present.any():
         # brightness of each object against the surface ring around it
-        sums = np.bincount(labels.ravel(), weights=grey.ravel().astype(float), minlength=n + 1)[1:]
+        sums = _label_sums(labels, grey, n)
         mean_in = sums[present] / area[present]
         ring = cv2.dilate(fg.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool) & ~fg
         surface = float(np.median(grey[ring])) if ring.any() else float(np.median(grey[~fg]))
@@ -176,9 +205,10 @@ def quality_flags(grey: np.ndarray, labels: np.ndarray, *, ecd_px: np.ndarray | 
     else:
         values["small_share"] = values["median_ecd_px"] = float("nan")
 
-    if proba is not None:
-        p = np.asarray(proba, float)
-        unsure = int(np.count_nonzero((p > 0.25) & (p < 0.75)))
+    if n_uncertain is None and proba is not None:
+        n_uncertain = uncertain_pixels(proba)
+    if n_uncertain is not None:
+        unsure = int(n_uncertain)
         values["uncertain_share"] = unsure / max(1, int(np.count_nonzero(fg)))
         if values["uncertain_share"] > limits.max_uncertain_share:
             flags.append(f"uncertain_pixels: {unsure} pixels with probability 0.25-0.75, "

@@ -231,4 +231,5 @@ def predict_mask(model: SegmentationModel | str | os.PathLike, image: np.ndarray
     ids = decide(proba, threshold)
     if not return_foreground:
         return ids
-    return ids, (proba[0] if proba.shape[0] == 1 else 1.0 - proba[0]).astype(np.float32)
+    return ids, (proba[0] if proba.shape[0] == 1 else 1.0 - proba[0]).astype(np.float32,
+                                                                                  copy=False)
