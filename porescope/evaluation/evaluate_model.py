@@ -31,6 +31,7 @@ from porescope.config import Fail, ParamsError
 from porescope.evaluation import figures as seg_figures
 from porescope.evaluation import metrics as seg_metrics
 from porescope.io.atomic import output_dir, write_bytes, write_csv, write_json, write_png
+from porescope.io.mask_encoding import IGNORE_ID, annotated
 from porescope.io.tables import read_png, read_table
 from porescope.segmentation.inference import predict_mask
 from porescope.segmentation.instances import border_classes, separate_objects
@@ -87,6 +88,22 @@ def resolve_objects(objects: ObjectsParams, class_names: dict[str, str]) -> Obje
     return dataclasses.replace(objects, method="watershed")
 
 
+def object_labels(truth: np.ndarray, pred: np.ndarray, objects_kw: dict[str, Any]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """True and predicted object labels of one image, separated by ``objects_kw``
+    (:func:`~porescope.segmentation.instances.separate_objects`). With not-annotated pixels
+    (``IGNORE_ID``) in ``truth``, the truth is separated on its annotated part and
+    :func:`~porescope.evaluation.metrics.drop_unannotated_objects` removes the objects lying
+    mostly in the not-annotated region from both.
+    """
+    hidden = ~annotated(truth)
+    if not hidden.any():
+        return separate_objects(truth, **objects_kw), separate_objects(pred, **objects_kw)
+    truth = np.where(hidden, 0, truth).astype(truth.dtype)
+    return seg_metrics.drop_unannotated_objects(separate_objects(truth, **objects_kw),
+                                                separate_objects(pred, **objects_kw), hidden)
+
+
 def summarise(pixel: pd.DataFrame, objects: pd.DataFrame, names: dict[int, str]) -> dict[str, Any]:
     """The metrics summary: pixel summaries per class (by name) and the object scores."""
     out: dict[str, Any] = {"n_images": int(pixel["image_id"].nunique())}
@@ -137,14 +154,15 @@ def run_evaluate(params: EvaluateParams, *, model: str | os.PathLike, ingested: 
                                 threshold=loaded.threshold, tile=params.tile, overlap=params.overlap,
                                 batch_size=params.batch_size, tta=params.tta, backend=params.backend)
             write_png(pred_dir / f"{source_id}.png", pred)
-            pixel_items.append((source_id, truth, pred))
-            object_items.append((source_id, separate_objects(truth, **objects_kw),
-                                 separate_objects(pred, **objects_kw)))
+            pixel_items.append((source_id, truth, pred))  # the pixel scores skip IGNORE_ID
+            object_items.append((source_id, *object_labels(truth, pred, objects_kw)))
+            truth = np.where(annotated(truth), truth, 0).astype(truth.dtype)  # overlay: no ignore
             panels[source_id] = np.hstack([seg_figures.border_overlay(image, truth, pred),
                                            seg_figures.filled_overlay(image, pred, params.overlay_transparency)])
     pixel = seg_metrics.pixel_scores_table(pixel_items, classes)
     if len(classes) > 1:  # also score "any object" (all foreground classes merged)
-        merged = [(i, (t > 0).astype(np.uint8), (q > 0).astype(np.uint8)) for i, t, q in pixel_items]
+        merged = [(i, np.where(annotated(t), t > 0, IGNORE_ID).astype(np.uint8), (q > 0).astype(np.uint8))
+                  for i, t, q in pixel_items]
         pixel = pd.concat([pixel, seg_metrics.pixel_scores_table(merged, [1]).assign(**{"class": 0})])
         names[0] = "foreground"
     objects = seg_metrics.object_scores_table(object_items)

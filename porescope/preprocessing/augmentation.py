@@ -49,7 +49,10 @@ indicator, so this is the per-class one-hot resampling + argmax (up to uint8 rou
 classes it is a threshold at 127.5 of the resampled indicator, i.e. the boundary stays where the
 interpolated edge crosses half height, unshifted, and the output holds only declared class ids.
 Pixels that the transform brings in from outside the tile (e.g. rotation corners) are background
-in the mask and 0 (black) in the image, as Augmentor fills them.
+in the mask and 0 (black) in the image, as Augmentor fills them. Not-annotated pixels
+(:data:`~porescope.io.mask_encoding.IGNORE_ID`, partial annotations) are one more indicator channel,
+last in the argmax: they stay exactly 255, are never blended into a class, and no class turns into
+them except by the same half-height rule.
 
 Draw records. While an operation runs, the ``random`` module seen by ``Augmentor.Operations`` is a
 recording proxy (single-threaded per process; restored afterwards), so ``samples.csv`` can list
@@ -79,6 +82,7 @@ from PIL import Image
 
 from porescope.config import Fail, to_mapping
 from porescope.errors import PorescopeError
+from porescope.io.mask_encoding import IGNORE_ID
 from porescope.parallel.processes import worker_context
 
 LOG = logging.getLogger("porescope.augment")
@@ -379,6 +383,8 @@ def augment_pair(image: np.ndarray, mask: np.ndarray, operations: Sequence[Opera
         return image.copy(), mask.astype(np.uint8, copy=True), drawn
     random.seed(py_seed)
     np.random.seed(np_seed)
+    if IGNORE_ID not in class_ids and np.any(mask == IGNORE_ID):
+        class_ids = (*class_ids, IGNORE_ID)  # resampled like a class, so it stays exact
     images = [Image.fromarray(image)] + [Image.fromarray(c) for c in mask_to_channels(mask, class_ids)]
     for operation, on in zip(operations, fired):
         if on:
@@ -443,6 +449,7 @@ def make_sample(job: AugmentJob, i: int) -> dict[str, Any]:
                            f"{job.tile_size} x {job.tile_size}")
     valid = np.zeros(256, dtype=bool)
     valid[list(job.class_ids)] = True
+    valid[IGNORE_ID] = True  # not annotated (ingest.ignore_value)
     if not valid[mask].all():
         found = sorted(set(np.unique(mask).tolist()) - set(job.class_ids))
         raise AugmentError(f"{job.mask_paths[t]}: mask values {found[:10]} are not declared class "

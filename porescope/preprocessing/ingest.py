@@ -48,6 +48,11 @@ The settings are :class:`IngestParams` (the ``ingest`` params group):
                    decompression bomb costs a few bytes of reading
                    (default :data:`porescope.io.images.DEFAULT_MAX_PIXELS`, 400 Mpx).
 ``workers``        processes; the output does not depend on it.
+``ignore_value``   partial annotations: the mask value (binary, labels, instances) or colour
+                   (rgb: ``"R,G,B"``) painted where nothing is annotated; those pixels become
+                   :data:`~porescope.io.mask_encoding.IGNORE_ID` (255) in the written masks and
+                   are skipped by training, threshold calibration and the metrics. ``null``
+                   (default): every mask pixel is annotated.
 """
 
 from __future__ import annotations
@@ -74,9 +79,12 @@ from porescope.io.images import (
     image_size,
 )
 from porescope.io.mask_encoding import (
+    IGNORE_ID,
     MaskEncoding,
+    annotated,
     decode_instances,
     decode_mask,
+    parse_colour,
     parse_colour_map,
 )
 from porescope.io.micrograph import NormalisationParams, page_micrograph
@@ -122,6 +130,7 @@ class IngestParams:
     target: Literal["as_is", "three_class"] = "as_is"
     border_width: int = field(default=2, metadata={"ge": 1})
     split_h: float = field(default=0.5, metadata={"gt": 0})
+    ignore_value: int | str | tuple[int, ...] | None = None
 
     def check(self, fail: Fail) -> None:
         if self.target == "three_class" and self.mask_format not in ("binary", "instances"):
@@ -187,7 +196,38 @@ class IngestParams:
                 raise _Bad("n_classes", f"is {n_classes} but class id {max(names)} is used")
         if 0 not in names:
             raise _Bad("class_names", "class id 0 (background) must be named")
-        return MaskEncoding(fmt, dict(sorted(names.items())), self.foreground, colour_map)
+        ignore = self._ignore(fmt, names, colour_map)
+        return MaskEncoding(fmt, dict(sorted(names.items())), self.foreground, colour_map, ignore)
+
+    def _ignore(self, fmt: str, names: Mapping[int, str], colour_map: Mapping | None
+                ) -> int | tuple[int, int, int] | None:
+        """``ignore_value`` checked against the format: a colour for rgb, else an integer that
+        is no class value (raises :class:`_Bad`)."""
+        value = self.ignore_value
+        if value is None:
+            return None
+        if IGNORE_ID in names:
+            raise _Bad("class_names", f"class id {IGNORE_ID} marks not-annotated pixels once "
+                                      "ingest.ignore_value is set; renumber that class")
+        if fmt == "rgb":
+            try:
+                colour = parse_colour(value)
+            except ValueError as exc:
+                raise _Bad("ignore_value", f"{exc} (mask_format rgb: the colour painted where "
+                                           "nothing is annotated)") from None
+            if colour_map and colour in colour_map:
+                raise _Bad("ignore_value", f"colour {colour} is also a class in ingest.colour_map")
+            return colour
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Bad("ignore_value", f"mask_format {fmt}: expected the integer mask value "
+                                       f"painted where nothing is annotated, got {value!r}")
+        clash = {"binary": value == self.foreground, "instances": value == 0,
+                 "labels": value in names}[fmt]
+        if clash:
+            raise _Bad("ignore_value", f"{value} is also a class value of the {fmt} masks "
+                                       "(foreground, background 0 or a class id); paint "
+                                       "not-annotated pixels with a value no class uses")
+        return value
 
     @property
     def output_class_names(self) -> dict[int, str]:
@@ -364,22 +404,34 @@ def ingest_pair(pair: SourcePair, params: IngestParams, source_root: Path, out: 
                 _write_png(out / "tiles" / "masks" / f"{tid}.png", mtiles[i])
                 valid = mtiles[i][:pos.valid_height, :pos.valid_width]
                 row["mask_sha256"] = array_sha256(mtiles[i])
-                row["fg_fraction"] = float(np.count_nonzero(valid)) / valid.size
+                # not-annotated pixels are no foreground
+                fg = np.count_nonzero(valid) - np.count_nonzero(valid == IGNORE_ID)
+                row["fg_fraction"] = float(fg) / valid.size
             tile_rows.append(row)
     return source_rows, tile_rows
 
 
 def _mask_classes(array: np.ndarray, params: IngestParams, name: str, palette: np.ndarray | None,
                   file_format: str | None, rows: int) -> np.ndarray:
-    """Decoded class ids of a mask cut to ``rows``, with the ``target`` derivation applied."""
-    if params.encoding.format == "instances":
-        labels = decode_instances(array, name)[:rows]
+    """Decoded class ids of a mask cut to ``rows``, with the ``target`` derivation applied.
+    Not-annotated pixels stay :data:`IGNORE_ID` (background while the target is derived)."""
+    encoding = params.encoding
+    if encoding.format == "instances":
+        labels = decode_instances(array, name, encoding.ignore)[:rows]
+        hidden = labels < 0
+        labels = np.maximum(labels, 0)
         if params.target == "three_class":
-            return three_class_from_instances(labels, params.border_width)
-        return (labels > 0).astype(np.uint8)
-    ids = decode_mask(array, params.encoding, name, palette, file_format)[:rows]
-    if params.target == "three_class":
-        return three_class_from_binary(ids > 0, border_width=params.border_width, h=params.split_h)
+            ids = three_class_from_instances(labels, params.border_width)
+        else:
+            ids = (labels > 0).astype(np.uint8)
+    else:
+        ids = decode_mask(array, encoding, name, palette, file_format)[:rows]
+        hidden = ~annotated(ids)
+        if params.target == "three_class":
+            ids = three_class_from_binary((ids > 0) & ~hidden, border_width=params.border_width,
+                                          h=params.split_h)
+    if encoding.ignore is not None:
+        ids[hidden] = IGNORE_ID
     return ids
 
 
