@@ -125,6 +125,39 @@ def summarise(pixel: pd.DataFrame, objects: pd.DataFrame, names: dict[int, str])
     return out
 
 
+def per_dataset_scores(pixel: pd.DataFrame, objects: pd.DataFrame, dataset_of: dict[str, str],
+                       names: dict[int, str]) -> pd.DataFrame:
+    """Scores per dataset (``ingest.sources``) and class: ``dataset, class_name, n_images,
+    dice_mean, dice_pooled, iou_mean, iou_pooled, map, ap@0.5`` (mean over the dataset's images
+    and pooled over them, as in the whole summary).
+
+    Examples
+    --------
+    >>> t = np.zeros((8, 8), np.uint8); t[2:5, 2:5] = 1
+    >>> pixel = seg_metrics.pixel_scores_table([("a__1", t, t), ("b__1", t, 0 * t)])
+    >>> objects = seg_metrics.object_scores_table([("a__1", t, t), ("b__1", t, 0 * t)])
+    >>> per_dataset_scores(pixel, objects, {"a__1": "a", "b__1": "b"}, {1: "pore"})[["dataset", "dice_mean", "map"]]
+      dataset  dice_mean  map
+    0       a        1.0  1.0
+    1       b        0.0  0.0
+    """
+    rows = []
+    pixel_ds = pixel["image_id"].map(dataset_of)
+    object_ds = objects["image_id"].map(dataset_of)
+    for dataset in sorted(set(pixel_ds.dropna())):
+        part = pixel[pixel_ds == dataset]
+        maps = seg_metrics.summarise_map(objects[object_ds == dataset])
+        at = seg_metrics.summarise_object_scores(objects[object_ds == dataset]).set_index("threshold")
+        summary = seg_metrics.summarise_pixel_scores(part).set_index(["class", "metric"])
+        for cls in sorted(part["class"].unique()):
+            rows.append({"dataset": dataset, "class_name": names.get(int(cls), str(cls)),
+                         "n_images": int(part.loc[part["class"] == cls, "image_id"].nunique()),
+                         **{f"{m}_{k}": round(float(summary.loc[(cls, m), k]), 6)
+                            for m in ("dice", "iou") for k in ("mean", "pooled")},
+                         "map": round(maps["mean"], 6), "ap@0.5": round(float(at.loc[0.5, "ap"]), 6)})
+    return pd.DataFrame(rows)
+
+
 def run_evaluate(params: EvaluateParams, *, model: str | os.PathLike, ingested: str | os.PathLike,
                  split: str | os.PathLike, predictions: str | os.PathLike, metrics: str | os.PathLike,
                  plots: str | os.PathLike) -> dict[str, Any]:
@@ -167,6 +200,14 @@ def run_evaluate(params: EvaluateParams, *, model: str | os.PathLike, ingested: 
         names[0] = "foreground"
     objects = seg_metrics.object_scores_table(object_items)
     summary = summarise(pixel, objects, names)
+    ingest_sources = read_table(ingested / "sources.csv") if (ingested / "sources.csv").is_file() else pd.DataFrame()
+    by_dataset = None  # several datasets (ingest.sources): a table per dataset too
+    if "dataset" in ingest_sources.columns and ingest_sources["dataset"].nunique() > 1:
+        dataset_of = dict(zip(ingest_sources["source_id"].astype(str), ingest_sources["dataset"].astype(str)))
+        by_dataset = per_dataset_scores(pixel, objects, dataset_of, names)
+        summary["datasets"] = {d: {r["class_name"]: {k: r[k] for k in by_dataset.columns[2:]}
+                                   for r in part.to_dict("records")}
+                               for d, part in by_dataset.groupby("dataset", sort=True)}
     LOG.info("test images: %d; %s", summary["n_images"],
              ", ".join(f"{n}: Dice {summary[n]['dice']['mean']:.4f}" for n in names.values()))
 
@@ -175,6 +216,8 @@ def run_evaluate(params: EvaluateParams, *, model: str | os.PathLike, ingested: 
                                                   "tp", "fp", "fn"]].round(6))
     write_csv(plots / "objects.csv", seg_metrics.summarise_object_scores(objects).round(6))
     write_csv(plots / "objects_per_image.csv", objects.round(6))
+    if by_dataset is not None:
+        write_csv(plots / "per_dataset.csv", by_dataset)
     first = per_image[per_image["class"] == (0 if len(classes) > 1 else classes[0])]
     write_bytes(plots / "boxplot.png", seg_figures.figure_png(seg_figures.score_boxplot(first)))
     for source_id, panel in panels.items():

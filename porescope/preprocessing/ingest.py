@@ -53,6 +53,11 @@ The settings are :class:`IngestParams` (the ``ingest`` params group):
                    :data:`~porescope.io.mask_encoding.IGNORE_ID` (255) in the written masks and
                    are skipped by training, threshold calibration and the metrics. ``null``
                    (default): every mask pixel is annotated.
+``sources``        several datasets at once (:mod:`porescope.preprocessing.datasets`): a list of
+                   ``{name, path, weight, role}`` plus any of the mask and pixel-size keys above
+                   for that dataset; source ids become ``<name>__<stem>`` and ``sources.csv``
+                   gains the columns ``dataset``, ``weight``, ``role``. ``null`` (default): the
+                   one dataset at ``source``.
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from porescope.config import Fail, ParamsError, parse_group
+from porescope.config import Fail, ParamsError, parse_group, to_mapping
 from porescope.io import atomic as atomic_io
 from porescope.io.images import (
     DEFAULT_MAX_PIXELS,
@@ -90,6 +95,7 @@ from porescope.io.mask_encoding import (
 from porescope.io.micrograph import NormalisationParams, page_micrograph
 from porescope.io.pairing import IngestError, SourcePair, find_pairs
 from porescope.parallel.processes import worker_context
+from porescope.preprocessing.datasets import DATASET_COLUMNS, DatasetParams, source_id
 from porescope.preprocessing.tiling import cut_tiles
 from porescope.segmentation.instances import three_class_from_binary, three_class_from_instances
 
@@ -131,6 +137,7 @@ class IngestParams:
     border_width: int = field(default=2, metadata={"ge": 1})
     split_h: float = field(default=0.5, metadata={"gt": 0})
     ignore_value: int | str | tuple[int, ...] | None = None
+    sources: tuple[DatasetParams, ...] | None = None
 
     def check(self, fail: Fail) -> None:
         if self.target == "three_class" and self.mask_format not in ("binary", "instances"):
@@ -143,9 +150,34 @@ class IngestParams:
             self.encoding
         except _Bad as exc:
             raise fail(*exc.args) from None
+        if self.sources is not None:
+            self._check_sources(fail)
         if self.tile_size % 32:
             LOG.warning("ingest.tile_size %d is not a multiple of 32; most segmentation encoders "
                         "need multiples of 32", self.tile_size)
+
+    def _check_sources(self, fail: Fail) -> None:
+        if not self.sources:
+            raise fail("sources", "an empty list; give datasets, or null for ingest.source")
+        names = [d.name for d in self.sources]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise fail("sources", f"dataset name(s) {twice} given twice; names must be unique")
+        if not any(d.weight > 0 for d in self.sources):
+            raise fail("sources", "every dataset has weight 0; at least one must be trained on")
+        classes = {d.name: self.for_dataset(d).output_class_names for d in self.sources}
+        first = names[0]
+        for name, found in classes.items():
+            if found != classes[first]:
+                raise fail("sources", f"dataset {name!r} gives classes {found} but {first!r} "
+                                      f"gives {classes[first]}; all datasets must give the same "
+                                      "class ids and names (set class_names per dataset)")
+
+    def for_dataset(self, dataset: DatasetParams) -> IngestParams:
+        """The ingest params of one dataset of ``sources``: the flat keys, overridden by the
+        dataset's own (raises ``ParamsError`` naming ``ingest.sources.<name>.<key>``)."""
+        raw = {**to_mapping(self), **dataset.overrides(), "source": dataset.path, "sources": None}
+        return parse_group(IngestParams, raw, group=f"ingest.sources.{dataset.name}")
 
     @property
     def crop_rows(self) -> int | str:
@@ -307,10 +339,12 @@ def _rel(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
-def ingest_pair(pair: SourcePair, params: IngestParams, source_root: Path, out: Path
+def ingest_pair(pair: SourcePair, params: IngestParams, source_root: Path, out: Path,
+                dataset: DatasetParams | None = None
                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Read, check, crop, normalise, decode and tile one image (and mask); write its PNGs under
-    ``out``. Returns its ``sources.csv`` and ``tiles.csv`` rows. Raises ``IngestError``."""
+    ``out``. Returns its ``sources.csv`` and ``tiles.csv`` rows. Raises ``IngestError``.
+    ``dataset`` (one of ``ingest.sources``) prefixes the source id and adds its columns."""
     # header size check first: a bomb is refused before the file is read whole
     image_size(pair.image, params.multipage, max_pixels=params.max_pixels)
     data = _read(pair.image)
@@ -337,6 +371,7 @@ def ingest_pair(pair: SourcePair, params: IngestParams, source_root: Path, out: 
         name = str(pair.image)
         sid = pair.stem if image.n_pages == 1 or params.multipage == "first" \
             else f"{pair.stem}_p{page.index}"
+        sid = source_id(dataset.name if dataset is not None else None, sid)
         if image.n_pages > 1 and params.multipage == "all":
             name = f"{pair.image} (page {page.index})"
         mg = page_micrograph(image, k, crop_bottom=params.crop_rows,
@@ -390,6 +425,8 @@ def ingest_pair(pair: SourcePair, params: IngestParams, source_root: Path, out: 
             "height": h, "width": w, "orig_height": oh, "orig_width": ow, "crop_bottom": crop,
             "page": page.index, "normalisation": norm, "pixel_size_nm": px,
             "pixel_size_source": px_src})
+        if dataset is not None:
+            source_rows[-1].update(dataset=dataset.name, weight=dataset.weight, role=dataset.role)
 
         tiles, positions = cut_tiles(u8, params.tile_size, params.pad_mode)
         mtiles = cut_tiles(ids, params.tile_size, params.pad_mode)[0] if ids is not None else None
@@ -435,8 +472,27 @@ def _mask_classes(array: np.ndarray, params: IngestParams, name: str, palette: n
     return ids
 
 
-def _worker(args: tuple[SourcePair, IngestParams, Path, Path]):
+def _worker(args: tuple[SourcePair, IngestParams, Path, Path, DatasetParams | None]):
     return ingest_pair(*args)
+
+
+def _pairs(source: Path, out: Path, params: IngestParams
+           ) -> list[tuple[SourcePair, IngestParams, Path, DatasetParams | None]]:
+    """Every image (and mask) with its params, root folder and dataset: of the folder
+    ``source``, or of every dataset of ``params.sources``."""
+    datasets = [(None, params, source)] if params.sources is None else \
+        [(d, params.for_dataset(d), Path(d.path)) for d in params.sources]
+    jobs = []
+    for dataset, dparams, root in datasets:
+        if out.resolve() == root.resolve() or root.resolve() in out.resolve().parents:
+            raise ParamsError(f"--out {out} lies inside the source folder {root}; write the "
+                              "ingested data elsewhere (e.g. data/ingested)")
+        pairs = find_pairs(root, require_masks=dparams.require_masks,
+                           mask_suffix=dparams.mask_suffix)
+        LOG.info("%s: %d image(s), %d with masks", root, len(pairs),
+                 sum(p.mask is not None for p in pairs))
+        jobs.extend((p, dparams, root, dataset) for p in pairs)
+    return jobs
 
 
 def run_ingest(source: str | Path, out: str | Path, params: IngestParams) -> dict[str, Any]:
@@ -446,16 +502,11 @@ def run_ingest(source: str | Path, out: str | Path, params: IngestParams) -> dic
     Raises ``IngestError`` for bad input (nothing is written then).
     """
     source, out = Path(source), Path(out)
-    if out.resolve() == source.resolve() or source.resolve() in out.resolve().parents:
-        raise ParamsError(f"--out {out} lies inside the source folder {source}; write the "
-                          "ingested data elsewhere (e.g. data/ingested)")
-    pairs = find_pairs(source, require_masks=params.require_masks, mask_suffix=params.mask_suffix)
-    LOG.info("%s: %d image(s), %d with masks", source, len(pairs),
-             sum(p.mask is not None for p in pairs))
+    pairs = _pairs(source, out, params)
     with atomic_io.output_dir(out) as tmp:
         for sub in ("images", "masks", "tiles/images", "tiles/masks"):
             (tmp / sub).mkdir(parents=True, exist_ok=True)
-        jobs = [(p, params, source, tmp) for p in pairs]
+        jobs = [(p, dparams, root, tmp, dataset) for p, dparams, root, dataset in pairs]
         bar = tqdm(total=len(jobs), desc="ingest", unit="img", file=sys.stderr)
         results = []
         try:
@@ -481,14 +532,16 @@ def run_ingest(source: str | Path, out: str | Path, params: IngestParams) -> dic
         srows = [r for s, _ in results for r in s]
         trows = [r for _, t in results for r in t]
         seen: dict[str, str] = {}
+        roots = {} if params.sources is None else {d.name: Path(d.path) for d in params.sources}
         for r in srows:
             if r["source_id"] in seen:
-                raise IngestError(source / r["image_file"],
+                raise IngestError(roots.get(r.get("dataset"), source) / r["image_file"],
                                   f"gives source id '{r['source_id']}', which "
                                   f"{seen[r['source_id']]} also gives (a page suffix _p<k> "
                                   "meets a file stem); rename one of the files")
             seen[r["source_id"]] = r["image_file"]
-        sources = pd.DataFrame(srows, columns=SOURCES_COLUMNS).sort_values(
+        columns = SOURCES_COLUMNS + ([] if params.sources is None else list(DATASET_COLUMNS))
+        sources = pd.DataFrame(srows, columns=columns).sort_values(
             "source_id", kind="stable").reset_index(drop=True)
         tiles = pd.DataFrame(trows, columns=TILES_COLUMNS).sort_values(
             ["source_id", "y", "x"], kind="stable").reset_index(drop=True)
