@@ -20,19 +20,10 @@ from porescope.measure import folder
 from porescope.measure.params import MeasureParams
 from porescope.preprocessing.ingest import parse_ingest_params, run_ingest
 from porescope.segmentation import models
+from test_measure import membrane_image  # dark round pores on a grey surface
 
 SETTINGS = MeasureParams(tile=64, overlap=16, device="cpu", threads=1, figures=False,
                          scale_bar=False)
-
-
-def _micrograph(h: int, w: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = np.full((h, w), 130, np.uint8)
-    yy, xx = np.ogrid[:h, :w]
-    for _ in range(10):
-        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-        img[(xx - cx) ** 2 + (yy - cy) ** 2 <= 49] = 10
-    return img
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +38,8 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                            {"threshold": float(np.clip(np.median(proba), 0.01, 0.99))})
     inp = root / "input"
     inp.mkdir()
-    cv2.imwrite(str(inp / "a.png"), _micrograph(96, 128, 1))
-    tifffile.imwrite(inp / "b.tif", _micrograph(80, 96, 2).astype(np.uint16) * 200)
+    cv2.imwrite(str(inp / "a.png"), membrane_image(96, 128, 1))
+    tifffile.imwrite(inp / "b.tif", membrane_image(80, 96, 2).astype(np.uint16) * 200)
     out = {}
     for crop in (0, 10):
         out[crop] = root / f"out{crop}"
