@@ -32,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging()
     params = parse_ingest_params(load_params(args.params, "ingest"), source=str(args.params))
     source = args.source if args.source is not None else params.source
+    if params.sources is not None:  # the datasets name their own folders
+        LOG.info("ingest.sources: %d dataset(s); %s is not read", len(params.sources), source)
+        source = source if source is not None else "."
     if source is None:
         raise ParamsError(f"{args.params}: ingest.source is not set and --source was not given")
     if args.source is not None and params.source is not None and \

@@ -31,6 +31,7 @@ from porescope.config import Fail, ParamsError
 from porescope.evaluation import figures as seg_figures
 from porescope.evaluation import metrics as seg_metrics
 from porescope.io.atomic import output_dir, write_bytes, write_csv, write_json, write_png
+from porescope.io.mask_encoding import IGNORE_ID, annotated
 from porescope.io.tables import read_png, read_table
 from porescope.segmentation.inference import predict_mask
 from porescope.segmentation.instances import border_classes, separate_objects
@@ -87,6 +88,22 @@ def resolve_objects(objects: ObjectsParams, class_names: dict[str, str]) -> Obje
     return dataclasses.replace(objects, method="watershed")
 
 
+def object_labels(truth: np.ndarray, pred: np.ndarray, objects_kw: dict[str, Any]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """True and predicted object labels of one image, separated by ``objects_kw``
+    (:func:`~porescope.segmentation.instances.separate_objects`). With not-annotated pixels
+    (``IGNORE_ID``) in ``truth``, the truth is separated on its annotated part and
+    :func:`~porescope.evaluation.metrics.drop_unannotated_objects` removes the objects lying
+    mostly in the not-annotated region from both.
+    """
+    hidden = ~annotated(truth)
+    if not hidden.any():
+        return separate_objects(truth, **objects_kw), separate_objects(pred, **objects_kw)
+    truth = np.where(hidden, 0, truth).astype(truth.dtype)
+    return seg_metrics.drop_unannotated_objects(separate_objects(truth, **objects_kw),
+                                                separate_objects(pred, **objects_kw), hidden)
+
+
 def summarise(pixel: pd.DataFrame, objects: pd.DataFrame, names: dict[int, str]) -> dict[str, Any]:
     """The metrics summary: pixel summaries per class (by name) and the object scores."""
     out: dict[str, Any] = {"n_images": int(pixel["image_id"].nunique())}
@@ -106,6 +123,39 @@ def summarise(pixel: pd.DataFrame, objects: pd.DataFrame, names: dict[int, str])
         "n_pred": int(objects.loc[objects["threshold"] == 0.5, "n_pred"].sum()),
     }
     return out
+
+
+def per_dataset_scores(pixel: pd.DataFrame, objects: pd.DataFrame, dataset_of: dict[str, str],
+                       names: dict[int, str]) -> pd.DataFrame:
+    """Scores per dataset (``ingest.sources``) and class: ``dataset, class_name, n_images,
+    dice_mean, dice_pooled, iou_mean, iou_pooled, map, ap@0.5`` (mean over the dataset's images
+    and pooled over them, as in the whole summary).
+
+    Examples
+    --------
+    >>> t = np.zeros((8, 8), np.uint8); t[2:5, 2:5] = 1
+    >>> pixel = seg_metrics.pixel_scores_table([("a__1", t, t), ("b__1", t, 0 * t)])
+    >>> objects = seg_metrics.object_scores_table([("a__1", t, t), ("b__1", t, 0 * t)])
+    >>> per_dataset_scores(pixel, objects, {"a__1": "a", "b__1": "b"}, {1: "pore"})[["dataset", "dice_mean", "map"]]
+      dataset  dice_mean  map
+    0       a        1.0  1.0
+    1       b        0.0  0.0
+    """
+    rows = []
+    pixel_ds = pixel["image_id"].map(dataset_of)
+    object_ds = objects["image_id"].map(dataset_of)
+    for dataset in sorted(set(pixel_ds.dropna())):
+        part = pixel[pixel_ds == dataset]
+        maps = seg_metrics.summarise_map(objects[object_ds == dataset])
+        at = seg_metrics.summarise_object_scores(objects[object_ds == dataset]).set_index("threshold")
+        summary = seg_metrics.summarise_pixel_scores(part).set_index(["class", "metric"])
+        for cls in sorted(part["class"].unique()):
+            rows.append({"dataset": dataset, "class_name": names.get(int(cls), str(cls)),
+                         "n_images": int(part.loc[part["class"] == cls, "image_id"].nunique()),
+                         **{f"{m}_{k}": round(float(summary.loc[(cls, m), k]), 6)
+                            for m in ("dice", "iou") for k in ("mean", "pooled")},
+                         "map": round(maps["mean"], 6), "ap@0.5": round(float(at.loc[0.5, "ap"]), 6)})
+    return pd.DataFrame(rows)
 
 
 def run_evaluate(params: EvaluateParams, *, model: str | os.PathLike, ingested: str | os.PathLike,
@@ -137,18 +187,27 @@ def run_evaluate(params: EvaluateParams, *, model: str | os.PathLike, ingested: 
                                 threshold=loaded.threshold, tile=params.tile, overlap=params.overlap,
                                 batch_size=params.batch_size, tta=params.tta, backend=params.backend)
             write_png(pred_dir / f"{source_id}.png", pred)
-            pixel_items.append((source_id, truth, pred))
-            object_items.append((source_id, separate_objects(truth, **objects_kw),
-                                 separate_objects(pred, **objects_kw)))
+            pixel_items.append((source_id, truth, pred))  # the pixel scores skip IGNORE_ID
+            object_items.append((source_id, *object_labels(truth, pred, objects_kw)))
+            truth = np.where(annotated(truth), truth, 0).astype(truth.dtype)  # overlay: no ignore
             panels[source_id] = np.hstack([seg_figures.border_overlay(image, truth, pred),
                                            seg_figures.filled_overlay(image, pred, params.overlay_transparency)])
     pixel = seg_metrics.pixel_scores_table(pixel_items, classes)
     if len(classes) > 1:  # also score "any object" (all foreground classes merged)
-        merged = [(i, (t > 0).astype(np.uint8), (q > 0).astype(np.uint8)) for i, t, q in pixel_items]
+        merged = [(i, np.where(annotated(t), t > 0, IGNORE_ID).astype(np.uint8), (q > 0).astype(np.uint8))
+                  for i, t, q in pixel_items]
         pixel = pd.concat([pixel, seg_metrics.pixel_scores_table(merged, [1]).assign(**{"class": 0})])
         names[0] = "foreground"
     objects = seg_metrics.object_scores_table(object_items)
     summary = summarise(pixel, objects, names)
+    ingest_sources = read_table(ingested / "sources.csv") if (ingested / "sources.csv").is_file() else pd.DataFrame()
+    by_dataset = None  # several datasets (ingest.sources): a table per dataset too
+    if "dataset" in ingest_sources.columns and ingest_sources["dataset"].nunique() > 1:
+        dataset_of = dict(zip(ingest_sources["source_id"].astype(str), ingest_sources["dataset"].astype(str)))
+        by_dataset = per_dataset_scores(pixel, objects, dataset_of, names)
+        summary["datasets"] = {d: {r["class_name"]: {k: r[k] for k in by_dataset.columns[2:]}
+                                   for r in part.to_dict("records")}
+                               for d, part in by_dataset.groupby("dataset", sort=True)}
     LOG.info("test images: %d; %s", summary["n_images"],
              ", ".join(f"{n}: Dice {summary[n]['dice']['mean']:.4f}" for n in names.values()))
 
@@ -157,6 +216,8 @@ def run_evaluate(params: EvaluateParams, *, model: str | os.PathLike, ingested: 
                                                   "tp", "fp", "fn"]].round(6))
     write_csv(plots / "objects.csv", seg_metrics.summarise_object_scores(objects).round(6))
     write_csv(plots / "objects_per_image.csv", objects.round(6))
+    if by_dataset is not None:
+        write_csv(plots / "per_dataset.csv", by_dataset)
     first = per_image[per_image["class"] == (0 if len(classes) > 1 else classes[0])]
     write_bytes(plots / "boxplot.png", seg_figures.figure_png(seg_figures.score_boxplot(first)))
     for source_id, panel in panels.items():

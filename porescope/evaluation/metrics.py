@@ -17,6 +17,9 @@ perfect answer) and **0 otherwise**. So empty truth + empty prediction -> Dice =
 recall = 1; empty truth + non-empty prediction -> all 0 (recall 0/0 -> 0); non-empty truth +
 empty prediction -> all 0 (precision 0/0 -> 0).
 
+Not-annotated pixels (partial annotations: truth :data:`~porescope.io.mask_encoding.IGNORE_ID`,
+255) are no pixels at all for these counts: whatever is predicted there is neither TP, FP nor FN.
+
 Reported per image (imagewise) with mean, median, min and max over images, and pooled (micro):
 the same formulas on TP, FP, FN summed over all images. The two differ, and both are reported.
 
@@ -38,6 +41,13 @@ matching would return exactly these pairs. Thresholds below 0.5 are refused for 
 The IoU of all overlapping pairs comes from one joint histogram of (true label, predicted label)
 pairs over the pixels (``numpy.bincount`` on combined codes, or ``numpy.unique`` when the code
 range is large), never from per-object mask loops.
+
+Partial annotations (object level). :func:`drop_unannotated_objects` applies one rule to the true
+and the predicted objects before matching: an object with **more than half** of its pixels in the
+not-annotated region is dropped (neither TP, FP nor FN: nobody said what is there), and the
+not-annotated pixels of the objects that remain are removed from them, so IoU is measured on
+annotated pixels only. An object hidden wholly behind the ignore label therefore changes nothing,
+and a prediction that spills over the edge of the annotated region is judged by its annotated part.
 """
 
 from __future__ import annotations
@@ -46,6 +56,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+
+from porescope.io.mask_encoding import IGNORE_ID
 
 __all__ = [
     "DEFAULT_IOU_THRESHOLDS",
@@ -56,6 +68,7 @@ __all__ = [
     "iou_pairs",
     "iou_matrix",
     "match_objects",
+    "drop_unannotated_objects",
     "object_scores_table",
     "summarise_object_scores",
     "summarise_map",
@@ -112,7 +125,8 @@ def _safe_ratio(num, den, perfect) -> np.ndarray:
 # ------------------------------------------------------------------------------ pixel level
 
 
-def pixel_counts(truth: np.ndarray, pred: np.ndarray, classes: Sequence[int] = (1,)) -> pd.DataFrame:
+def pixel_counts(truth: np.ndarray, pred: np.ndarray, classes: Sequence[int] = (1,), *,
+                 ignore: int | None = IGNORE_ID) -> pd.DataFrame:
     """TP, FP, FN pixel counts of each foreground class of one image.
 
     Parameters
@@ -121,6 +135,9 @@ def pixel_counts(truth: np.ndarray, pred: np.ndarray, classes: Sequence[int] = (
         Same-shape integer class-id masks (0 = background) or bool masks (True = class 1).
     classes : sequence of int
         Foreground class ids to score (>= 1).
+    ignore : int or None
+        Truth value of not-annotated pixels, which are left out of every count (default
+        :data:`~porescope.io.mask_encoding.IGNORE_ID`); ``None``: every pixel counts.
 
     Returns
     -------
@@ -129,10 +146,14 @@ def pixel_counts(truth: np.ndarray, pred: np.ndarray, classes: Sequence[int] = (
     """
     truth, pred = _check_pair(truth, pred)
     cls = _check_classes(classes)
+    if ignore is not None and ignore in cls:
+        raise ValueError(f"class {ignore} is the ignore value (not-annotated pixels); it cannot be scored")
     k = int(max(truth.max(initial=0), pred.max(initial=0), max(cls))) + 1
     conf = np.bincount(
         truth.ravel().astype(np.int64) * k + pred.ravel().astype(np.int64), minlength=k * k
     ).reshape(k, k)  # conf[t, p] = pixels with truth t and prediction p
+    if ignore is not None and ignore < k:
+        conf[ignore, :] = 0  # not annotated: no TP, FP or FN
     idx = np.array(cls)
     tp = conf[idx, idx]
     fp = conf[:, idx].sum(axis=0) - tp
@@ -242,6 +263,47 @@ def _sequential(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     if uniq[0] == 0:
         return inverse.astype(np.int64), uniq[1:], counts[1:]
     return inverse.astype(np.int64) + 1, uniq, counts
+
+
+def drop_unannotated_objects(true_labels: np.ndarray, pred_labels: np.ndarray, hidden: np.ndarray,
+                             max_fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """True and predicted labels with the not-annotated region taken out (module docstring).
+
+    Parameters
+    ----------
+    true_labels, pred_labels : numpy.ndarray
+        Same-shape label images, 0 = background.
+    hidden : numpy.ndarray of bool
+        Same shape; True where nothing is annotated (truth == ``IGNORE_ID``).
+    max_fraction : float
+        An object with more than this fraction of its area hidden is dropped.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Copies of both label images: dropped objects and all hidden pixels set to 0.
+
+    Examples
+    --------
+    >>> t = np.array([[1, 1, 0, 0, 0]])
+    >>> p = np.array([[1, 1, 3, 2, 3]])            # 2: wholly hidden; 3: 1 of 2 px hidden
+    >>> hidden = np.array([[False, False, False, True, True]])
+    >>> drop_unannotated_objects(t, p, hidden)[1].tolist()
+    [[1, 1, 3, 0, 0]]
+    """
+    hidden = np.asarray(hidden, dtype=bool)
+    out = []
+    for name, labels in (("true_labels", true_labels), ("pred_labels", pred_labels)):
+        labels = _as_label_array(labels, name)
+        if labels.shape != hidden.shape:
+            raise ValueError(f"{name} shape {labels.shape} differs from hidden shape {hidden.shape}")
+        seq, _, area = _sequential(labels)
+        hidden_area = np.bincount(seq[hidden.ravel()], minlength=len(area) + 1)[1:]
+        dropped = np.concatenate([[False], hidden_area > max_fraction * area])
+        kept = labels.copy()
+        kept[dropped[seq].reshape(labels.shape) | hidden] = 0
+        out.append(kept)
+    return out[0], out[1]
 
 
 def iou_pairs(true_labels: np.ndarray, pred_labels: np.ndarray) -> pd.DataFrame:

@@ -17,6 +17,11 @@ never guessed). Three encodings:
     blue = boundary, black = background). A colour outside the map is an error listing the
     colours found and their pixel counts.
 
+Partial annotations. A value (``binary``, ``labels``, ``instances``) or a colour (``rgb``) may be
+declared the *ignore* value, "not annotated here": its pixels decode to :data:`IGNORE_ID` (255),
+which is no class. Training, threshold calibration and the metrics skip those pixels (nnU-Net's
+ignore label); see :func:`annotated`.
+
 Grey masks stored as RGB (R = G = B everywhere) are accepted for ``binary``/``labels``; grey
 masks for ``rgb`` are read as the colours (v, v, v); an alpha channel is ignored. Ingest derives
 nothing else from the masks (no boundary or distance targets; the three-class target of
@@ -41,19 +46,36 @@ from porescope.io.pairing import IngestError
 MaskFormat = Literal["binary", "labels", "rgb", "instances"]
 Colour = tuple[int, int, int]
 
+#: Class id of "not annotated" pixels in decoded masks (and every mask written after ingest);
+#: never a class, so no class may use it when an ignore value is declared.
+IGNORE_ID = 255
+
+
+def annotated(mask: np.ndarray) -> np.ndarray:
+    """Boolean array: True where ``mask`` (decoded class ids) is annotated, i.e. not :data:`IGNORE_ID`.
+
+    Examples
+    --------
+    >>> annotated(np.array([[0, 1, 255]], np.uint8)).tolist()
+    [[True, True, False]]
+    """
+    return np.asarray(mask) != IGNORE_ID
+
 
 @dataclass(frozen=True)
 class MaskEncoding:
     """How a dataset encodes classes in its mask files.
 
     ``class_names``: class id -> name, always containing 0; ``foreground`` for ``binary``;
-    ``colour_map`` for ``rgb``.
+    ``colour_map`` for ``rgb``; ``ignore``: the raw value (a colour for ``rgb``) of pixels that
+    are not annotated, decoded to :data:`IGNORE_ID`, or ``None``.
     """
 
     format: MaskFormat
     class_names: Mapping[int, str]
     foreground: int | float = 255
     colour_map: Mapping[Colour, int] | None = None
+    ignore: int | Colour | None = None
 
     @property
     def class_ids(self) -> tuple[int, ...]:
@@ -129,11 +151,18 @@ def _as_single_plane(mask: np.ndarray, name: str, what: str) -> np.ndarray:
 
 
 def decode_binary(mask: np.ndarray, foreground: int | float, name: str = "mask",
-                  file_format: str | None = None) -> np.ndarray:
-    """Binary mask -> ``uint8`` class ids: ``foreground`` -> 1, the one other value -> 0."""
+                  file_format: str | None = None, ignore: int | None = None) -> np.ndarray:
+    """Binary mask -> ``uint8`` class ids: ``foreground`` -> 1, the one other value -> 0,
+    ``ignore`` (if given) -> :data:`IGNORE_ID`.
+
+    Examples
+    --------
+    >>> decode_binary(np.array([[0, 255, 128]], np.uint8), 255, ignore=128).tolist()
+    [[0, 1, 255]]
+    """
     plane = _as_single_plane(mask, name, "binary")
     values, counts = _value_counts(plane)
-    others = [v for v in values.tolist() if v != foreground]
+    others = [v for v in values.tolist() if v != foreground and v != ignore]
     if len(others) > 1:
         hint = ("The file is a JPEG, whose lossy compression creates intermediate grey levels: "
                 "re-export the mask as PNG or TIFF (or threshold it once and save it losslessly)"
@@ -146,24 +175,31 @@ def decode_binary(mask: np.ndarray, foreground: int | float, name: str = "mask",
                                 f"(foreground {foreground} and one background value): "
                                 f"{_counts_text(values, counts)}. {hint}; or declare the classes "
                                 "with mask_format: labels")
-    return (plane == foreground).astype(np.uint8)
+    ids = (plane == foreground).astype(np.uint8)
+    if ignore is not None:
+        ids[plane == ignore] = IGNORE_ID
+    return ids
 
 
-def decode_labels(mask: np.ndarray, class_ids: Sequence[int], name: str = "mask") -> np.ndarray:
-    """Label mask (values are class ids) -> ``uint8``; values outside ``class_ids`` are an error."""
+def decode_labels(mask: np.ndarray, class_ids: Sequence[int], name: str = "mask",
+                  ignore: int | None = None) -> np.ndarray:
+    """Label mask (values are class ids) -> ``uint8``; ``ignore`` (if given) -> :data:`IGNORE_ID`;
+    any other value outside ``class_ids`` is an error."""
     plane = _as_single_plane(mask, name, "labels")
     if plane.dtype.kind == "f":
         if not np.all(np.isfinite(plane)) or not np.all(plane == np.round(plane)):
             raise IngestError(name, "label mask holds non-integer values; save class ids as "
                                     "integers (8- or 16-bit)")
     values, counts = _value_counts(plane)
-    bad = ~np.isin(values, np.asarray(list(class_ids)))
+    bad = ~np.isin(values, np.asarray(list(class_ids) + ([] if ignore is None else [ignore])))
     if bad.any():
         raise IngestError(name, f"label mask holds values outside the declared class ids "
                                 f"{sorted(class_ids)}: {_counts_text(values[bad], counts[bad])} "
                                 f"(all values: {_counts_text(values, counts)}). Declare those "
                                 "classes (ingest.n_classes / class_names), or fix the mask; a "
                                 "0/255 mask is mask_format: binary")
+    if ignore is not None:
+        return np.where(plane == ignore, IGNORE_ID, plane).astype(np.uint8)
     return plane.astype(np.uint8)
 
 
@@ -208,11 +244,18 @@ def decode_rgb(mask: np.ndarray, colour_map: Mapping[Colour, int], name: str = "
     return known_ids[pos]
 
 
-def decode_instances(mask: np.ndarray, name: str = "mask") -> np.ndarray:
-    """Instance mask (each object its own integer value, 0 = background) -> ``int32`` labels.
+def decode_instances(mask: np.ndarray, name: str = "mask", ignore: int | None = None
+                     ) -> np.ndarray:
+    """Instance mask (each object its own integer value, 0 = background) -> ``int32`` labels;
+    pixels equal to ``ignore`` (if given; not annotated) become -1.
 
     8- or 16-bit single-plane integer masks, as label exports from Fiji / QuPath / CellPose
     write them; the ids need not be consecutive.
+
+    Examples
+    --------
+    >>> decode_instances(np.array([[0, 3, 9]], np.uint16), ignore=9).tolist()
+    [[0, 3, -1]]
     """
     plane = _as_single_plane(mask, name, "instance mask")
     if not np.issubdtype(plane.dtype, np.integer):
@@ -220,7 +263,10 @@ def decode_instances(mask: np.ndarray, name: str = "mask") -> np.ndarray:
                                 "object (0 = background) as an 8- or 16-bit PNG/TIFF")
     if plane.min(initial=0) < 0:
         raise IngestError(name, "instance mask holds negative ids; ids must be >= 0")
-    return plane.astype(np.int32)
+    labels = plane.astype(np.int32)
+    if ignore is not None:
+        labels[plane == ignore] = -1
+    return labels
 
 
 def decode_mask(mask: np.ndarray, encoding: MaskEncoding, name: str = "mask",
@@ -233,11 +279,14 @@ def decode_mask(mask: np.ndarray, encoding: MaskEncoding, name: str = "mask",
     if encoding.format == "binary":
         if palette is not None and mask.ndim == 2:
             mask = palette[mask]
-        return decode_binary(mask, encoding.foreground, name, file_format)
+        return decode_binary(mask, encoding.foreground, name, file_format, encoding.ignore)
     if encoding.format == "labels":
-        return decode_labels(mask, encoding.class_ids, name)
+        return decode_labels(mask, encoding.class_ids, name, encoding.ignore)
     if encoding.format == "rgb":
         if encoding.colour_map is None:
             raise ValueError("mask_format 'rgb' needs a colour_map")
-        return decode_rgb(mask, encoding.colour_map, name, palette)
+        colour_map = dict(encoding.colour_map)
+        if encoding.ignore is not None:
+            colour_map[encoding.ignore] = IGNORE_ID  # type: ignore[index]
+        return decode_rgb(mask, colour_map, name, palette)
     raise ValueError(f"unknown mask format {encoding.format!r} (use binary, labels or rgb)")

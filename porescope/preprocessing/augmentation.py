@@ -49,7 +49,10 @@ indicator, so this is the per-class one-hot resampling + argmax (up to uint8 rou
 classes it is a threshold at 127.5 of the resampled indicator, i.e. the boundary stays where the
 interpolated edge crosses half height, unshifted, and the output holds only declared class ids.
 Pixels that the transform brings in from outside the tile (e.g. rotation corners) are background
-in the mask and 0 (black) in the image, as Augmentor fills them.
+in the mask and 0 (black) in the image, as Augmentor fills them. Not-annotated pixels
+(:data:`~porescope.io.mask_encoding.IGNORE_ID`, partial annotations) are one more indicator channel,
+last in the argmax: they stay exactly 255, are never blended into a class, and no class turns into
+them except by the same half-height rule.
 
 Draw records. While an operation runs, the ``random`` module seen by ``Augmentor.Operations`` is a
 recording proxy (single-threaded per process; restored afterwards), so ``samples.csv`` can list
@@ -79,6 +82,8 @@ from PIL import Image
 
 from porescope.config import Fail, to_mapping
 from porescope.errors import PorescopeError
+from porescope.io.mask_encoding import IGNORE_ID
+from porescope.preprocessing.datasets import assign_tiles_by_dataset
 from porescope.parallel.processes import worker_context
 
 LOG = logging.getLogger("porescope.augment")
@@ -379,6 +384,8 @@ def augment_pair(image: np.ndarray, mask: np.ndarray, operations: Sequence[Opera
         return image.copy(), mask.astype(np.uint8, copy=True), drawn
     random.seed(py_seed)
     np.random.seed(np_seed)
+    if IGNORE_ID not in class_ids and np.any(mask == IGNORE_ID):
+        class_ids = (*class_ids, IGNORE_ID)  # resampled like a class, so it stays exact
     images = [Image.fromarray(image)] + [Image.fromarray(c) for c in mask_to_channels(mask, class_ids)]
     for operation, on in zip(operations, fired):
         if on:
@@ -443,6 +450,7 @@ def make_sample(job: AugmentJob, i: int) -> dict[str, Any]:
                            f"{job.tile_size} x {job.tile_size}")
     valid = np.zeros(256, dtype=bool)
     valid[list(job.class_ids)] = True
+    valid[IGNORE_ID] = True  # not annotated (ingest.ignore_value)
     if not valid[mask].all():
         found = sorted(set(np.unique(mask).tolist()) - set(job.class_ids))
         raise AugmentError(f"{job.mask_paths[t]}: mask values {found[:10]} are not declared class "
@@ -511,13 +519,18 @@ def augment_tiles(tiles: pd.DataFrame, out_dir: str | os.PathLike, params: Augme
     Parameters
     ----------
     tiles : DataFrame
-        Columns ``tile_id``, ``image_path``, ``mask_path`` (optionally ``source_id``): the TRAIN
-        tiles only. They are sorted by ``tile_id`` first, so row order does not matter.
+        Columns ``tile_id``, ``image_path``, ``mask_path`` (optionally ``source_id``; and
+        ``dataset`` with ``weight`` for several datasets, ``ingest.sources``): the TRAIN tiles
+        only. They are sorted by ``tile_id`` first, so row order does not matter.
     out_dir : folder to fill (the caller makes it atomic, e.g. ``atomic_io.output_dir``).
     params : the ``augment`` params group.
     class_ids : declared class ids (classes.json); 0 = background must be among them.
     tile_size : expected tile side in pixels, checked when given.
     seed : the shared seed; sample ``i`` depends only on ``(seed, i)``.
+
+    With a ``dataset`` column the samples are shared among the datasets by their weights
+    (:func:`porescope.preprocessing.datasets.assign_tiles_by_dataset`), else spread evenly over
+    the tiles (:func:`assign_tiles`).
 
     ``size == 0`` or ``ops == ""`` means no augmentation: every tile is written once, unchanged,
     in ``tile_id`` order, as ``orig<n>_<i:05d>.png`` (same layout, so training reads one format).
@@ -542,7 +555,14 @@ def augment_tiles(tiles: pd.DataFrame, out_dir: str | os.PathLike, params: Augme
     name = dataset_name(p.ops, p.size, n)
     if augmenting:
         operations = build_operations(p.ops, p)
-        tile_index = assign_tiles(n, p.size, seed)
+        if "dataset" in tiles.columns:
+            weights = dict(zip(tiles["dataset"].astype(str), tiles["weight"].astype(float)))
+            try:
+                tile_index = assign_tiles_by_dataset(tiles["dataset"], weights, p.size, seed)
+            except ValueError as exc:
+                raise AugmentError(f"augment: the train tiles' datasets: {exc}") from None
+        else:
+            tile_index = assign_tiles(n, p.size, seed)
     else:
         operations = ()
         tile_index = np.arange(n, dtype=np.int64)
@@ -573,6 +593,10 @@ def augment_tiles(tiles: pd.DataFrame, out_dir: str | os.PathLike, params: Augme
         "class_ids": ids,
         "augmentor_version": getattr(Augmentor, "__version__", "unknown"),
     }
+    if "dataset" in tiles.columns:  # several datasets: how many samples each gave
+        dataset_of = dict(zip(tiles["tile_id"].astype(str), tiles["dataset"].astype(str)))
+        per = samples["tile_id"].astype(str).map(dataset_of).value_counts()
+        info["dataset_samples"] = {d: int(per.get(d, 0)) for d in sorted(set(dataset_of.values()))}
     return samples, info
 
 
@@ -620,6 +644,11 @@ def run_augment(params: AugmentParams, seed: int, ingested: str | os.PathLike, s
                           unique="tile_id")
     class_ids = sorted(read_classes(ingested))
     tiles = train_tiles(manifest, ingested)
+    sources = read_table(ingested / "sources.csv") if (ingested / "sources.csv").is_file() else None
+    if sources is not None and "dataset" in sources.columns:  # ingest.sources: by their weights
+        by_source = sources.assign(source_id=sources["source_id"].astype(str)).set_index("source_id")
+        for col in ("dataset", "weight"):
+            tiles[col] = by_source[col].reindex(tiles["source_id"].astype(str)).to_numpy()
     if tiles.empty:
         raise AugmentError(f"{split / 'tiles.csv'}: no tile has split == train")
     sizes = manifest.loc[manifest["split"] == "train", "tile_size"].unique()

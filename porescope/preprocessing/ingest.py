@@ -48,6 +48,16 @@ The settings are :class:`IngestParams` (the ``ingest`` params group):
                    decompression bomb costs a few bytes of reading
                    (default :data:`porescope.io.images.DEFAULT_MAX_PIXELS`, 400 Mpx).
 ``workers``        processes; the output does not depend on it.
+``ignore_value``   partial annotations: the mask value (binary, labels, instances) or colour
+                   (rgb: ``"R,G,B"``) painted where nothing is annotated; those pixels become
+                   :data:`~porescope.io.mask_encoding.IGNORE_ID` (255) in the written masks and
+                   are skipped by training, threshold calibration and the metrics. ``null``
+                   (default): every mask pixel is annotated.
+``sources``        several datasets at once (:mod:`porescope.preprocessing.datasets`): a list of
+                   ``{name, path, weight, role}`` plus any of the mask and pixel-size keys above
+                   for that dataset; source ids become ``<name>__<stem>`` and ``sources.csv``
+                   gains the columns ``dataset``, ``weight``, ``role``. ``null`` (default): the
+                   one dataset at ``source``.
 """
 
 from __future__ import annotations
@@ -64,7 +74,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from porescope.config import Fail, ParamsError, parse_group
+from porescope.config import Fail, ParamsError, parse_group, to_mapping
 from porescope.io import atomic as atomic_io
 from porescope.io.images import (
     DEFAULT_MAX_PIXELS,
@@ -74,14 +84,18 @@ from porescope.io.images import (
     image_size,
 )
 from porescope.io.mask_encoding import (
+    IGNORE_ID,
     MaskEncoding,
+    annotated,
     decode_instances,
     decode_mask,
+    parse_colour,
     parse_colour_map,
 )
 from porescope.io.micrograph import NormalisationParams, page_micrograph
 from porescope.io.pairing import IngestError, SourcePair, find_pairs
 from porescope.parallel.processes import worker_context
+from porescope.preprocessing.datasets import DATASET_COLUMNS, DatasetParams, source_id
 from porescope.preprocessing.tiling import cut_tiles
 from porescope.segmentation.instances import three_class_from_binary, three_class_from_instances
 
@@ -122,6 +136,8 @@ class IngestParams:
     target: Literal["as_is", "three_class"] = "as_is"
     border_width: int = field(default=2, metadata={"ge": 1})
     split_h: float = field(default=0.5, metadata={"gt": 0})
+    ignore_value: int | str | tuple[int, ...] | None = None
+    sources: tuple[DatasetParams, ...] | None = None
 
     def check(self, fail: Fail) -> None:
         if self.target == "three_class" and self.mask_format not in ("binary", "instances"):
@@ -134,9 +150,34 @@ class IngestParams:
             self.encoding
         except _Bad as exc:
             raise fail(*exc.args) from None
+        if self.sources is not None:
+            self._check_sources(fail)
         if self.tile_size % 32:
             LOG.warning("ingest.tile_size %d is not a multiple of 32; most segmentation encoders "
                         "need multiples of 32", self.tile_size)
+
+    def _check_sources(self, fail: Fail) -> None:
+        if not self.sources:
+            raise fail("sources", "an empty list; give datasets, or null for ingest.source")
+        names = [d.name for d in self.sources]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise fail("sources", f"dataset name(s) {twice} given twice; names must be unique")
+        if not any(d.weight > 0 for d in self.sources):
+            raise fail("sources", "every dataset has weight 0; at least one must be trained on")
+        classes = {d.name: self.for_dataset(d).output_class_names for d in self.sources}
+        first = names[0]
+        for name, found in classes.items():
+            if found != classes[first]:
+                raise fail("sources", f"dataset {name!r} gives classes {found} but {first!r} "
+                                      f"gives {classes[first]}; all datasets must give the same "
+                                      "class ids and names (set class_names per dataset)")
+
+    def for_dataset(self, dataset: DatasetParams) -> IngestParams:
+        """The ingest params of one dataset of ``sources``: the flat keys, overridden by the
+        dataset's own (raises ``ParamsError`` naming ``ingest.sources.<name>.<key>``)."""
+        raw = {**to_mapping(self), **dataset.overrides(), "source": dataset.path, "sources": None}
+        return parse_group(IngestParams, raw, group=f"ingest.sources.{dataset.name}")
 
     @property
     def crop_rows(self) -> int | str:
@@ -187,7 +228,38 @@ class IngestParams:
                 raise _Bad("n_classes", f"is {n_classes} but class id {max(names)} is used")
         if 0 not in names:
             raise _Bad("class_names", "class id 0 (background) must be named")
-        return MaskEncoding(fmt, dict(sorted(names.items())), self.foreground, colour_map)
+        ignore = self._ignore(fmt, names, colour_map)
+        return MaskEncoding(fmt, dict(sorted(names.items())), self.foreground, colour_map, ignore)
+
+    def _ignore(self, fmt: str, names: Mapping[int, str], colour_map: Mapping | None
+                ) -> int | tuple[int, int, int] | None:
+        """``ignore_value`` checked against the format: a colour for rgb, else an integer that
+        is no class value (raises :class:`_Bad`)."""
+        value = self.ignore_value
+        if value is None:
+            return None
+        if IGNORE_ID in names:
+            raise _Bad("class_names", f"class id {IGNORE_ID} marks not-annotated pixels once "
+                                      "ingest.ignore_value is set; renumber that class")
+        if fmt == "rgb":
+            try:
+                colour = parse_colour(value)
+            except ValueError as exc:
+                raise _Bad("ignore_value", f"{exc} (mask_format rgb: the colour painted where "
+                                           "nothing is annotated)") from None
+            if colour_map and colour in colour_map:
+                raise _Bad("ignore_value", f"colour {colour} is also a class in ingest.colour_map")
+            return colour
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Bad("ignore_value", f"mask_format {fmt}: expected the integer mask value "
+                                       f"painted where nothing is annotated, got {value!r}")
+        clash = {"binary": value == self.foreground, "instances": value == 0,
+                 "labels": value in names}[fmt]
+        if clash:
+            raise _Bad("ignore_value", f"{value} is also a class value of the {fmt} masks "
+                                       "(foreground, background 0 or a class id); paint "
+                                       "not-annotated pixels with a value no class uses")
+        return value
 
     @property
     def output_class_names(self) -> dict[int, str]:
@@ -267,10 +339,12 @@ def _rel(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
-def ingest_pair(pair: SourcePair, params: IngestParams, source_root: Path, out: Path
+def ingest_pair(pair: SourcePair, params: IngestParams, source_root: Path, out: Path,
+                dataset: DatasetParams | None = None
                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Read, check, crop, normalise, decode and tile one image (and mask); write its PNGs under
-    ``out``. Returns its ``sources.csv`` and ``tiles.csv`` rows. Raises ``IngestError``."""
+    ``out``. Returns its ``sources.csv`` and ``tiles.csv`` rows. Raises ``IngestError``.
+    ``dataset`` (one of ``ingest.sources``) prefixes the source id and adds its columns."""
     # header size check first: a bomb is refused before the file is read whole
     image_size(pair.image, params.multipage, max_pixels=params.max_pixels)
     data = _read(pair.image)
@@ -297,6 +371,7 @@ def ingest_pair(pair: SourcePair, params: IngestParams, source_root: Path, out: 
         name = str(pair.image)
         sid = pair.stem if image.n_pages == 1 or params.multipage == "first" \
             else f"{pair.stem}_p{page.index}"
+        sid = source_id(dataset.name if dataset is not None else None, sid)
         if image.n_pages > 1 and params.multipage == "all":
             name = f"{pair.image} (page {page.index})"
         mg = page_micrograph(image, k, crop_bottom=params.crop_rows,
@@ -350,6 +425,8 @@ def ingest_pair(pair: SourcePair, params: IngestParams, source_root: Path, out: 
             "height": h, "width": w, "orig_height": oh, "orig_width": ow, "crop_bottom": crop,
             "page": page.index, "normalisation": norm, "pixel_size_nm": px,
             "pixel_size_source": px_src})
+        if dataset is not None:
+            source_rows[-1].update(dataset=dataset.name, weight=dataset.weight, role=dataset.role)
 
         tiles, positions = cut_tiles(u8, params.tile_size, params.pad_mode)
         mtiles = cut_tiles(ids, params.tile_size, params.pad_mode)[0] if ids is not None else None
@@ -364,27 +441,58 @@ def ingest_pair(pair: SourcePair, params: IngestParams, source_root: Path, out: 
                 _write_png(out / "tiles" / "masks" / f"{tid}.png", mtiles[i])
                 valid = mtiles[i][:pos.valid_height, :pos.valid_width]
                 row["mask_sha256"] = array_sha256(mtiles[i])
-                row["fg_fraction"] = float(np.count_nonzero(valid)) / valid.size
+                # not-annotated pixels are no foreground
+                fg = np.count_nonzero(valid) - np.count_nonzero(valid == IGNORE_ID)
+                row["fg_fraction"] = float(fg) / valid.size
             tile_rows.append(row)
     return source_rows, tile_rows
 
 
 def _mask_classes(array: np.ndarray, params: IngestParams, name: str, palette: np.ndarray | None,
                   file_format: str | None, rows: int) -> np.ndarray:
-    """Decoded class ids of a mask cut to ``rows``, with the ``target`` derivation applied."""
-    if params.encoding.format == "instances":
-        labels = decode_instances(array, name)[:rows]
+    """Decoded class ids of a mask cut to ``rows``, with the ``target`` derivation applied.
+    Not-annotated pixels stay :data:`IGNORE_ID` (background while the target is derived)."""
+    encoding = params.encoding
+    if encoding.format == "instances":
+        labels = decode_instances(array, name, encoding.ignore)[:rows]
+        hidden = labels < 0
+        labels = np.maximum(labels, 0)
         if params.target == "three_class":
-            return three_class_from_instances(labels, params.border_width)
-        return (labels > 0).astype(np.uint8)
-    ids = decode_mask(array, params.encoding, name, palette, file_format)[:rows]
-    if params.target == "three_class":
-        return three_class_from_binary(ids > 0, border_width=params.border_width, h=params.split_h)
+            ids = three_class_from_instances(labels, params.border_width)
+        else:
+            ids = (labels > 0).astype(np.uint8)
+    else:
+        ids = decode_mask(array, encoding, name, palette, file_format)[:rows]
+        hidden = ~annotated(ids)
+        if params.target == "three_class":
+            ids = three_class_from_binary((ids > 0) & ~hidden, border_width=params.border_width,
+                                          h=params.split_h)
+    if encoding.ignore is not None:
+        ids[hidden] = IGNORE_ID
     return ids
 
 
-def _worker(args: tuple[SourcePair, IngestParams, Path, Path]):
+def _worker(args: tuple[SourcePair, IngestParams, Path, Path, DatasetParams | None]):
     return ingest_pair(*args)
+
+
+def _pairs(source: Path, out: Path, params: IngestParams
+           ) -> list[tuple[SourcePair, IngestParams, Path, DatasetParams | None]]:
+    """Every image (and mask) with its params, root folder and dataset: of the folder
+    ``source``, or of every dataset of ``params.sources``."""
+    datasets = [(None, params, source)] if params.sources is None else \
+        [(d, params.for_dataset(d), Path(d.path)) for d in params.sources]
+    jobs = []
+    for dataset, dparams, root in datasets:
+        if out.resolve() == root.resolve() or root.resolve() in out.resolve().parents:
+            raise ParamsError(f"--out {out} lies inside the source folder {root}; write the "
+                              "ingested data elsewhere (e.g. data/ingested)")
+        pairs = find_pairs(root, require_masks=dparams.require_masks,
+                           mask_suffix=dparams.mask_suffix)
+        LOG.info("%s: %d image(s), %d with masks", root, len(pairs),
+                 sum(p.mask is not None for p in pairs))
+        jobs.extend((p, dparams, root, dataset) for p in pairs)
+    return jobs
 
 
 def run_ingest(source: str | Path, out: str | Path, params: IngestParams) -> dict[str, Any]:
@@ -394,16 +502,11 @@ def run_ingest(source: str | Path, out: str | Path, params: IngestParams) -> dic
     Raises ``IngestError`` for bad input (nothing is written then).
     """
     source, out = Path(source), Path(out)
-    if out.resolve() == source.resolve() or source.resolve() in out.resolve().parents:
-        raise ParamsError(f"--out {out} lies inside the source folder {source}; write the "
-                          "ingested data elsewhere (e.g. data/ingested)")
-    pairs = find_pairs(source, require_masks=params.require_masks, mask_suffix=params.mask_suffix)
-    LOG.info("%s: %d image(s), %d with masks", source, len(pairs),
-             sum(p.mask is not None for p in pairs))
+    pairs = _pairs(source, out, params)
     with atomic_io.output_dir(out) as tmp:
         for sub in ("images", "masks", "tiles/images", "tiles/masks"):
             (tmp / sub).mkdir(parents=True, exist_ok=True)
-        jobs = [(p, params, source, tmp) for p in pairs]
+        jobs = [(p, dparams, root, tmp, dataset) for p, dparams, root, dataset in pairs]
         bar = tqdm(total=len(jobs), desc="ingest", unit="img", file=sys.stderr)
         results = []
         try:
@@ -429,14 +532,16 @@ def run_ingest(source: str | Path, out: str | Path, params: IngestParams) -> dic
         srows = [r for s, _ in results for r in s]
         trows = [r for _, t in results for r in t]
         seen: dict[str, str] = {}
+        roots = {} if params.sources is None else {d.name: Path(d.path) for d in params.sources}
         for r in srows:
             if r["source_id"] in seen:
-                raise IngestError(source / r["image_file"],
+                raise IngestError(roots.get(r.get("dataset"), source) / r["image_file"],
                                   f"gives source id '{r['source_id']}', which "
                                   f"{seen[r['source_id']]} also gives (a page suffix _p<k> "
                                   "meets a file stem); rename one of the files")
             seen[r["source_id"]] = r["image_file"]
-        sources = pd.DataFrame(srows, columns=SOURCES_COLUMNS).sort_values(
+        columns = SOURCES_COLUMNS + ([] if params.sources is None else list(DATASET_COLUMNS))
+        sources = pd.DataFrame(srows, columns=columns).sort_values(
             "source_id", kind="stable").reset_index(drop=True)
         tiles = pd.DataFrame(trows, columns=TILES_COLUMNS).sort_values(
             ["source_id", "y", "x"], kind="stable").reset_index(drop=True)

@@ -36,6 +36,10 @@ the order of their smallest ``source_id``, so the input row order does not matte
     group to the fold with the fewest sources so far (ties: lowest fold index; for singleton
     groups this is round robin). Fold ``fold`` is validation, the others train.
 
+Several datasets (``ingest.sources``): the sources of a dataset with ``role: train`` (and every
+source grouped with one) are train sources; the method splits the other groups. ``group_by`` keys
+are taken per dataset (``<dataset>/<key>``), so equal file names in two datasets stay apart.
+
 Tables are pandas DataFrames with the ingest columns (see ``notes/contracts.md``).
 """
 
@@ -427,7 +431,11 @@ def split_tables(sources: pd.DataFrame, tiles: pd.DataFrame, params: SplitParams
     ``check_no_leakage`` is run on ``tiles_out`` before returning.
     """
     keys = group_by_rule(sources, params.group_by)
-    assignment = assign_splits(group_sources(sources, tiles, keys), params, seed)
+    group_of = group_sources(sources, tiles, keys)
+    if "role" in sources.columns and (sources["role"] == "train").any():
+        assignment = _assign_with_train_role(group_of, sources, params, seed)
+    else:
+        assignment = assign_splits(group_of, params, seed)
     cols = ["group", "split", "fold"]
     key = assignment.set_index("source_id")[cols]
     sources_out = sources.copy()
@@ -450,6 +458,27 @@ def split_tables(sources: pd.DataFrame, tiles: pd.DataFrame, params: SplitParams
     return sources_out, tiles_out
 
 
+def _assign_with_train_role(group_of: pd.Series, sources: pd.DataFrame, params: SplitParams,
+                            seed: int) -> pd.DataFrame:
+    """Splits when some datasets of ``ingest.sources`` have ``role: train``: every group holding
+    such a source is train (whole groups, so nothing that shares content leaks); the other
+    groups are split by ``params.method``."""
+    forced_ids = set(sources.loc[sources["role"] == "train", "source_id"].astype(str))
+    forced_groups = set(group_of[group_of.index.isin(forced_ids)].tolist())
+    forced = group_of.isin(forced_groups)
+    rest = group_of[~forced]
+    if rest.empty:
+        raise SplitError("every source belongs to a dataset with role: train; nothing is left "
+                         "to validate and test on")
+    codes, uniques = pd.factorize(rest.to_numpy())
+    assigned = assign_splits(pd.Series(codes, index=rest.index, name="group"), params, seed)
+    assigned["group"] = uniques[assigned["group"].to_numpy()]
+    train = pd.DataFrame({"source_id": group_of.index[forced].astype(str),
+                          "group": group_of[forced].to_numpy(), "split": "train",
+                          "fold": pd.array([pd.NA] * int(forced.sum()), dtype="Int64")})
+    return pd.concat([assigned, train], ignore_index=True)
+
+
 def group_by_rule(sources: pd.DataFrame, rule: GroupRule) -> pd.Series | None:
     """The ``split.group_by`` key of each source (indexed by ``source_id``), or ``None`` for
     ``rule: none``; a source the rule gives no group is a :class:`SplitError` naming it.
@@ -466,12 +495,20 @@ def group_by_rule(sources: pd.DataFrame, rule: GroupRule) -> pd.Series | None:
     if rule.rule == "none":
         return None
     # image_file is relative to the ingest source ("images/x.png"): keys relative to images/
-    files = [f.split("/", 1)[1] if f.startswith("images/") else f for f in sources["image_file"].astype(str)]
-    try:
-        keys = rule.keys(files)
-    except GroupingError as exc:
-        raise SplitError(f"split.group_by: {exc}") from None
-    return pd.Series(list(keys), index=sources["source_id"].astype(str).to_numpy(), name="group_key")
+    files = pd.Series([f.split("/", 1)[1] if f.startswith("images/") else f
+                       for f in sources["image_file"].astype(str)], dtype=object)
+    # ingest.sources: keys per dataset, so equal file names in two datasets stay apart
+    datasets = (sources["dataset"].astype(str).to_numpy() if "dataset" in sources.columns
+                else np.full(len(files), None, dtype=object))
+    keys = pd.Series(index=files.index, dtype=object)
+    for dataset in pd.unique(datasets):
+        rows = datasets == dataset
+        try:
+            found = list(rule.keys(files[rows].tolist()))
+        except GroupingError as exc:
+            raise SplitError(f"split.group_by: {exc}") from None
+        keys[rows] = found if dataset is None else [f"{dataset}/{k}" for k in found]
+    return pd.Series(keys.tolist(), index=sources["source_id"].astype(str).to_numpy(), name="group_key")
 
 
 #: Columns the split reads from the ingest tables (ingest contract).

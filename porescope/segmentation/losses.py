@@ -5,6 +5,11 @@ A loss is specified as a string (``"dice"``, ``"bce+dice"``) or a mapping of ter
 background 0.2 / interior 0.2 / border 0.8) scale each class's contribution to every term that
 supports them. Binary models take one logit channel and targets in {0, 1}; multi-class models
 take ``C`` logit channels and integer targets.
+
+Not-annotated pixels (target :data:`~porescope.io.mask_encoding.IGNORE_ID`, partial annotations)
+are skipped as nnU-Net's ignore label is: when a batch holds any, every term is computed on the
+annotated pixels only, gathered into one flat sample, so the loss equals the loss of a batch made
+of those pixels alone (means and Dice/Jaccard/Tversky sums run over annotated pixels).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from porescope.io.mask_encoding import IGNORE_ID
 from porescope.segmentation.torch_compat import import_smp
 
 LOSS_TERMS = ("bce", "ce", "dice", "focal", "jaccard", "tversky")
@@ -81,6 +87,14 @@ class CombinedLoss(nn.Module):
         self.binary = n_classes == 1
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        hidden = target == IGNORE_ID
+        if bool(hidden.any()):
+            keep = ~hidden
+            if not bool(keep.any()):
+                return logits.sum() * 0.0  # nothing annotated: no signal, but a graph
+            # annotated pixels as one (1, C, 1, M) sample: every term sees only them
+            logits = logits.permute(0, 2, 3, 1)[keep].T[None, :, None, :]
+            target = target[keep][None, None, :]
         total = logits.new_zeros(())
         for name, term in self.terms.items():
             if name in ("bce", "ce"):

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from porescope.config import Fail, ParamsError, to_mapping
+from porescope.io.mask_encoding import annotated
 from porescope.io.tables import read_classes, read_stack, read_table
 from porescope.segmentation import devices, inference, losses, models, training
 
@@ -137,6 +138,24 @@ def fingerprint(params: Mapping, config: dict[str, Any], *arrays: np.ndarray) ->
     return digest.hexdigest()
 
 
+def annotated_area_threshold(proba: np.ndarray, masks: np.ndarray) -> float:
+    """:func:`~porescope.segmentation.inference.area_matching_threshold` of foreground
+    probabilities ``proba`` against the class-id ``masks`` (same shape), on the annotated pixels
+    only: not-annotated pixels (``IGNORE_ID``) neither add true area nor compete for it.
+
+    Examples
+    --------
+    >>> proba = np.array([0.9, 0.3, 0.6, 0.99, 0.99])
+    >>> masks = np.array([1, 0, 1, 255, 255], np.uint8)
+    >>> round(annotated_area_threshold(proba, masks), 6)  # 2 true px: 0.9 and 0.6 lie above
+    0.3
+    """
+    keep = annotated(masks)
+    if keep.all():
+        return inference.area_matching_threshold(proba, masks > 0)
+    return inference.area_matching_threshold(proba[keep], masks[keep] > 0)
+
+
 def calibrated_threshold(params: TrainParams, model: torch.nn.Module, best_state: dict[str, torch.Tensor],
                          val: training.SegmentationData, config: dict[str, Any], device: torch.device,
                          batch_size: int) -> float:
@@ -145,7 +164,7 @@ def calibrated_threshold(params: TrainParams, model: torch.nn.Module, best_state
         return 0.5
     model.load_state_dict(best_state)
     proba = training.tile_probabilities(model, val.images, batch_size=batch_size, device=device)
-    threshold = inference.area_matching_threshold(proba[:, 0], val.masks > 0)
+    threshold = annotated_area_threshold(proba[:, 0], val.masks)
     LOG.info("area-matched decision threshold on the val tiles: %.4f", threshold)
     return round(threshold, 6)
 
@@ -167,7 +186,8 @@ def object_ecd_percentiles(masks: np.ndarray) -> list[float] | None:
 
     ecd = []
     for mask in masks:
-        n, lab, stats, _ = cv2.connectedComponentsWithStats((mask > 0).astype(np.uint8), connectivity=8)
+        objects = (mask > 0) & annotated(mask)
+        n, lab, stats, _ = cv2.connectedComponentsWithStats(objects.astype(np.uint8), connectivity=8)
         h, w = mask.shape
         x, y, bw, bh, area = (stats[1:, k] for k in range(5))
         whole = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h)
