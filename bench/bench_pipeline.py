@@ -24,6 +24,13 @@ same DVC: a one-stage pipeline, and ten chained stages each with a params depend
 DIR's params.yaml (the shape of this pipeline without its code, data and templating). Runs are
 interleaved; wall and CPU (user + sys of the dvc process) seconds are reported, CPU being the
 steadier figure on a shared machine. DIR's dvc.lock must come out unchanged.
+
+The goal (issue 12: at most 1.5x "DVC's own floor on a trivial pipeline") is judged against the
+ten-stage floor: it has this pipeline's shape (ten stages, each with a params dependency, so DVC
+parses the same params.yaml once per stage, as it does here), without its code deps, data folders
+and templating - the cost this project adds. The one-stage floor (DVC's start-up alone) is
+reported beside it. Which YAML parser DVC uses (libyaml or pure Python) is printed: it moves every
+figure.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "TQDM_DISABLE": "1", "DVC_NO_ANALYTICS": "1"}
+#: no-op repro budget: CPU seconds at most this multiple of the 10-stage floor (issue 12)
+NOOP_GOAL = 1.5
 #: parameter -> what it should rerun (the stages that read it), checked with --dry
 CHANGES = {
     "analyze.spatial.n_sim": (lambda p: p["analyze"]["spatial"].__setitem__("n_sim", 49)),
@@ -121,12 +130,35 @@ def noop_repro(repo: Path, repeats: int) -> None:
                 times[name].append(_timed_dvc(["repro"], path))
     if (repo / "dvc.lock").read_bytes() != lock:
         raise SystemExit(f"{repo}/dvc.lock changed during the no-op runs")
-    base = min(c for _, c in times["floor: 1 stage"])
-    print(f"no-op dvc repro, best of {repeats} interleaved runs (CPU = user + sys of the dvc process)")
-    print(f"{'pipeline':<40} {'wall s':>7} {'CPU s':>6} {'CPU / 1-stage floor':>20}")
+    one, ten = (min(c for _, c in times[name]) for name in list(times)[:2])
+    print(f"no-op dvc repro, best of {repeats} interleaved runs (CPU = user + sys of the dvc process); "
+          f"DVC's YAML parser: {_yaml_parser()}")
+    print(f"{'pipeline':<40} {'wall s':>7} {'CPU s':>6} {'/ 1-stage':>10} {'/ 10-stage':>11}")
     for name, runs in times.items():
         wall, cpu = min(w for w, _ in runs), min(c for _, c in runs)
-        print(f"{name:<40} {wall:>7.2f} {cpu:>6.2f} {cpu / base:>20.2f}")
+        print(f"{name:<40} {wall:>7.2f} {cpu:>6.2f} {cpu / one:>10.2f} {cpu / ten:>11.2f}")
+    ratio = min(c for _, c in times[f"{repo}"]) / ten
+    print(f"goal: CPU <= {NOOP_GOAL}x the 10-stage floor (same shape: 10 stages parsing this params.yaml; "
+          f"the 1-stage one is DVC's start-up alone): {ratio:.2f}x, {'met' if ratio <= NOOP_GOAL else 'missed'}")
+    print(f"what DVC checks in {repo.name}: {_lock_shape(lock)}")
+
+
+def _lock_shape(lock: bytes) -> str:
+    """What a no-op repro costs in proportion to: file deps, folder entries (DVC lists a folder's
+    files and looks each up in its state db, once per stage that names the folder), lock size."""
+    stages = yaml.safe_load(lock)["stages"].values()
+    entries = [e for s in stages for e in (*s.get("deps", []), *s.get("outs", []))]
+    folders = [e for e in entries if "nfiles" in e]
+    return (f"{len(stages)} stages, {len(entries) - len(folders)} file deps/outs, {len(folders)} folder deps/outs "
+            f"holding {sum(e['nfiles'] for e in folders)} files in all, dvc.lock {len(lock) / 1024:.0f} kB "
+            f"(DVC parses it twice)")
+
+
+def _yaml_parser() -> str:
+    """'libyaml' when ruamel.yaml (DVC's YAML reader) has its C parser, else 'pure Python'."""
+    code = "from ruamel.yaml import YAML; print(YAML(typ='safe').Parser.__name__)"
+    name = subprocess.run([sys.executable, "-c", code], env=ENV, text=True, capture_output=True).stdout.strip()
+    return "libyaml" if name == "CParser" else f"pure Python ({name or 'ruamel.yaml not importable'})"
 
 
 def main() -> None:
