@@ -110,7 +110,8 @@ class ImageAnalysis:
     ``counted``). summary: one flat dict (see :func:`analyse_mask`). counts: the
     :func:`~porescope.measure.counting.count_pores` table with ``image_id`` (``detail`` kept as a dict).
     spatial: :func:`~porescope.measure.spatial.spatial_summary` of the pore centroids (``None`` with
-    fewer than 3 pores). labels: int32 pore labels (0 = background).
+    fewer than 3 pores). labels: int32 pore labels (0 = background; None once a folder run has
+    encoded its outputs).
     """
 
     image_id: str
@@ -118,7 +119,7 @@ class ImageAnalysis:
     summary: dict[str, Any]
     counts: pd.DataFrame
     spatial: dict[str, Any] | None
-    labels: np.ndarray
+    labels: np.ndarray | None
 
 
 def image_rng(seed: int, image_id: str, purpose: str = "") -> np.random.Generator:

@@ -165,14 +165,20 @@ def write_csv(path: str | os.PathLike, frame: "Any", **kwargs: Any) -> Path:
     return write_text(path, frame.to_csv(**kwargs))
 
 
-def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Encode a ``uint8``/``uint16`` grey or BGR image as PNG and write it atomically."""
+def encode_png(image: np.ndarray, name: str | os.PathLike = "image") -> bytes:
+    """PNG bytes of a ``uint8``/``uint16`` grey or BGR image (OpenCV's encoder; ``name`` is
+    for the error message)."""
     import cv2
 
     ok, buf = cv2.imencode(".png", image)
     if not ok:
-        raise ValueError(f"{path}: OpenCV could not encode an array of shape {image.shape}")
-    return write_bytes(path, buf.tobytes())
+        raise ValueError(f"{name}: OpenCV could not encode an array of shape {image.shape}")
+    return buf.tobytes()
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Encode a ``uint8``/``uint16`` grey or BGR image as PNG and write it atomically."""
+    return write_bytes(path, encode_png(image, path))
 
 
 @contextlib.contextmanager

@@ -48,11 +48,11 @@ from porescope.analysis import membrane as ma
 from porescope.config import ParamsError
 from porescope.errors import PorescopeError
 from porescope.io.atomic import (
+    encode_png,
     output_dir,
     write_bytes,
     write_csv,
     write_json,
-    write_png,
     write_text,
 )
 from porescope.io.images import image_size
@@ -300,6 +300,23 @@ def _measure_or_reason(image: Path, model: Path, params: MeasureParams
         return str(image), why.splitlines()[0]
 
 
+def measure_and_encode(image: Path, model: Path, params: MeasureParams
+                       ) -> MeasureResult | tuple[str, str]:
+    """One image of a folder run: measured (``params.strict``: :func:`measure_one`, else
+    :func:`_measure_or_reason`), its mask and outline overlay encoded as PNG into
+    ``result.files``, and the image-sized arrays dropped, so that the run holds only tables and
+    compressed images while the other files are measured."""
+    result = measure_one(image, model, params) if params.strict else \
+        _measure_or_reason(image, model, params)
+    if not isinstance(result, MeasureResult):
+        return result
+    files = {f"masks/{result.image_id}.png": encode_png(result.mask, image),
+             f"overlays/{result.image_id}.png":
+                 encode_png(afig.outline_overlay(result.grey, result.analysis.labels), image)}
+    return dataclasses.replace(result, grey=None, mask=None, files=files,
+                               analysis=dataclasses.replace(result.analysis, labels=None))
+
+
 def run_measure(source: str | os.PathLike, model: str | os.PathLike, out: str | os.PathLike,
                 params: MeasureParams, *, overwrite: bool = True,
                 metrics: str | os.PathLike | None = None, scheduler: str | None = None,
@@ -331,8 +348,8 @@ def run_measure(source: str | os.PathLike, model: str | os.PathLike, out: str | 
     if (scheduler is not None or workers > 1) and params.threads == 0:
         # share the cores between worker processes instead of oversubscribing them
         params = dataclasses.replace(params, threads=max(1, (os.cpu_count() or 1) // max(1, workers)))
-    task = measure_one if params.strict else _measure_or_reason
-    outcomes = map_ordered(task, files, model, params, scheduler=scheduler, workers=workers)
+    outcomes = map_ordered(measure_and_encode, files, model, params, scheduler=scheduler,
+                           workers=workers)
     results = [r for r in outcomes if isinstance(r, MeasureResult)]
     rejected = sorted(rejected + [r for r in outcomes if not isinstance(r, MeasureResult)])
     results.sort(key=lambda r: r.image_id)
@@ -359,9 +376,8 @@ def run_measure(source: str | os.PathLike, model: str | os.PathLike, out: str | 
     report = render_report(summary, run_info, figures, extra.blocks)
     with output_dir(out, overwrite=True) as tmp:
         for r in results:
-            write_png(tmp / "masks" / f"{r.image_id}.png", r.mask)
-            write_png(tmp / "overlays" / f"{r.image_id}.png",
-                      afig.outline_overlay(r.grey, r.analysis.labels))
+            for name, data in r.files.items():
+                write_bytes(tmp / name, data)
         write_csv(tmp / "objects.csv", objects)
         write_csv(tmp / "summary.csv", summary)
         for name, data in sorted(figures.items()):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +63,13 @@ class MeasureResult:
     """
 
     image_id: str
-    grey: np.ndarray
-    mask: np.ndarray
+    grey: np.ndarray | None
+    mask: np.ndarray | None
     analysis: ma.ImageAnalysis
     info: dict[str, Any]
+    #: output images already encoded (relative path -> PNG bytes); a folder run keeps these and
+    #: drops ``grey``, ``mask`` and ``analysis.labels`` so memory does not grow with the images
+    files: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def summary(self) -> dict[str, Any]:
