@@ -234,11 +234,28 @@ def _batches(ys: np.ndarray, xs: np.ndarray, batch_size: int) -> Iterator[np.nda
         yield grid[i : i + batch_size]
 
 
-def _probabilities(logits: torch.Tensor) -> torch.Tensor:
+def _probabilities(logits: torch.Tensor, *, in_place: bool = False) -> torch.Tensor:
+    """Sigmoid / softmax of ``N x C x h x w`` logits; ``in_place`` overwrites float32 logits
+    nobody else holds (ONNX Runtime's output) instead of allocating the result."""
     logits = logits.float()
     if logits.shape[1] == 1:
-        return torch.sigmoid(logits)
+        return torch.sigmoid_(logits) if in_place else torch.sigmoid(logits)
     return torch.softmax(logits, dim=1)
+
+
+def _weight_parts(w1: np.ndarray) -> list[tuple[tuple[slice, slice], np.ndarray]]:
+    """The 2-D window weight ``outer(w1, w1)`` (float32) as ``(rows, cols)`` regions with their
+    weights, covering every pixel whose weight is not exactly 1: multiplying only those gives
+    the full product bit for bit (``x * 1.0 == x``) without a pass over the window's middle."""
+    tile = w1.size
+    ones = np.flatnonzero(w1 == 1.0)
+    if ones.size == 0 or ones[-1] - ones[0] + 1 != ones.size:
+        return [((slice(0, tile), slice(0, tile)), np.outer(w1, w1).astype(np.float32))]
+    a, b = int(ones[0]), int(ones[-1]) + 1
+    regions = [(slice(0, a), slice(0, tile)), (slice(b, tile), slice(0, tile)),
+               (slice(a, b), slice(0, a)), (slice(a, b), slice(b, tile))]
+    return [((r, c), np.outer(w1[r], w1[c]).astype(np.float32)) for r, c in regions
+            if r.stop > r.start and c.stop > c.start]
 
 
 def predict_proba(
@@ -353,7 +370,7 @@ def predict_proba(
     ys = tile_starts(hp, tile, overlap)
     xs = tile_starts(wp, tile, overlap)
     w1 = window_weights(tile, overlap)
-    w2 = np.outer(w1, w1).astype(np.float32)
+    w2_parts = _weight_parts(w1)
 
     flips: list[tuple[int, ...]] = [()]
     if tta:
@@ -365,8 +382,11 @@ def predict_proba(
     buf = np.empty((min(batch_size, n_windows), 1, tile, tile), dtype=np.float32)
     scale = np.float32(1.0 / 255.0)
     acc: np.ndarray | None = None
-    was_training = model.training if is_torch else False
-    if is_torch:
+    # only torch runs the module (ONNX Runtime runs the exported graph): no train/eval switch
+    # of every submodule otherwise
+    toggles_mode = is_torch and backend == "torch"
+    was_training = model.training if toggles_mode else False
+    if toggles_mode:
         model.eval()
     try:
         with torch.inference_mode():
@@ -390,20 +410,26 @@ def predict_proba(
                             f"predict_proba: model output shape {tuple(logits.shape)} is not "
                             f"(N={n}, C, {tile}, {tile})"
                         )
-                    p = _probabilities(logits)
+                    p = _probabilities(logits, in_place=backend == "onnxruntime")
                     if dims:
                         p = torch.flip(p, dims)
                     prob = p if prob is None else prob + p
                 if len(flips) > 1:
                     prob = prob / len(flips)
                 prob_np = prob.cpu().numpy()
+                for (rs, cs), w in w2_parts:
+                    prob_np[:, :, rs, cs] *= w
+                if n_windows == 1:
+                    # the window is the padded image: 0 + p == p for probabilities (>= +0), so
+                    # the weighted window is the accumulator as it is
+                    acc = prob_np[0]
+                    continue
                 if acc is None:
                     acc = np.zeros((prob_np.shape[1], hp, wp), dtype=np.float32)
-                prob_np *= w2
                 for (y, x), p in zip(batch, prob_np):
                     acc[:, y : y + tile, x : x + tile] += p
     finally:
-        if is_torch:
+        if toggles_mode:
             model.train(was_training)
 
     assert acc is not None  # at least one window always exists
@@ -413,10 +439,11 @@ def predict_proba(
     wx = np.zeros(wp, dtype=np.float64)
     for x in xs:
         wx[x : x + tile] += w1
-    out = acc[:, top : top + rows, left : left + cols]
-    out /= wy[top : top + rows, None].astype(np.float32)
+    # the first division writes the cropped result (no separate contiguous copy)
+    out = np.empty((acc.shape[0], rows, cols), dtype=np.float32)
+    np.divide(acc[:, top : top + rows, left : left + cols], wy[top : top + rows, None].astype(np.float32), out=out)
     out /= wx[None, left : left + cols].astype(np.float32)
-    return np.ascontiguousarray(out)
+    return out
 
 
 def decide(proba: np.ndarray, threshold: float = 0.5) -> np.ndarray:
