@@ -632,8 +632,7 @@ def _row_hulls(rows: _Rows, ymin: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     non-convex vertices, all objects at once, until every remaining vertex is strictly convex.
     A pruned vertex lies inside the hull of the others, so the survivors are exactly the hull
     vertices (collinear points dropped). Each hull starts at the top-right corner and runs
-    clockwise as displayed: the candidates are laid out in that order from the start (object
-    after object, right chain down then left chain up), so the survivors need no reordering.
+    clockwise as displayed.
     """
     off = rows.off
     n = off.size - 1
@@ -649,40 +648,30 @@ def _row_hulls(rows: _Rows, ymin: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     xl[qi] = rows.left
     xl[qi + 1] = np.minimum(xl[qi + 1], rows.left)
     obj_pt = np.repeat(np.arange(n), height + 1)
-    p_rep = p_off[:-1][obj_pt]
-    line = np.arange(tot)
-    # object i holds positions [2 p_off[i], 2 p_off[i + 1]): line k of the right chain at
-    # 2 p_off[i] + k, of the left chain at 2 p_off[i + 1] - 1 - k
-    pos_r = line + p_rep
-    pos_l = (2 * p_off[1:])[obj_pt] - 1 - (line - p_rep)
-    yy = ymin[obj_pt] + (line - p_rep)
+    yy = ymin[obj_pt] + (np.arange(tot) - p_off[:-1][obj_pt])
     small = max(int(yy.max()), int(rows.right.max())) < 30_000
     ctype = np.int32 if small else np.int64    # cross products fit in int32
-    # x, y, object and "chain end point" as the rows of one array, so that a pass filters
-    # them with a single np.compress; the chains' end points (the first and last corner line,
-    # which always hold pixels) are never pruned
+    # all right chains downwards, then all left chains upwards (the reversed array: objects in
+    # reverse order), as the rows x, y, chain, end point of one array, so that a pass filters
+    # them with a single np.compress. A left chain is not mirrored: each cross product equals
+    # the one of the same corners in a downward chain mirrored x -> -x, so a convex vertex has
+    # cross > 0 on both. Chain ids grow along the array (left chain of object i: 2n - 1 - i).
+    # The chains' end points (the first and last corner line, which always hold pixels) are
+    # never pruned.
     pts = np.empty((4, 2 * tot), ctype)
-    pts[0, pos_r] = xr
-    pts[0, pos_l] = xl
-    pts[1, pos_r] = yy
-    pts[1, pos_l] = yy
-    pts[2, pos_r] = obj_pt
-    pts[2, pos_l] = obj_pt
-    pts[3] = 0
-    ends = 2 * p_off[:-1]
-    pts[3, ends] = 1
-    pts[3, ends + height] = 1
-    pts[3, ends + height + 1] = 1
-    pts[3, 2 * p_off[1:] - 1] = 1
+    pts[0, :tot] = xr
+    pts[0, tot:] = xl[::-1]
+    pts[1, :tot] = yy
+    pts[1, tot:] = yy[::-1]
+    pts[2, :tot] = obj_pt
+    np.subtract(2 * n - 1, obj_pt[::-1], out=pts[2, tot:])
+    pts[3, :tot] = 0
+    pts[3, p_off[:-1]] = 1
+    pts[3, p_off[1:] - 1] = 1
+    pts[3, tot:] = pts[3, tot - 1::-1]
     valid = xr > -_BIG                 # a line between two empty rows (several parts) has none
     if not valid.all():
-        keep = np.empty(2 * tot, bool)
-        keep[pos_r] = valid
-        keep[pos_l] = valid
-        pts = np.compress(keep, pts, axis=1)
-    # the left chain runs upwards without mirroring: each cross product equals the one of the
-    # same three corners in a downward chain mirrored x -> -x, so a convex vertex has cross > 0
-    # on both chains
+        pts = np.compress(np.concatenate((valid, valid[::-1])), pts, axis=1)
     while pts.shape[1] > 2:
         dx = np.diff(pts[0])
         dy = np.diff(pts[1])
@@ -693,7 +682,15 @@ def _row_hulls(rows: _Rows, ymin: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
         if keep.all():
             break
         pts = np.compress(keep, pts, axis=1)
-    return pts[0], pts[1], np.bincount(pts[2], minlength=n)
+    # hull order: object by object, its right chain then its left chain
+    cnt = np.bincount(pts[2], minlength=2 * n)
+    start = np.cumsum(cnt) - cnt
+    c_r, c_l = cnt[:n], cnt[:n - 1:-1] if n else cnt[:0]
+    lens = np.stack((c_r, c_l), axis=1).ravel()
+    src = np.stack((start[:n], start[:n - 1:-1] if n else start[:0]), axis=1).ravel()
+    total = pts.shape[1]
+    order = np.repeat(src - (np.cumsum(lens) - lens), lens) + np.arange(total)
+    return pts[0, order], pts[1, order], c_r + c_l
 
 
 def _paint_runs(r: _Runs, shape: tuple[int, int]) -> np.ndarray:
