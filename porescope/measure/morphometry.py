@@ -586,8 +586,9 @@ def _simple_boundaries(left: np.ndarray, right: np.ndarray, off: np.ndarray
     side_len[base + 2 * p_r + 1] = bottom
     side_len[base + n_sides - 1] = topw
     n_edges = 2 * height + bottom + topw
-    n_edges += np.bincount(obj[i_r], weights=np.abs(d_r[i_r]), minlength=n).astype(np.int64)
-    n_edges += np.bincount(obj[i_l], weights=np.abs(d_l[i_l]), minlength=n).astype(np.int64)
+    # horizontal sides (d = 0 on each object's last row; every object has a row)
+    n_edges += np.add.reduceat(np.abs(d_r), first)
+    n_edges += np.add.reduceat(np.abs(d_l), first)
     s_first = np.zeros(total, bool)
     s_first[base] = True
     return n_edges, _imagej_corners(side_len > 1, s_first, n_sides)
