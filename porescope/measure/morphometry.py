@@ -704,6 +704,24 @@ def _paint_runs(r: _Runs, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
+# np.hypot and np.arctan2 of every integer edge vector up to _EDGE_TABLE px along each axis
+# (hull edges of pores are short): a lookup gives the same float64 values as the calls
+_EDGE_TABLE = 64
+_EDGE_GRID = np.arange(-_EDGE_TABLE, _EDGE_TABLE + 1, dtype=np.float64)
+_HYPOT_TABLE = np.hypot(_EDGE_GRID[:, None], _EDGE_GRID[None, :]).ravel()   # [ex, ey]
+_ATAN2_TABLE = np.arctan2(_EDGE_GRID[None, :], _EDGE_GRID[:, None]).ravel()  # atan2(ey, ex)
+
+
+def _edge_length_angle(ex: np.ndarray, ey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.hypot(ex, ey)`` and ``np.arctan2(ey, ex)`` of integer edge vectors (float64)."""
+    if ex.size == 0 or max(int(np.abs(ex).max()), int(np.abs(ey).max())) > _EDGE_TABLE:
+        return np.hypot(ex, ey), np.arctan2(ey, ex)
+    idx = ex * (2 * _EDGE_TABLE + 1)
+    idx += ey
+    idx += _EDGE_TABLE * (2 * _EDGE_TABLE + 2)
+    return _HYPOT_TABLE[idx], _ATAN2_TABLE[idx]
+
+
 def _search_sorted_binned(key: np.ndarray, needle: np.ndarray, base: np.ndarray, hid: np.ndarray,
                           off_rep: np.ndarray, h_len: np.ndarray) -> np.ndarray:
     """``np.searchsorted(key, needle)`` (side "left") for the sorted hull directions ``key``
@@ -763,9 +781,8 @@ def _hull_metrics(hx: np.ndarray, hy: np.ndarray, h_len: np.ndarray) -> dict[str
         area2 = np.abs(area2)
     ex = x[nxt] - x
     ey = y[nxt] - y
-    e_norm = np.hypot(ex, ey)
+    e_norm, phi = _edge_length_angle(ex, ey)
     two_pi = 2.0 * np.pi
-    phi = np.arctan2(ey, ex)
     rel = phi - phi[off_rep]
     rel[rel < 0] += two_pi
     base = hid * 8.0
@@ -921,7 +938,9 @@ def measure_objects(labels: np.ndarray, *, pixel_size: float | None = None, bar_
         simple = obj_rows.simple
         n_edges = np.zeros(ids.size, np.int64)
         n_corners = np.zeros(ids.size)
-        if simple.any():
+        if simple.all():      # separate convex pores: the rows as they are, no copies
+            n_edges, n_corners = _simple_boundaries(obj_rows.left, obj_rows.right, obj_rows.off)
+        elif simple.any():
             keep_rows = np.repeat(simple, np.diff(obj_rows.off))
             s_off = np.zeros(int(simple.sum()) + 1, np.int64)
             np.cumsum(np.diff(obj_rows.off)[simple], out=s_off[1:])
