@@ -772,26 +772,36 @@ def _hull_metrics(hx: np.ndarray, hy: np.ndarray, h_len: np.ndarray) -> dict[str
     y = hy.astype(itype, copy=False)
     nxt = np.arange(1, tot + 1)
     nxt[ends - 1] = off
-    area2 = np.bincount(hid, weights=x * y[nxt] - x[nxt] * y, minlength=n)
+
+    def to_next(v: np.ndarray) -> np.ndarray:   # v[nxt] - v, without gathering v[nxt]
+        d = np.empty_like(v)
+        np.subtract(v[1:], v[:-1], out=d[:-1])
+        d[ends - 1] = v[off] - v[ends - 1]
+        return d
+
+    ex = to_next(x)
+    ey = to_next(y)
+    # x * y[nxt] - x[nxt] * y, the same integers
+    area2 = np.bincount(hid, weights=x * ey - ex * y, minlength=n)
     flip = area2 < 0          # orient every hull counter-clockwise in the (x, y) frame
     if flip.any():
         local = np.arange(tot) - off_rep
         rev = np.where(flip[hid], off_rep + len_rep - 1 - local, np.arange(tot))
         x, y = x[rev], y[rev]
         area2 = np.abs(area2)
-    ex = x[nxt] - x
-    ey = y[nxt] - y
+        ex = to_next(x)
+        ey = to_next(y)
     e_norm, phi = _edge_length_angle(ex, ey)
     two_pi = 2.0 * np.pi
     rel = phi - phi[off_rep]
-    rel[rel < 0] += two_pi
+    np.add(rel, two_pi, out=rel, where=rel < 0)
     base = hid * 8.0
     key = np.maximum.accumulate(rel + base)           # sorted; guards against rounding
     target = rel + np.pi
-    target[target >= two_pi] -= two_pi
+    np.subtract(target, two_pi, out=target, where=target >= two_pi)
     end_rep = off_rep + len_rep
     ant = _search_sorted_binned(key, target + base, base, hid, off_rep, h_len)
-    ant[ant >= end_rep] = off_rep[ant >= end_rep]
+    np.copyto(ant, off_rep, where=ant >= end_rep)
     inv_norm = np.divide(1.0, e_norm, out=np.zeros(tot), where=e_norm > 0)
     # candidates: the antipodal vertex and its two neighbours (rows of a (3, tot) array)
     cand = np.empty((3, tot), np.int64)
