@@ -8,7 +8,7 @@ Measured in one run, on a size x size uint8 texture for each ``--sizes``:
 
 * untiled: the network once on the whole image (the baseline of each backend);
 * tiled 256: ``predict_proba`` with the default tiling (tile 256, overlap 64, batch 4);
-* tiled auto: ``predict_proba(tile="auto")`` (the window of ``throughput_tile``: fewest pixels);
+* tiled auto: ``predict_proba(tile="auto")`` (the window and overlap of ``throughput_window``: fewest pixels);
 
 each as seconds (best of ``--repeats``), megapixels of the image per second and the tiled /
 untiled throughput ratio within the backend; plus the ONNX Runtime / torch speed-up. Sizes in

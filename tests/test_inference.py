@@ -333,3 +333,33 @@ def test_auto_tile_close_to_untiled_for_local_model():
     img = _image((300, 700))
     got = predict_proba(model, img, tile="auto", overlap=64)
     np.testing.assert_allclose(got, _untiled(model, img, 256, 64), atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1024, 1024), (512, 512), (200, 230), (4096, 4096), (300, 700), (1504, 1504)])
+def test_throughput_window_one_window_with_half_overlap_only_when_cheaper(shape):
+    from porescope.segmentation.inference import throughput_tile, throughput_window
+
+    def cost(tile, overlap):  # independent count: windows per axis x tile^2
+        (t, b), (l, r) = padding_for(shape, tile, overlap)
+        return len(tile_starts(shape[0] + t + b, tile, overlap)) * len(tile_starts(shape[1] + l + r, tile, overlap)) * tile**2
+
+    tile, overlap = throughput_window(shape, 64)
+    plain = throughput_tile(shape, 64)
+    assert tile % 32 == 0 and 256 <= tile <= 1536
+    if overlap == 64:
+        assert tile == plain
+    else:
+        assert overlap == 32
+        assert cost(tile, overlap) == tile**2 < cost(plain, 64)       # one window, fewer pixels
+        (top, _), (left, _) = padding_for(shape, tile, overlap)
+        assert min(top, left) >= 64 // 4                             # the margin clears the dead zone
+
+
+def test_auto_single_window_close_to_untiled_for_local_model():
+    from porescope.segmentation.inference import throughput_window
+
+    img = _image((200, 230))
+    assert throughput_window(img.shape, 64) == (288, 32)
+    model = _conv_model(5)
+    got = predict_proba(model, img, tile="auto", overlap=64)
+    np.testing.assert_allclose(got, _untiled(model, img, 288, 32), atol=1e-5)

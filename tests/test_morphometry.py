@@ -701,3 +701,39 @@ def test_hull_metrics_same_beyond_int32_fast_range():
     for col in ("Area", "Perim.", "Feret", "FeretAngle", "MinFeret", "FeretY", "Solidity"):
         assert np.array_equal(far[col].to_numpy(), near[col].to_numpy()), col
     assert np.array_equal(far["FeretX"].to_numpy(), near["FeretX"].to_numpy() + shift)
+
+
+def test_edge_length_angle_lookup_equals_the_calls():
+    """The hypot / arctan2 lookup for short integer hull edges gives the very float64 values of
+    np.hypot and np.arctan2 (inside the table and through the fallback beyond it)."""
+    from porescope.measure import morphometry as mm
+
+    r = mm._EDGE_TABLE
+    g = np.arange(-r - 3, r + 4)
+    ex, ey = (a.ravel() for a in np.meshgrid(g, g, indexing="ij"))
+    for dtype in (np.int32, np.int64):
+        inside = (np.abs(ex) <= r) & (np.abs(ey) <= r)
+        for sel in (inside, np.ones_like(inside)):
+            a, b = ex[sel].astype(dtype), ey[sel].astype(dtype)
+            length, angle = mm._edge_length_angle(a, b)
+            assert length.tobytes() == np.hypot(a, b).tobytes()
+            assert angle.tobytes() == np.arctan2(b, a).tobytes()
+
+
+def test_binned_search_equals_searchsorted():
+    """The per-hull binned search of the antipodal edge returns np.searchsorted's indices, ties
+    and needles past a hull's last key included."""
+    from porescope.measure import morphometry as mm
+
+    rng = np.random.default_rng(3)
+    h_len = rng.integers(1, 40, 300)
+    hid = np.repeat(np.arange(h_len.size), h_len)
+    off = np.cumsum(h_len) - h_len
+    rel = np.sort(rng.choice(np.linspace(0, 2 * np.pi, 50, endpoint=False), hid.size))
+    rel = np.concatenate([np.sort(rel[o:o + n]) for o, n in zip(off, h_len)])
+    base = hid * 8.0
+    key = np.maximum.accumulate(rel + base)
+    target = np.concatenate([rel[: hid.size // 2] + np.pi, rng.uniform(0, 2 * np.pi, hid.size - hid.size // 2)])
+    target[target >= 2 * np.pi] -= 2 * np.pi
+    got = mm._search_sorted_binned(key, target + base, base, hid, off[hid], h_len)
+    assert np.array_equal(got, np.searchsorted(key, target + base, side="left"))

@@ -269,11 +269,19 @@ class _Runs:
 def _row_runs(lab: np.ndarray) -> _Runs:
     """Maximal horizontal runs of equal non-zero label, in raster order."""
     h, w = lab.shape
-    change = np.empty((h, w + 1), bool)
+    size = h * (w + 1)
+    # the change flags in a buffer of whole 8-byte words (zero tail), so that the few non-zero
+    # words can be found first: np.flatnonzero over every byte of the image is the slow part
+    buf = np.empty(-(-size // 8) * 8, bool)
+    buf[size:] = False
+    change = buf[:size].reshape(h, w + 1)
     np.not_equal(lab[:, 1:], lab[:, :-1], out=change[:, 1:w])
     np.not_equal(lab[:, 0], 0, out=change[:, 0])
     np.not_equal(lab[:, w - 1], 0, out=change[:, w])
-    k = np.flatnonzero(change)
+    words = buf.view(np.uint64)
+    word = np.flatnonzero(words != 0)
+    byte = np.flatnonzero(words[word].view(bool))
+    k = word[byte >> 3] * 8 + (byte & 7)
     if k.size == 0:
         empty = np.zeros(0, np.int64)
         return _Runs(y=empty, a=empty, b=empty, lab=empty)
@@ -578,8 +586,9 @@ def _simple_boundaries(left: np.ndarray, right: np.ndarray, off: np.ndarray
     side_len[base + 2 * p_r + 1] = bottom
     side_len[base + n_sides - 1] = topw
     n_edges = 2 * height + bottom + topw
-    n_edges += np.bincount(obj[i_r], weights=np.abs(d_r[i_r]), minlength=n).astype(np.int64)
-    n_edges += np.bincount(obj[i_l], weights=np.abs(d_l[i_l]), minlength=n).astype(np.int64)
+    # horizontal sides (d = 0 on each object's last row; every object has a row)
+    n_edges += np.add.reduceat(np.abs(d_r), first)
+    n_edges += np.add.reduceat(np.abs(d_l), first)
     s_first = np.zeros(total, bool)
     s_first[base] = True
     return n_edges, _imagej_corners(side_len > 1, s_first, n_sides)
@@ -590,21 +599,34 @@ def _imagej_corners(long_side: np.ndarray, s_first: np.ndarray, n_sides: np.ndar
     """ImageJ's corner count per polygon from its sides in vertex order (``s_first`` marks
     each polygon's first side): a vertex ending a side longer than 1 counts; along a run of
     unit sides every second vertex counts (the first one too when the run opens the polygon,
-    because ImageJ starts with corner = false)."""
+    because ImageJ starts with corner = false).
+
+    So a run of ``L`` unit sides leaves ``(L - s + 1) // 2`` vertices uncounted (``s`` = 1 when
+    it opens the polygon), and the count is the number of sides minus those, summed over the
+    runs (computed per run rather than per side). Returned as float64.
+    """
+    total = long_side.size
+    if total == 0:
+        return np.zeros(n_sides.size)
     unit = ~long_side
-    prev_long = np.empty_like(long_side)
-    prev_long[0] = True
-    prev_long[1:] = long_side[:-1]
-    run_start = unit & (s_first | prev_long)
-    idx = np.arange(long_side.size)
-    last_start = np.maximum.accumulate(np.where(run_start, idx, 0))
-    counted = long_side | (unit & ((((idx - last_start) + s_first[last_start]) & 1) == 1))
-    s_poly = np.repeat(np.arange(n_sides.size), n_sides)
-    return np.bincount(s_poly, weights=counted, minlength=n_sides.size)
+    opens = unit.copy()                   # a run starts after a long side or a polygon start
+    opens[1:] &= long_side[:-1] | s_first[1:]
+    closes = unit.copy()                  # ... and ends before one (or at the last side)
+    closes[:-1] &= long_side[1:] | s_first[1:]
+    r_start = np.flatnonzero(opens)
+    length = np.flatnonzero(closes) - r_start + 1
+    uncounted = np.zeros(r_start.size + 1, np.int64)
+    np.cumsum((length - s_first[r_start] + 1) >> 1, out=uncounted[1:])
+    p_end = np.cumsum(n_sides)
+    # runs of polygon i: those starting in [p_end[i] - n_sides[i], p_end[i])
+    lo = np.searchsorted(r_start, p_end - n_sides)
+    hi = np.searchsorted(r_start, p_end)
+    return (n_sides - (uncounted[hi] - uncounted[lo])).astype(np.float64)
 
 
-def _row_hulls(rows: _Rows, ymin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Convex hull of every object's pixel squares: (vertices (k, 2) float64, count each).
+def _row_hulls(rows: _Rows, ymin: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Convex hull of every object's pixel squares: vertex x, y (integer corner coordinates,
+    hull after hull) and the vertex count of each hull.
 
     Candidates are, for each corner line ``Y`` of the bounding box, the rightmost and leftmost
     pixel corners on it; the right chain (downwards) and the left chain (upwards) are pruned of
@@ -616,36 +638,41 @@ def _row_hulls(rows: _Rows, ymin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     off = rows.off
     n = off.size - 1
     height = np.diff(off)
-    n_pts = height + 1
-    p_off = off + np.arange(n + 1)
+    p_off = off + np.arange(n + 1)       # corner lines (height + 1 per object) before each object
     tot = int(p_off[-1])
     obj_row = np.repeat(np.arange(n), height)
-    qi = np.arange(off[-1]) + obj_row
+    qi = np.arange(off[-1]) + obj_row    # the corner line above each row
     xr = np.full(tot, -_BIG)
     xr[qi] = rows.right
     xr[qi + 1] = np.maximum(xr[qi + 1], rows.right)
     xl = np.full(tot, _BIG)
     xl[qi] = rows.left
     xl[qi + 1] = np.minimum(xl[qi + 1], rows.left)
-    obj_pt = np.repeat(np.arange(n), n_pts)
-    k = np.arange(tot) - p_off[:-1][obj_pt]
-    yy = ymin[obj_pt] + k
-    valid = np.flatnonzero(xr > -_BIG)
-    # both chains downwards, one after the other, the left one mirrored (x -> -x) so that a
-    # convex vertex has cross > 0 on both; chain ``o`` (object, + n on the left); a chain's
-    # end points (the bounding-box corners' lines) are never pruned
-    small = max(int(yy.max()), int(rows.right.max())) < 30_000   # cross fits in int32
-    ctype = np.int32 if small else np.int64
-    x = np.concatenate((xr[valid], -xl[valid])).astype(ctype)
-    yv = yy[valid].astype(ctype)
-    y = np.concatenate((yv, yv))
-    o = np.concatenate((obj_pt[valid], obj_pt[valid] + n)).astype(ctype)
-    # chain end points, computed once (they survive every pass); x, y, o and the end flag as
-    # the rows of one array, so that a pass filters them with a single np.compress
-    end = np.ones(o.size, bool)
-    np.not_equal(o[1:-1], o[:-2], out=end[1:-1])
-    end[1:-1] |= o[1:-1] != o[2:]
-    pts = np.stack((x, y, o, end.astype(ctype)))
+    obj_pt = np.repeat(np.arange(n), height + 1)
+    yy = ymin[obj_pt] + (np.arange(tot) - p_off[:-1][obj_pt])
+    small = max(int(yy.max()), int(rows.right.max())) < 30_000
+    ctype = np.int32 if small else np.int64    # cross products fit in int32
+    # all right chains downwards, then all left chains upwards (the reversed array: objects in
+    # reverse order), as the rows x, y, chain, end point of one array, so that a pass filters
+    # them with a single np.compress. A left chain is not mirrored: each cross product equals
+    # the one of the same corners in a downward chain mirrored x -> -x, so a convex vertex has
+    # cross > 0 on both. Chain ids grow along the array (left chain of object i: 2n - 1 - i).
+    # The chains' end points (the first and last corner line, which always hold pixels) are
+    # never pruned.
+    pts = np.empty((4, 2 * tot), ctype)
+    pts[0, :tot] = xr
+    pts[0, tot:] = xl[::-1]
+    pts[1, :tot] = yy
+    pts[1, tot:] = yy[::-1]
+    pts[2, :tot] = obj_pt
+    np.subtract(2 * n - 1, obj_pt[::-1], out=pts[2, tot:])
+    pts[3, :tot] = 0
+    pts[3, p_off[:-1]] = 1
+    pts[3, p_off[1:] - 1] = 1
+    pts[3, tot:] = pts[3, tot - 1::-1]
+    valid = xr > -_BIG                 # a line between two empty rows (several parts) has none
+    if not valid.all():
+        pts = np.compress(np.concatenate((valid, valid[::-1])), pts, axis=1)
     while pts.shape[1] > 2:
         dx = np.diff(pts[0])
         dy = np.diff(pts[1])
@@ -656,21 +683,15 @@ def _row_hulls(rows: _Rows, ymin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if keep.all():
             break
         pts = np.compress(keep, pts, axis=1)
-    x, y, o = pts[0], pts[1], pts[2]
-    x = np.where(o >= n, -x, x)
-    cnt = np.bincount(o, minlength=2 * n)
-    c_r, c_l = cnt[:n], cnt[n:]
-    h_len = c_r + c_l
-    h_off = np.cumsum(h_len) - h_len
-    c_off = np.cumsum(cnt) - cnt
-    rank = np.arange(o.size) - c_off[o]
-    is_l = o >= n
-    ob = np.where(is_l, o - n, o)
-    pos = np.where(is_l, h_off[ob] + c_r[ob] + (c_l[ob] - 1 - rank), h_off[ob] + rank)
-    hv = np.empty((o.size, 2), np.float64)
-    hv[pos, 0] = x
-    hv[pos, 1] = y
-    return hv, h_len
+    # hull order: object by object, its right chain then its left chain
+    cnt = np.bincount(pts[2], minlength=2 * n)
+    start = np.cumsum(cnt) - cnt
+    c_r, c_l = cnt[:n], cnt[:n - 1:-1] if n else cnt[:0]
+    lens = np.stack((c_r, c_l), axis=1).ravel()
+    src = np.stack((start[:n], start[:n - 1:-1] if n else start[:0]), axis=1).ravel()
+    total = pts.shape[1]
+    order = np.repeat(src - (np.cumsum(lens) - lens), lens) + np.arange(total)
+    return pts[0, order], pts[1, order], c_r + c_l
 
 
 def _paint_runs(r: _Runs, shape: tuple[int, int]) -> np.ndarray:
@@ -683,16 +704,61 @@ def _paint_runs(r: _Runs, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _hull_metrics(hv: np.ndarray, h_len: np.ndarray) -> dict[str, np.ndarray]:
+# np.hypot and np.arctan2 of every integer edge vector up to _EDGE_TABLE px along each axis
+# (hull edges of pores are short): a lookup gives the same float64 values as the calls
+_EDGE_TABLE = 64
+_EDGE_GRID = np.arange(-_EDGE_TABLE, _EDGE_TABLE + 1, dtype=np.float64)
+_HYPOT_TABLE = np.hypot(_EDGE_GRID[:, None], _EDGE_GRID[None, :]).ravel()   # [ex, ey]
+_ATAN2_TABLE = np.arctan2(_EDGE_GRID[None, :], _EDGE_GRID[:, None]).ravel()  # atan2(ey, ex)
+
+
+def _edge_length_angle(ex: np.ndarray, ey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.hypot(ex, ey)`` and ``np.arctan2(ey, ex)`` of integer edge vectors (float64)."""
+    if ex.size == 0 or max(int(np.abs(ex).max()), int(np.abs(ey).max())) > _EDGE_TABLE:
+        return np.hypot(ex, ey), np.arctan2(ey, ex)
+    idx = ex * (2 * _EDGE_TABLE + 1)
+    idx += ey
+    idx += _EDGE_TABLE * (2 * _EDGE_TABLE + 2)
+    return _HYPOT_TABLE[idx], _ATAN2_TABLE[idx]
+
+
+def _search_sorted_binned(key: np.ndarray, needle: np.ndarray, base: np.ndarray, hid: np.ndarray,
+                          off_rep: np.ndarray, h_len: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(key, needle)`` (side "left") for the sorted hull directions ``key``
+    (hull ``h``'s in ``[base, base + 2 pi]``, ``base = 8 h``) and needles of the same hull.
+
+    A binary search over all hulls costs about 25 ns a needle (mispredicted branches). Here
+    each hull's direction range is cut into as many bins as it has edges; a needle starts at
+    the first key in its own bin or a later one (every key before that is smaller, because the
+    bin is a non-decreasing function of the value) and steps forward over the few smaller keys
+    left in its bin. Same result, exactly.
+    """
+    scale = (h_len / (2.0 * np.pi))[hid]
+    top = (h_len - 1)[hid]
+    # values >= base, so truncation is floor; float rounding keeps the map non-decreasing
+    k_bin = off_rep + np.minimum(((key - base) * scale).astype(np.int64), top)
+    n_bin = off_rep + np.minimum(((needle - base) * scale).astype(np.int64), top)
+    count = np.bincount(k_bin, minlength=key.size)
+    first = np.cumsum(count) - count        # index of the first key in bin g or a later one
+    pos = first[n_bin]
+    key_ext = np.append(key, np.inf)
+    act = np.flatnonzero(key_ext[pos] < needle)
+    while act.size:
+        pos[act] += 1
+        act = act[key_ext[pos[act]] < needle[act]]
+    return pos
+
+
+def _hull_metrics(hx: np.ndarray, hy: np.ndarray, h_len: np.ndarray) -> dict[str, np.ndarray]:
     """Area, Feret (+ angle, left end point) and MinFeret of convex polygons, vectorised.
 
     For each hull edge the antipodal vertex (farthest from the edge's line) is found by a
-    binary search on the sorted edge directions; MinFeret is the smallest such distance and
+    search on the sorted edge directions; MinFeret is the smallest such distance and
     Feret the longest distance over the antipodal vertex pairs (rotating calipers). The two
     neighbours of the antipodal vertex are checked too, so ties from parallel edges are safe.
     """
     n = h_len.size
-    tot = hv.shape[0]
+    tot = hx.size
     ends = np.cumsum(h_len)
     off = ends - h_len
     hid = np.repeat(np.arange(n), h_len)
@@ -700,39 +766,50 @@ def _hull_metrics(hv: np.ndarray, h_len: np.ndarray) -> dict[str, np.ndarray]:
     len_rep = h_len[hid]
     # vertices are pixel corners (integers): cross products and squared distances are exact in
     # int32 below 16384 px (|values| < 2**31), with half the memory traffic of float64
-    itype = np.int32 if tot == 0 or float(np.abs(hv).max()) < 16384 else np.int64
-    x = hv[:, 0].astype(itype)
-    y = hv[:, 1].astype(itype)
+    big = tot and max(int(np.abs(hx).max()), int(np.abs(hy).max())) >= 16384
+    itype = np.int64 if big else np.int32
+    x = hx.astype(itype, copy=False)
+    y = hy.astype(itype, copy=False)
     nxt = np.arange(1, tot + 1)
     nxt[ends - 1] = off
-    area2 = np.bincount(hid, weights=x * y[nxt] - x[nxt] * y, minlength=n)
+
+    def to_next(v: np.ndarray) -> np.ndarray:   # v[nxt] - v, without gathering v[nxt]
+        d = np.empty_like(v)
+        np.subtract(v[1:], v[:-1], out=d[:-1])
+        d[ends - 1] = v[off] - v[ends - 1]
+        return d
+
+    ex = to_next(x)
+    ey = to_next(y)
+    # x * y[nxt] - x[nxt] * y, the same integers
+    area2 = np.bincount(hid, weights=x * ey - ex * y, minlength=n)
     flip = area2 < 0          # orient every hull counter-clockwise in the (x, y) frame
     if flip.any():
         local = np.arange(tot) - off_rep
         rev = np.where(flip[hid], off_rep + len_rep - 1 - local, np.arange(tot))
         x, y = x[rev], y[rev]
         area2 = np.abs(area2)
-    ex = x[nxt] - x
-    ey = y[nxt] - y
-    e_norm = np.hypot(ex, ey)
+        ex = to_next(x)
+        ey = to_next(y)
+    e_norm, phi = _edge_length_angle(ex, ey)
     two_pi = 2.0 * np.pi
-    phi = np.arctan2(ey, ex)
     rel = phi - phi[off_rep]
-    rel[rel < 0] += two_pi
+    np.add(rel, two_pi, out=rel, where=rel < 0)
     base = hid * 8.0
     key = np.maximum.accumulate(rel + base)           # sorted; guards against rounding
     target = rel + np.pi
-    target[target >= two_pi] -= two_pi
+    np.subtract(target, two_pi, out=target, where=target >= two_pi)
     end_rep = off_rep + len_rep
-    ant = np.searchsorted(key, target + base, side="left")
-    ant[ant >= end_rep] = off_rep[ant >= end_rep]
+    ant = _search_sorted_binned(key, target + base, base, hid, off_rep, h_len)
+    np.copyto(ant, off_rep, where=ant >= end_rep)
     inv_norm = np.divide(1.0, e_norm, out=np.zeros(tot), where=e_norm > 0)
     # candidates: the antipodal vertex and its two neighbours (rows of a (3, tot) array)
-    cand = ant + np.array([[-1], [0], [1]])
-    low = cand < off_rep
-    cand[low] += np.broadcast_to(len_rep, cand.shape)[low]
-    high = cand >= end_rep
-    cand[high] -= np.broadcast_to(len_rep, cand.shape)[high]
+    cand = np.empty((3, tot), np.int64)
+    np.subtract(ant, 1, out=cand[0])
+    np.add(cand[0], len_rep, out=cand[0], where=cand[0] < off_rep)
+    cand[1] = ant
+    np.add(ant, 1, out=cand[2])
+    np.subtract(cand[2], len_rep, out=cand[2], where=cand[2] >= end_rep)
     dxv = x[cand] - x
     dyv = y[cand] - y
     # widths: max over candidates, then scaled (scaling by inv_norm >= 0 keeps the order)
@@ -871,7 +948,9 @@ def measure_objects(labels: np.ndarray, *, pixel_size: float | None = None, bar_
         simple = obj_rows.simple
         n_edges = np.zeros(ids.size, np.int64)
         n_corners = np.zeros(ids.size)
-        if simple.any():
+        if simple.all():      # separate convex pores: the rows as they are, no copies
+            n_edges, n_corners = _simple_boundaries(obj_rows.left, obj_rows.right, obj_rows.off)
+        elif simple.any():
             keep_rows = np.repeat(simple, np.diff(obj_rows.off))
             s_off = np.zeros(int(simple.sum()) + 1, np.int64)
             np.cumsum(np.diff(obj_rows.off)[simple], out=s_off[1:])

@@ -39,8 +39,8 @@ A 4096 x 4096 uint8 micrograph with a binary model needs about 17 + 69 + 67 MB o
 Speed (opt-in; the defaults give the same probabilities as before, bit for bit):
 ``backend="onnxruntime"`` (or ``"auto"`` on a CPU) runs the network in ONNX Runtime
 (:mod:`porescope.segmentation.onnx_runtime`), several times faster than torch eager on a CPU with
-probabilities equal up to about 1e-6; ``tile="auto"`` picks the window of :func:`throughput_tile`
-(one 1088-px window for a 1024-px image instead of 36 windows of 256 px), which costs about 1.1 x
+probabilities equal up to about 1e-6; ``tile="auto"`` picks the window of :func:`throughput_window`
+(one 1056-px window for a 1024-px image instead of 36 windows of 256 px), which costs about 1.06 x
 the image's pixels instead of 2.25 x but gives the network more context, so its probabilities
 differ slightly from those of 256-px windows.
 """
@@ -62,6 +62,7 @@ __all__ = [
     "window_weights",
     "padding_for",
     "throughput_tile",
+    "throughput_window",
     "resolve_backend",
     "predict_proba",
     "predict_mask",
@@ -177,7 +178,7 @@ def throughput_tile(shape: tuple[int, int], overlap: int = 64, *, multiple: int 
     tile whose windows cover the fewest pixels in total (window count x tile^2, with the mirror
     padding of :func:`padding_for`); ties go to the smaller tile. For a 1024 x 1024 image and
     ``overlap=64`` that is one 1088-px window (1.13 x the image's pixels, against 2.25 x for
-    256-px windows); for 4096 x 4096, 16 windows of 1088 px (1.13 x). ``max_tile`` bounds the
+    256-px windows); for 4096 x 4096, 9 windows of 1440 px (1.11 x). ``max_tile`` bounds the
     memory of one window (about 0.3 GB of activations for the default network at 1536 px).
 
     Examples
@@ -197,6 +198,40 @@ def throughput_tile(shape: tuple[int, int], overlap: int = 64, *, multiple: int 
             best, best_cost = tile, cost
     assert best is not None
     return best
+
+
+def throughput_window(shape: tuple[int, int], overlap: int = 64, *, multiple: int = 32, min_tile: int = 256,
+                      max_tile: int = 1536) -> tuple[int, int]:
+    """Window side and overlap of ``tile="auto"``: :func:`throughput_tile`, or one smaller window.
+
+    When a single window covers the image there is no seam to blend, so the margin around the
+    image only has to clear the window's dead zone (``overlap // 4`` pixels of zero weight, where
+    a network with zero padding is least reliable): that window is taken with ``overlap // 2``
+    (margin ``overlap // 4``) when it covers fewer pixels than the windows of
+    :func:`throughput_tile` with ``overlap``. For a 1024 x 1024 image and ``overlap=64``: one
+    1056-px window (1.06 x the image's pixels) instead of one of 1088 px (1.13 x); images that
+    need several windows keep ``overlap`` (4096 x 4096: 9 windows of 1440 px).
+
+    Returns
+    -------
+    (tile, overlap) : tuple of int
+
+    Examples
+    --------
+    >>> throughput_window((1024, 1024))
+    (1056, 32)
+    >>> throughput_window((4096, 4096))
+    (1440, 64)
+    """
+    shape = tuple(shape)
+    tile = throughput_tile(shape, overlap, multiple=multiple, min_tile=min_tile, max_tile=max_tile)
+    cost = _windows_cost(shape, tile, overlap)
+    half = int(overlap) // 2
+    side = max(max(shape) + 2 * (half // 2), int(min_tile), 2 * half)
+    side = -(-side // multiple) * multiple
+    if side <= int(max_tile) and _windows_cost(shape, side, half) == side * side < cost:
+        return side, half
+    return tile, int(overlap)
 
 
 BACKENDS = ("torch", "onnxruntime", "auto")
@@ -234,11 +269,28 @@ def _batches(ys: np.ndarray, xs: np.ndarray, batch_size: int) -> Iterator[np.nda
         yield grid[i : i + batch_size]
 
 
-def _probabilities(logits: torch.Tensor) -> torch.Tensor:
+def _probabilities(logits: torch.Tensor, *, in_place: bool = False) -> torch.Tensor:
+    """Sigmoid / softmax of ``N x C x h x w`` logits; ``in_place`` overwrites float32 logits
+    nobody else holds (ONNX Runtime's output) instead of allocating the result."""
     logits = logits.float()
     if logits.shape[1] == 1:
-        return torch.sigmoid(logits)
+        return torch.sigmoid_(logits) if in_place else torch.sigmoid(logits)
     return torch.softmax(logits, dim=1)
+
+
+def _weight_parts(w1: np.ndarray) -> list[tuple[tuple[slice, slice], np.ndarray]]:
+    """The 2-D window weight ``outer(w1, w1)`` (float32) as ``(rows, cols)`` regions with their
+    weights, covering every pixel whose weight is not exactly 1: multiplying only those gives
+    the full product bit for bit (``x * 1.0 == x``) without a pass over the window's middle."""
+    tile = w1.size
+    ones = np.flatnonzero(w1 == 1.0)
+    if ones.size == 0 or ones[-1] - ones[0] + 1 != ones.size:
+        return [((slice(0, tile), slice(0, tile)), np.outer(w1, w1).astype(np.float32))]
+    a, b = int(ones[0]), int(ones[-1]) + 1
+    regions = [(slice(0, a), slice(0, tile)), (slice(b, tile), slice(0, tile)),
+               (slice(a, b), slice(0, a)), (slice(a, b), slice(b, tile))]
+    return [((r, c), np.outer(w1[r], w1[c]).astype(np.float32)) for r, c in regions
+            if r.stop > r.start and c.stop > c.start]
 
 
 def predict_proba(
@@ -267,11 +319,11 @@ def predict_proba(
         2-D ``(rows, cols)`` grey image: uint8 (scaled by :func:`normalise`) or floating point
         (taken as already normalised, cast to float32). Any size, 1 x 1 included.
     tile : int or "auto"
-        Window size in pixels (a multiple of 32 for smp models). ``"auto"``: the window of
-        :func:`throughput_tile` for this image (fewest pixels through the network: for a
-        1024-px image one 1088-px window instead of 36 of 256 px), with at most 2 Mpx of windows
-        per forward pass. Larger windows give the network more context, so the probabilities
-        differ slightly from those of 256-px windows.
+        Window size in pixels (a multiple of 32 for smp models). ``"auto"``: the window and
+        overlap of :func:`throughput_window` for this image (fewest pixels through the network:
+        for a 1024-px image one 1056-px window with a 16-px margin instead of 36 of 256 px), with
+        at most 2 Mpx of windows per forward pass. Larger windows give the network more context,
+        so the probabilities differ slightly from those of 256-px windows.
     overlap : int
         Nominal overlap of neighbouring windows in pixels, ``0 <= overlap <= tile // 2``; see the
         module docstring for the blending weight and the border padding it implies.
@@ -315,7 +367,7 @@ def predict_proba(
         raise ValueError(f"predict_proba: batch_size must be a positive integer, got {batch_size!r}")
     batch_size = int(batch_size)
     if tile == "auto":
-        tile = throughput_tile(image.shape, overlap)
+        tile, overlap = throughput_window(image.shape, overlap)
         batch_size = max(1, min(batch_size, _AUTO_BATCH_PIXELS // (tile * tile)))
     elif isinstance(tile, str):
         raise ValueError(f"predict_proba: tile must be a positive integer or 'auto', got {tile!r}")
@@ -353,7 +405,7 @@ def predict_proba(
     ys = tile_starts(hp, tile, overlap)
     xs = tile_starts(wp, tile, overlap)
     w1 = window_weights(tile, overlap)
-    w2 = np.outer(w1, w1).astype(np.float32)
+    w2_parts = _weight_parts(w1)
 
     flips: list[tuple[int, ...]] = [()]
     if tta:
@@ -365,8 +417,11 @@ def predict_proba(
     buf = np.empty((min(batch_size, n_windows), 1, tile, tile), dtype=np.float32)
     scale = np.float32(1.0 / 255.0)
     acc: np.ndarray | None = None
-    was_training = model.training if is_torch else False
-    if is_torch:
+    # only torch runs the module (ONNX Runtime runs the exported graph): no train/eval switch
+    # of every submodule otherwise
+    toggles_mode = is_torch and backend == "torch"
+    was_training = model.training if toggles_mode else False
+    if toggles_mode:
         model.eval()
     try:
         with torch.inference_mode():
@@ -390,20 +445,26 @@ def predict_proba(
                             f"predict_proba: model output shape {tuple(logits.shape)} is not "
                             f"(N={n}, C, {tile}, {tile})"
                         )
-                    p = _probabilities(logits)
+                    p = _probabilities(logits, in_place=backend == "onnxruntime")
                     if dims:
                         p = torch.flip(p, dims)
                     prob = p if prob is None else prob + p
                 if len(flips) > 1:
                     prob = prob / len(flips)
                 prob_np = prob.cpu().numpy()
+                for (rs, cs), w in w2_parts:
+                    prob_np[:, :, rs, cs] *= w
+                if n_windows == 1:
+                    # the window is the padded image: 0 + p == p for probabilities (>= +0), so
+                    # the weighted window is the accumulator as it is
+                    acc = prob_np[0]
+                    continue
                 if acc is None:
                     acc = np.zeros((prob_np.shape[1], hp, wp), dtype=np.float32)
-                prob_np *= w2
                 for (y, x), p in zip(batch, prob_np):
                     acc[:, y : y + tile, x : x + tile] += p
     finally:
-        if is_torch:
+        if toggles_mode:
             model.train(was_training)
 
     assert acc is not None  # at least one window always exists
@@ -413,10 +474,11 @@ def predict_proba(
     wx = np.zeros(wp, dtype=np.float64)
     for x in xs:
         wx[x : x + tile] += w1
-    out = acc[:, top : top + rows, left : left + cols]
-    out /= wy[top : top + rows, None].astype(np.float32)
+    # the first division writes the cropped result (no separate contiguous copy)
+    out = np.empty((acc.shape[0], rows, cols), dtype=np.float32)
+    np.divide(acc[:, top : top + rows, left : left + cols], wy[top : top + rows, None].astype(np.float32), out=out)
     out /= wx[None, left : left + cols].astype(np.float32)
-    return np.ascontiguousarray(out)
+    return out
 
 
 def decide(proba: np.ndarray, threshold: float = 0.5) -> np.ndarray:
