@@ -294,6 +294,7 @@ def analyse_mask(mask: np.ndarray, *, pixel_size_nm: float | None = None,
     regions = label_mask(fg, params.connectivity)
     region_table = measure_objects(regions, pixel_size=px, bar_rows=bar_rows, region=region,
                                    length_unit=unit)
+    del regions     # labelled again below: never two int32 images beside the split's work
 
     border, interior = border_classes(class_names)
     if border:
@@ -321,9 +322,10 @@ def analyse_mask(mask: np.ndarray, *, pixel_size_nm: float | None = None,
     counts.insert(0, "image_id", image_id)
 
     # per-object table with the region bookkeeping and the guard-frame flag
+    regions = label_mask(fg, params.connectivity)
     region_lut = _region_of(labels, regions)
     pores_per_region = np.bincount(region_lut[1:], minlength=int(regions.max(initial=0)) + 1)
-    del regions     # a second int32 image: not kept (big micrographs)
+    del regions
     if params.objects == "pores":
         table = pore_table.copy()
         reg = region_lut[table["label"].to_numpy()]
