@@ -192,7 +192,7 @@ def test_fringe_lies_outside_the_opening_and_is_brightest_on_its_side():
     inner = ndimage.binary_erosion(mask, iterations=1)
     assert not diff[inner].any()  # the opening itself is untouched
     dist = ndimage.distance_transform_edt(~mask)
-    reach = 1.0 + 0.4 * 3.0 + 3 * 0.35 * 3.0 + 1.5
+    reach = art_mod.fringe_reach(art) + 1.5  # + the supersampled pixel and rounding
     assert not diff[dist > reach].any()  # nothing far from the edge
     assert (diff[(dist > 0) & (dist <= reach)] > 0).sum() > 0
     # brightest below the pore (270 deg = down on screen), weakest above

@@ -45,7 +45,11 @@ see :func:`ellipse_inside`).
   union over pores of these intersections. ``core ⊆ opening``; equal for ``theta = 0``.
 
 Rows of an SEM data bar (bottom ``databar_height_px`` rows) are outside the *analysed region*;
-both masks are 0 there.
+both masks are 0 there. Overlays of :mod:`porescope.synthetic.artefacts` (screenshot frames,
+burned-in text, logos, scale bars; off by default) hide what lies below them: both masks are 0 on
+every pixel they touch, and a pore whose centre pixel they hide is not counted in ``n_true``
+(see :func:`synthesize_image`). Count references that use the image edges as guard-frame edges
+(:func:`porescope.analysis.truth.synthetic_reference`) do not know a frame's inner edge.
 
 Rendering and where the edge sits
 ---------------------------------
@@ -97,6 +101,8 @@ from porescope.synthetic.artefacts import (
     charging,
     draw_artefacts,
     draw_overlays,
+    fringe_grey,
+    fringe_reach,
     jpeg_roundtrip,
     require_non_negative,
     rough_patches,
@@ -505,10 +511,7 @@ def _pore_layer(spec: MembraneSpec, pores: pd.DataFrame
     fringe = shade = None
     if art is not None and art.fringe_strength > 0:
         fringe = np.zeros((H, W), dtype=np.float32)
-        f_c = art.fringe_gap_px + 0.4 * art.fringe_width_px  # band centre and width
-        f_s = 0.35 * art.fringe_width_px
-        reach = max(reach, f_c + 3.0 * f_s + 0.5)
-        f_dir = math.radians(art.fringe_direction_deg)
+        reach = max(reach, fringe_reach(art) + 0.5)
         if art.fringe_gap_px > 0 and art.fringe_gap_depth > 0:
             shade = np.zeros((H, W), dtype=np.float32)
     core_lv, cres_lv = float(app.core_level), float(app.crescent_level)
@@ -572,12 +575,8 @@ def _pore_layer(spec: MembraneSpec, pores: pd.DataFrame
         r2 /= gx  # t^2
         if fringe is not None:
             t = np.sqrt(r2)
-            band = np.exp(-0.5 * ((t - f_c) / f_s) ** 2) * (t < f_c + 3.0 * f_s)
-            rho = np.sqrt(ex[None, :] ** 2 + ey[:, None] ** 2) + np.float32(1e-6)
-            cos_d = (ex[None, :] * math.cos(f_dir) - ey[:, None] * math.sin(f_dir)) / rho
-            band *= (art.fringe_strength / (1.0 + art.fringe_asymmetry)) * (
-                1.0 + art.fringe_asymmetry * cos_d)
-            np.maximum(fringe[win], band, out=fringe[win], where=outside)
+            np.maximum(fringe[win], fringe_grey(t, ex[None, :], ey[:, None], art),
+                       out=fringe[win], where=outside)
             if shade is not None:
                 np.maximum(shade[win], np.float32(art.fringe_gap_depth) * (t < art.fringe_gap_px),
                            out=shade[win], where=outside)
