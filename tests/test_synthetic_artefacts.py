@@ -249,6 +249,16 @@ def test_same_seed_same_bytes_and_artefacts_do_not_move_each_other():
         assert dataclasses.replace(s0.artefacts, jpeg_quality=0.0) == s1.artefacts
 
 
+def test_a_partial_raw_artefacts_mapping_takes_the_defaults():
+    """validate merges the raw synthesize mapping: a partial artefacts group must work."""
+    raw = {**syn.DEFAULT_PARAMS, "n_images": 2, "artefacts": {"jpeg_probability": 1.0}}
+    specs = syn.dataset_specs(raw, 3)
+    parsed = syn.dataset_specs(params({"jpeg_probability": 1.0}, n_images=2, height=512, width=512,
+                                      diameter_min_px=15.0, diameter_max_px=40.0, supersample=4,
+                                      databar_probability=0.0, databar_height_px=40), 3)
+    assert specs == parsed and all(25 <= s.artefacts.jpeg_quality <= 90 for s in specs)
+
+
 def test_draw_follows_the_probabilities():
     ranges = to_mapping(ArtefactRanges(text_probability=0.5, text_count=(2.0, 2.0)))
     drawn = [art_mod.draw_artefacts(ranges, np.random.default_rng(i)) for i in range(200)]

@@ -880,6 +880,8 @@ def dataset_specs(params: SynthesizeParams | Mapping[str, Any], seed: int) -> li
     art_ranges = params.get("artefacts")
     if isinstance(art_ranges, ArtefactRanges):
         art_ranges = to_mapping(art_ranges)
+    elif art_ranges:  # a partial mapping (raw YAML): the missing keys take their defaults
+        art_ranges = {**to_mapping(ArtefactRanges()), **art_ranges}
     with_art = bool(art_ranges) and any(
         float(v) > 0 for key, v in art_ranges.items() if key.endswith("_probability"))
     specs = []
