@@ -81,7 +81,8 @@ class Artefacts:
         (0 = no fringe); see :func:`fringe_grey`.
     fringe_width_px, fringe_gap_px: band width and the gap between the opening edge and it.
     fringe_gap_depth: the surface is multiplied by ``1 - depth`` in the gap (``t < gap``).
-    fringe_asymmetry, fringe_direction_deg: ``a`` and ``direction`` above.
+    fringe_asymmetry, fringe_direction_deg: ``a`` and the brightest side (deg ccw on screen,
+        270 = down) of :func:`fringe_grey`.
     rough_coverage: fraction of the image in rough patches (0 = none); rough_strength: grain
         std, grey levels; rough_grain: grain size in mean pore diameters.
     frame_width_px: screenshot frame band width along 1-4 sides (0 = none).
