@@ -7,7 +7,12 @@ simple threshold), appearance drawn from the built-in default ranges (no hand-pi
 is fixed and printed). Bottom row: one synthetic image with its opening mask (cyan) and core
 mask (magenta) outlines, and a zoom.
 
+``--synthesize FILE`` takes a YAML mapping of ``synthesize`` keys (e.g. ``appearance`` and
+``artefacts`` ranges: edge-effect fringe, rough patches, frames, text, JPEG, ...) laid over the
+defaults for every synthetic panel; the mask outlines then show that overlays are background.
+
     python bench/figure_synthetic_vs_real.py [--out plots/readme/synthetic_vs_real.png] [--seed 7]
+        [--synthesize artefacts_on.yaml]
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import io
 from pathlib import Path
 
 import matplotlib
+import yaml
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -24,7 +30,9 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage import measure, segmentation  # noqa: E402
 
+from porescope.config import parse_group
 from porescope.synthetic import membranes as syn
+from porescope.synthetic.params import SynthesizeParams
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "track-membranes-sem-unlabelled"
@@ -57,11 +65,16 @@ def pore_stats(img: np.ndarray) -> tuple[float, float]:
     return ecd, float((g < thr).mean())
 
 
-def synthetic_like(ecd: float, phi: float, size: int, seed: int, k: int) -> np.ndarray:
-    params = dict(syn.DEFAULT_PARAMS)
-    params.update(n_images=k + 1, height=size, width=size,
-                  diameter_min_px=ecd, diameter_max_px=ecd,
-                  porosity_min=min(phi, 0.9), porosity_max=min(phi, 0.9))
+def synthesize_params(overrides: dict, source: str = "--synthesize", **kw) -> SynthesizeParams:
+    """The ``synthesize`` params: defaults, then ``overrides`` (a partial group), then ``kw``."""
+    return parse_group(SynthesizeParams, {**overrides, **kw}, group="synthesize", source=source)
+
+
+def synthetic_like(ecd: float, phi: float, size: int, seed: int, k: int,
+                   overrides: dict | None = None) -> np.ndarray:
+    params = synthesize_params(overrides or {}, n_images=k + 1, height=size, width=size,
+                               diameter_min_px=ecd, diameter_max_px=ecd,
+                               porosity_min=min(phi, 0.9), porosity_max=min(phi, 0.9))
     spec = syn.dataset_specs(params, seed)[k]
     return syn.synthesize_image(spec, syn.image_rng(seed, k)).image
 
@@ -70,7 +83,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "plots" / "readme" / "synthetic_vs_real.png"))
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--synthesize", metavar="YAML", default=None,
+                    help="synthesize keys (appearance / artefacts ranges) laid over the defaults")
     args = ap.parse_args()
+    overrides = {}
+    if args.synthesize:
+        overrides = yaml.safe_load(Path(args.synthesize).read_text(encoding="utf-8")) or {}
     if not REAL.is_dir():
         raise SystemExit(f"{REAL}: real track-membrane images not found")
 
@@ -80,7 +98,7 @@ def main() -> None:
         img = load_grey(REAL / name)
         crop = centre_crop(img, CROP, bottom_margin=60 if name == "photo5.jpg" else 0)
         ecd, phi = pore_stats(crop)
-        synth = synthetic_like(ecd, phi, crop.shape[0], args.seed, j)
+        synth = synthetic_like(ecd, phi, crop.shape[0], args.seed, j, overrides)
         print(f"{name}: crop {crop.shape}, pore ECD {ecd:.1f} px, dark fraction {phi:.3f}")
         for row, (im, title) in enumerate(((crop, f"real: {name}"),
                                            (synth, f"synthetic, d={ecd:.0f} px, phi={phi:.2f}"))):
@@ -90,7 +108,7 @@ def main() -> None:
             ax.axis("off")
 
     # bottom row: a default-dataset image with mask outlines, plus zooms
-    spec = syn.dataset_specs(syn.DEFAULT_PARAMS, args.seed)[1]
+    spec = syn.dataset_specs(synthesize_params(overrides, n_images=2), args.seed)[1]
     res = syn.synthesize_image(spec, syn.image_rng(args.seed, 1))
     rgb = np.repeat(res.image[..., None], 3, axis=2).astype(float) / 255
     over = rgb.copy()

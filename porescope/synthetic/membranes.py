@@ -45,7 +45,11 @@ see :func:`ellipse_inside`).
   union over pores of these intersections. ``core ⊆ opening``; equal for ``theta = 0``.
 
 Rows of an SEM data bar (bottom ``databar_height_px`` rows) are outside the *analysed region*;
-both masks are 0 there.
+both masks are 0 there. Overlays of :mod:`porescope.synthetic.artefacts` (screenshot frames,
+burned-in text, logos, scale bars; off by default) hide what lies below them: both masks are 0 on
+every pixel they touch, and a pore whose centre pixel they hide is not counted in ``n_true``
+(see :func:`synthesize_image`). Count references that use the image edges as guard-frame edges
+(:func:`porescope.analysis.truth.synthetic_reference`) do not know a frame's inner edge.
 
 Rendering and where the edge sits
 ---------------------------------
@@ -92,10 +96,23 @@ import pandas as pd
 from scipy import stats
 
 from porescope.config import to_mapping
+from porescope.synthetic.artefacts import (
+    Artefacts,
+    charging,
+    draw_artefacts,
+    draw_overlays,
+    fringe_grey,
+    fringe_reach,
+    jpeg_roundtrip,
+    require_non_negative,
+    rough_patches,
+)
+from porescope.synthetic.noise import filtered_noise, smooth
 from porescope.synthetic.params import (  # noqa: F401  (re-exported: the names of the choices)
     MASK_CONVENTIONS,
     TILT_DISTRIBUTIONS,
     AppearanceRanges,
+    ArtefactRanges,
     SynthesizeParams,
 )
 
@@ -163,10 +180,7 @@ class Appearance:
     read_noise: float = 3.0
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"Appearance.{f.name}: must be a finite number >= 0 (got {value!r})")
+        require_non_negative(self)
         if self.rim_width_px <= 0 or self.halo_sigma <= 0 or self.texture_scale_px <= 0:
             raise ValueError("Appearance: rim_width_px, halo_sigma and texture_scale_px must be > 0")
 
@@ -213,6 +227,7 @@ class MembraneSpec:
     supersample: int = 4
     databar_height_px: int = 0
     appearance: Appearance = field(default_factory=Appearance)
+    artefacts: Artefacts | None = None
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ValueError:
@@ -248,6 +263,8 @@ class MembraneSpec:
             raise bad("pixel_size_nm", "must be > 0 or None")
         if not isinstance(self.appearance, Appearance):
             raise bad("appearance", "must be an Appearance")
+        if self.artefacts is not None and not isinstance(self.artefacts, Artefacts):
+            raise bad("artefacts", "must be an Artefacts or None")
 
     @property
     def analysed_height(self) -> int:
@@ -378,8 +395,7 @@ def sample_pores(spec: MembraneSpec, rng: np.random.Generator) -> pd.DataFrame:
         "azimuth_deg": az[keep], "core_dx": core_dx[keep], "core_dy": core_dy[keep],
     })
     pores["area"] = math.pi / 4.0 * pores["major"] * pores["minor"]
-    pores["centre_inside"] = ((pores["x"] >= -0.5) & (pores["x"] < w - 0.5)
-                              & (pores["y"] >= -0.5) & (pores["y"] < ha - 0.5))
+    pores["centre_inside"] = _centre_in_region(pores, ha, w)
     pores["n_pixels"] = _own_pixel_counts(pores, (ha, w))
     return pores[list(PORE_COLUMNS)]
 
@@ -423,11 +439,12 @@ def _ellipse_windows(pores: pd.DataFrame, shape: tuple[int, int], dx: np.ndarray
             cols, rows, xs[i], ys[i], maj[i], mnr[i], ang[i])
 
 
-def _own_pixel_counts(pores: pd.DataFrame, shape: tuple[int, int]) -> np.ndarray:
+def _own_pixel_counts(pores: pd.DataFrame, shape: tuple[int, int],
+                      hidden: np.ndarray | None = None) -> np.ndarray:
     counts = np.zeros(len(pores), dtype=np.int64)
     for i, rs, cs, inside in _ellipse_windows(pores, shape):
         if inside is not None:
-            counts[i] = int(inside.sum())
+            counts[i] = int(inside.sum() if hidden is None else (inside & ~hidden[rs, cs]).sum())
     return counts
 
 
@@ -472,11 +489,14 @@ def core_mask(pores: pd.DataFrame, shape: tuple[int, int]) -> np.ndarray:
 # Rendering
 # --------------------------------------------------------------------------------------------
 
-def _pore_layer(spec: MembraneSpec, pores: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Supersampled pore rendering, area-downsampled: (coverage in [0, 1], pore-layer grey).
+def _pore_layer(spec: MembraneSpec, pores: pd.DataFrame
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Supersampled pore rendering, area-downsampled: (coverage in [0, 1], pore-layer grey,
+    fringe-gap shade or None).
 
     The pore layer holds the interior grey (core / lit wall) inside openings and the additive
-    ring outside them; the surface is composited later as ``surface * (1 - coverage)``.
+    ring (and edge-effect fringe, :class:`~porescope.synthetic.artefacts.Artefacts`) outside
+    them; the surface is composited later as ``surface * (1 - shade) * (1 - coverage)``.
     """
     ss = spec.supersample
     app = spec.appearance
@@ -487,6 +507,13 @@ def _pore_layer(spec: MembraneSpec, pores: pd.DataFrame) -> tuple[np.ndarray, np
     wr = float(app.rim_width_px)
     reach = 3.0 * wr + 0.5  # ring drawn out to t = 3 rim widths (tapered to 0 there)
     floor = math.exp(-4.5)
+    art = spec.artefacts
+    fringe = shade = None
+    if art is not None and art.fringe_strength > 0:
+        fringe = np.zeros((H, W), dtype=np.float32)
+        reach = max(reach, fringe_reach(art) + 0.5)
+        if art.fringe_gap_px > 0 and art.fringe_gap_depth > 0:
+            shade = np.zeros((H, W), dtype=np.float32)
     core_lv, cres_lv = float(app.core_level), float(app.crescent_level)
     cols = pores[["x", "y", "major", "minor", "angle_deg", "tilt_deg", "core_dx", "core_dy"]]
     for cx, cy, maj, mnr, ang, tilt, sdx, sdy in cols.itertuples(index=False, name=None):
@@ -546,6 +573,13 @@ def _pore_layer(spec: MembraneSpec, pores: pd.DataFrame) -> tuple[np.ndarray, np
         r2 -= r  # r2 = r (r - 1)
         r2 *= r2
         r2 /= gx  # t^2
+        if fringe is not None:
+            t = np.sqrt(r2)
+            np.maximum(fringe[win], fringe_grey(t, ex[None, :], ey[:, None], art),
+                       out=fringe[win], where=outside)
+            if shade is not None:
+                np.maximum(shade[win], np.float32(art.fringe_gap_depth) * (t < art.fringe_gap_px),
+                           out=shade[win], where=outside)
         r2 *= np.float32(-0.5 / wr ** 2)
         val = np.exp(r2, out=r2)
         val -= floor
@@ -559,37 +593,15 @@ def _pore_layer(spec: MembraneSpec, pores: pd.DataFrame) -> tuple[np.ndarray, np
             r += 1.0
             val *= r
         np.maximum(ring[win], val, out=ring[win], where=outside)
+    if fringe is not None:
+        ring += fringe
     layer = np.where(inside_any, interior, ring)
     size = (spec.width, spec.height)
     cov = cv2.resize(inside_any.astype(np.float32), size, interpolation=cv2.INTER_AREA)
     layer = cv2.resize(layer, size, interpolation=cv2.INTER_AREA)
-    return cov, layer
-
-
-def _filtered_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    """Gaussian-filtered white noise normalised to unit standard deviation (float32).
-
-    For ``sigma >= 4`` px the noise is made at a lower resolution and resized up (cheaper,
-    same look)."""
-    f = max(1, int(sigma // 2))
-    small = (-(-shape[0] // f), -(-shape[1] // f))
-    n = rng.standard_normal(small, dtype=np.float32)
-    n = cv2.GaussianBlur(n, (0, 0), sigma / f, borderType=cv2.BORDER_REFLECT)
-    if f > 1:
-        n = cv2.resize(n, (small[1] * f, small[0] * f), interpolation=cv2.INTER_CUBIC)[:shape[0], :shape[1]]
-    sd = float(n.std())
-    return n / sd if sd > 0 else n
-
-
-def _smooth(img: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur (reflecting border); large sigmas are done at a reduced resolution."""
-    f = max(1, int(sigma // 4))
-    if f == 1:
-        return cv2.GaussianBlur(img, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
-    h, w = img.shape
-    small = cv2.resize(img, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), sigma / f, borderType=cv2.BORDER_REFLECT)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if shade is not None:
+        shade = cv2.resize(shade, size, interpolation=cv2.INTER_AREA)
+    return cov, layer, shade
 
 
 def _surface(spec: MembraneSpec, rng: np.random.Generator) -> np.ndarray:
@@ -597,8 +609,8 @@ def _surface(spec: MembraneSpec, rng: np.random.Generator) -> np.ndarray:
     app = spec.appearance
     shape = (spec.height, spec.width)
     surf = np.full(shape, app.surface_level, dtype=np.float32)
-    surf += app.texture_strength * _filtered_noise(rng, shape, app.texture_scale_px)
-    surf += app.mottle_strength * _filtered_noise(rng, shape, 10.0)
+    surf += app.texture_strength * filtered_noise(rng, shape, app.texture_scale_px)
+    surf += app.mottle_strength * filtered_noise(rng, shape, 10.0)
     angle = rng.uniform(0.0, 180.0)  # streak / scratch direction (ccw on screen)
     if app.streak_strength > 0:
         length = int(min(61, 2 * (min(shape) // 4) + 1))
@@ -682,16 +694,32 @@ def draw_databar(image: np.ndarray, height_px: int, pixel_size_nm: float | None,
 def render_sem(spec: MembraneSpec, pores: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
     """Render the SEM micrograph of ``pores`` (uint8, ``(height, width)``); see module docs.
 
-    Order: supersampled pore layer (core, lit wall, edge ring) area-downsampled; textured
-    surface plus charging halo composited outside the openings; slow gain; Gaussian beam blur;
-    shot noise (variance ``shot_noise * I``) and read noise; data bar on top.
+    Order: supersampled pore layer (core, lit wall, edge ring, edge-effect fringe)
+    area-downsampled; textured surface (with rough patches) plus charging halo composited
+    outside the openings; slow gain; charging glows, ramp and scan lines; Gaussian beam blur;
+    shot noise (variance ``shot_noise * I``) and read noise; data bar on top; then the overlays
+    (frame, text, logo, scale bar) and a JPEG round trip of ``spec.artefacts``
+    (:mod:`porescope.synthetic.artefacts`, which draws from its own seed, not from ``rng``).
     """
+    return _render(spec, pores, rng)[0]
+
+
+def _render(spec: MembraneSpec, pores: pd.DataFrame, rng: np.random.Generator
+            ) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`render_sem` and the map of the pixels hidden by overlays (None without any)."""
     app = spec.appearance
-    cov, layer = _pore_layer(spec, pores)
+    art = spec.artefacts
+    cov, layer, shade = _pore_layer(spec, pores)
     surf = _surface(spec, rng)
+    if art is not None and art.rough_coverage > 0:
+        surf += rough_patches(surf.shape, art, spec.mean_diameter_px)
     if app.halo_strength > 0 and len(pores):
-        surf += (255.0 * app.halo_strength) * _smooth(cov, app.halo_sigma * spec.mean_diameter_px)
+        surf += (255.0 * app.halo_strength) * smooth(cov, app.halo_sigma * spec.mean_diameter_px)
+    if shade is not None:
+        surf *= 1.0 - shade
     img = _gain_field(spec, rng) * (surf * (1.0 - cov) + layer)
+    if art is not None and art.charging_strength + art.charging_gradient + art.scanline_strength > 0:
+        img = charging(img, art)
     if app.blur_sigma_px > 0:
         img = cv2.GaussianBlur(img, (0, 0), app.blur_sigma_px, borderType=cv2.BORDER_REFLECT)
     noise = rng.standard_normal((2,) + img.shape, dtype=np.float32)
@@ -700,7 +728,14 @@ def render_sem(spec: MembraneSpec, pores: pd.DataFrame, rng: np.random.Generator
     if app.read_noise > 0:
         img = img + app.read_noise * noise[1]
     out = np.clip(np.rint(img), 0, 255).astype(np.uint8)
-    return draw_databar(out, spec.databar_height_px, spec.pixel_size_nm, rng)
+    out = draw_databar(out, spec.databar_height_px, spec.pixel_size_nm, rng)
+    hidden = None
+    if art is not None:
+        if art.has_overlays():
+            hidden = draw_overlays(out, art, spec.pixel_size_nm)
+        if art.jpeg_quality > 0:
+            out = jpeg_roundtrip(out, art.jpeg_quality)
+    return out, hidden
 
 
 # --------------------------------------------------------------------------------------------
@@ -735,6 +770,17 @@ def synthesize_image(spec: MembraneSpec, rng: np.random.Generator) -> SyntheticI
     diameter_cv, tilt_distribution, tilt_sigma_deg, tilt_max_deg, azimuth_deg,
     azimuth_spread_deg, core_depth, pixel_size_nm, supersample, and the appearance values
     prefixed ``app_``.
+
+    With ``spec.artefacts`` (not None) ``truth`` also holds ``hidden_fraction`` (share of the
+    analysed region under overlays), ``n_hidden`` (pores whose centre is in the analysed region
+    but under an overlay) and the artefact values prefixed ``art_``. Overlays (frame, text,
+    logo, scale bar) hide what lies below them, like the data bar: both masks are 0 on every
+    pixel an overlay touched, so ``porosity`` (mask pixels / analysed pixels, the hidden ones
+    included in the denominator) is the *visible* open area; in the pore table ``n_pixels``
+    counts only visible pixels and ``centre_inside`` is False for a pore whose centre pixel is
+    hidden, so ``n_true`` counts the pores whose centre is visible in the analysed region (a
+    pore partly under a logo but with its centre visible counts; one with its centre under
+    the logo does not, though a visible part of it may still be a mask object).
     """
     pores = sample_pores(spec, rng)
     shape = (spec.height, spec.width)
@@ -743,7 +789,13 @@ def synthesize_image(spec: MembraneSpec, rng: np.random.Generator) -> SyntheticI
     m_core = core_mask(pores, shape)
     m_open[ha:] = False
     m_core[ha:] = False
-    image = render_sem(spec, pores, rng)
+    image, hidden = _render(spec, pores, rng)
+    n_hidden = 0
+    if hidden is not None:
+        m_open[hidden] = False
+        m_core[hidden] = False
+        pores = _hide_pores(pores, hidden, (ha, spec.width))
+        n_hidden = int((pores["centre_inside"] != _centre_in_region(pores, ha, spec.width)).sum())
     area = ha * spec.width
     n_true = int(pores["centre_inside"].sum())
     e_a = expected_opening_area(spec)
@@ -767,7 +819,28 @@ def synthesize_image(spec: MembraneSpec, rng: np.random.Generator) -> SyntheticI
         "supersample": spec.supersample,
     }
     truth.update({f"app_{k}": v for k, v in dataclasses.asdict(spec.appearance).items()})
+    if spec.artefacts is not None:
+        truth["hidden_fraction"] = float(hidden[:ha].mean()) if hidden is not None else 0.0
+        truth["n_hidden"] = n_hidden
+        truth.update({f"art_{k}": v for k, v in dataclasses.asdict(spec.artefacts).items()})
     return SyntheticImage(image, m_open, m_core, pores, truth)
+
+
+def _centre_in_region(pores: pd.DataFrame, analysed_height: int, width: int) -> pd.Series:
+    return ((pores["x"] >= -0.5) & (pores["x"] < width - 0.5)
+            & (pores["y"] >= -0.5) & (pores["y"] < analysed_height - 0.5))
+
+
+def _hide_pores(pores: pd.DataFrame, hidden: np.ndarray, region: tuple[int, int]) -> pd.DataFrame:
+    """The pore table with ``centre_inside`` False where the centre pixel is ``hidden`` and
+    ``n_pixels`` counting only the visible pixels of the analysed ``region`` (rows, cols)."""
+    inside = _centre_in_region(pores, *region).to_numpy()
+    rows = np.clip(np.floor(pores["y"].to_numpy(float) + 0.5).astype(int), 0, hidden.shape[0] - 1)
+    cols = np.clip(np.floor(pores["x"].to_numpy(float) + 0.5).astype(int), 0, hidden.shape[1] - 1)
+    out = pores.copy()
+    out["centre_inside"] = inside & ~hidden[rows, cols]
+    out["n_pixels"] = _own_pixel_counts(pores, region, hidden[:region[0]])
+    return out
 
 
 def image_rng(seed: int, index: int) -> np.random.Generator:
@@ -793,12 +866,24 @@ def dataset_specs(params: SynthesizeParams | Mapping[str, Any], seed: int) -> li
     preferred azimuth, data bar (with ``databar_probability``) and appearance values (uniform
     in each ``appearance`` range ``[low, high]``) come from a generator seeded by
     ``SeedSequence(seed, spawn_key=(k, 1))``; the image's own draws use :func:`image_rng`.
-    ``params`` must hold the keys of :data:`DEFAULT_PARAMS` (``workers`` and ``mask`` unused).
+    ``params`` must hold the keys of :data:`DEFAULT_PARAMS` (``workers`` and ``mask`` unused;
+    ``artefacts`` may be missing). When any ``artefacts`` probability is above 0, every image
+    gets :class:`~porescope.synthetic.artefacts.Artefacts` drawn from
+    ``SeedSequence(seed, spawn_key=(k, 2))`` (else ``artefacts`` is None and the images are
+    those of a dataset without artefacts); a ``downsample_factor`` above 1 is applied with
+    :func:`downsampled`.
     """
     if isinstance(params, SynthesizeParams):
         params = to_mapping(params)
     offset = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2 ** 31,))).uniform(size=2)
     ranges = params["appearance"]
+    art_ranges = params.get("artefacts")
+    if isinstance(art_ranges, ArtefactRanges):
+        art_ranges = to_mapping(art_ranges)
+    elif art_ranges:  # a partial mapping (raw YAML): the missing keys take their defaults
+        art_ranges = {**to_mapping(ArtefactRanges()), **art_ranges}
+    with_art = bool(art_ranges) and any(
+        float(v) > 0 for key, v in art_ranges.items() if key.endswith("_probability"))
     specs = []
     for k in range(int(params["n_images"])):
         u_phi = (offset[0] + k * _ALPHA_POROSITY) % 1.0
@@ -808,9 +893,11 @@ def dataset_specs(params: SynthesizeParams | Mapping[str, Any], seed: int) -> li
         bar = int(params["databar_height_px"]) if rng.uniform() < float(params["databar_probability"]) else 0
         app = Appearance(**{name: float(rng.uniform(float(lo), float(hi)))
                             for name, (lo, hi) in sorted(ranges.items())})
+        art = (draw_artefacts(art_ranges, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k, 2))))
+               if with_art else None)
         p_lo, p_hi = float(params["porosity_min"]), float(params["porosity_max"])
         d_lo, d_hi = float(params["diameter_min_px"]), float(params["diameter_max_px"])
-        specs.append(MembraneSpec(
+        spec = MembraneSpec(
             height=int(params["height"]), width=int(params["width"]),
             porosity=p_lo + u_phi * (p_hi - p_lo), mean_diameter_px=d_lo + u_d * (d_hi - d_lo),
             diameter_cv=float(params["diameter_cv"]),
@@ -821,5 +908,37 @@ def dataset_specs(params: SynthesizeParams | Mapping[str, Any], seed: int) -> li
             core_depth=float(params["core_depth"]),
             pixel_size_nm=float(params["pixel_size_nm"]) if params["pixel_size_nm"] else None,
             supersample=int(params["supersample"]), databar_height_px=bar, appearance=app,
-        ))
+            artefacts=art,
+        )
+        specs.append(downsampled(spec) if art is not None and art.downsample_factor > 1 else spec)
     return specs
+
+
+def downsampled(spec: MembraneSpec) -> MembraneSpec:
+    """The spec of an image acquired ``f = spec.artefacts.downsample_factor`` times finer and
+    reduced by ``f``: pore diameter (at least 1 px), rim, fringe, texture grain and blur
+    lengths divided by ``f``, read-noise std by ``f`` and shot-noise variance by ``f^2``
+    (averaging ``f^2`` pixels). It is rendered at its final resolution with supersampling, so
+    the masks are exact. Apply it once (:func:`dataset_specs` does); the factor stays in
+    ``artefacts`` as the record (``art_downsample_factor`` in the truth).
+
+    Examples
+    --------
+    >>> from porescope.synthetic.artefacts import Artefacts
+    >>> s = downsampled(MembraneSpec(mean_diameter_px=24.0, artefacts=Artefacts(downsample_factor=2.0)))
+    >>> s.mean_diameter_px, s.appearance.blur_sigma_px, s.artefacts.downsample_factor
+    (12.0, 0.4, 2.0)
+    """
+    art = spec.artefacts
+    f = art.downsample_factor if art is not None else 1.0
+    if f <= 1:
+        return spec
+    app = spec.appearance
+    app = dataclasses.replace(app, rim_width_px=app.rim_width_px / f,
+                              texture_scale_px=app.texture_scale_px / f,
+                              blur_sigma_px=app.blur_sigma_px / f, read_noise=app.read_noise / f,
+                              shot_noise=app.shot_noise / f ** 2)
+    art = dataclasses.replace(art, fringe_width_px=art.fringe_width_px / f,
+                              fringe_gap_px=art.fringe_gap_px / f)
+    return dataclasses.replace(spec, mean_diameter_px=max(1.0, spec.mean_diameter_px / f),
+                               appearance=app, artefacts=art)

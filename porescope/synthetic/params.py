@@ -10,12 +10,14 @@ Examples
 ...                 group="synthesize")
 >>> p.n_images, p.appearance.core_level, p.appearance.read_noise
 (3, (0.0, 10.0), (1.0, 5.0))
+>>> p.artefacts.any_on()
+False
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Literal
+from typing import Any, Literal
 
 from porescope.config import Fail
 
@@ -57,11 +59,77 @@ class AppearanceRanges:
     read_noise: Range = (1.0, 5.0)
 
     def check(self, fail: Fail) -> None:
-        for f in fields(self):
-            low, high = getattr(self, f.name)
-            floor = "0 < low" if f.name in POSITIVE_RANGES else "0 <= low"
-            if not (0 <= low <= high) or (f.name in POSITIVE_RANGES and low <= 0):
-                raise fail(f.name, f"must be [low, high] with {floor} <= high")
+        check_ranges(self, fail, POSITIVE_RANGES)
+
+
+def check_ranges(group: object, fail: Fail, positive: tuple[str, ...]) -> None:
+    """Every ``(low, high)`` field of ``group`` has ``0 <= low <= high`` (``0 < low`` for the
+    names in ``positive``); scalar fields are left to their metadata bounds."""
+    for f in fields(group):
+        value = getattr(group, f.name)
+        if not isinstance(value, tuple):
+            continue
+        low, high = value
+        floor = "0 < low" if f.name in positive else "0 <= low"
+        if not (0 <= low <= high) or (f.name in positive and low <= 0):
+            raise fail(f.name, f"must be [low, high] with {floor} <= high")
+
+
+def _probability() -> Any:  # a dataclass field: probability in [0, 1], 0 = off
+    return field(default=0.0, metadata={"ge": 0.0, "le": 1.0})
+
+
+@dataclass(frozen=True)
+class ArtefactRanges:
+    """``synthesize.artefacts``: what real SEM exports show besides the membrane.
+
+    Each artefact is on in an image with its ``*_probability`` (all 0 by default: no artefact,
+    and the images are those of a dataset without this group); its other values are drawn
+    uniformly in their ``[low, high]`` per image. Grey levels 0-255, lengths px of the final
+    image. See :class:`porescope.synthetic.artefacts.Artefacts` for what each value does.
+    """
+
+    fringe_probability: float = _probability()
+    fringe_strength: Range = (40.0, 110.0)      # edge-effect fringe, grey above the surface
+    fringe_width_px: Range = (1.5, 4.0)         # width of the bright band
+    fringe_gap_px: Range = (0.0, 1.0)           # dark gap between the opening edge and the band
+    fringe_gap_depth: Range = (0.0, 0.4)        # relative darkening of the surface in the gap
+    fringe_asymmetry: Range = (0.2, 0.9)        # gain (1 + a cos(angle - direction)) / (1 + a)
+    fringe_direction_deg: Range = (0.0, 360.0)  # brightest side, ccw on screen (270 = down)
+    rough_probability: float = _probability()
+    rough_coverage: Range = (0.05, 0.3)         # fraction of the image in rough patches
+    rough_strength: Range = (15.0, 45.0)        # grain contrast, std of grey levels
+    rough_grain: Range = (0.1, 0.35)            # grain size, in mean pore diameters
+    frame_probability: float = _probability()
+    frame_width_px: Range = (2.0, 8.0)          # band along 1-4 image sides
+    text_probability: float = _probability()
+    text_count: Range = (1.0, 4.0)              # number of burned-in labels
+    text_height_px: Range = (6.0, 18.0)         # cap height of the labels
+    logo_probability: float = _probability()
+    logo_size_px: Range = (20.0, 60.0)          # logo height
+    scalebar_probability: float = _probability()
+    scalebar_length: Range = (0.1, 0.3)         # bar length, fraction of the width
+    charging_probability: float = _probability()
+    charging_strength: Range = (10.0, 50.0)     # grey of broad charging glows
+    charging_gradient: Range = (0.05, 0.3)      # relative linear brightness ramp
+    scanline_strength: Range = (0.0, 6.0)       # std of per-row brightness jumps, grey
+    jpeg_probability: float = _probability()
+    jpeg_quality: Range = (25.0, 90.0)          # cv2.imencode JPEG quality (1-100)
+    downsample_probability: float = _probability()
+    downsample_factor: Range = (1.5, 3.0)       # acquired f x finer, reduced by f (>= 1)
+
+    def any_on(self) -> bool:
+        """Whether any artefact has a probability above 0."""
+        return any(getattr(self, f.name) > 0 for f in fields(self) if f.name.endswith("_probability"))
+
+    def check(self, fail: Fail) -> None:
+        check_ranges(self, fail, ("fringe_width_px", "rough_grain", "logo_size_px", "text_height_px"))
+        if self.jpeg_quality[0] < 1 or self.jpeg_quality[1] > 100:
+            raise fail("jpeg_quality", "must be within [1, 100]")
+        if self.downsample_factor[0] < 1:
+            raise fail("downsample_factor", "must be >= 1 (1 = not down-sampled)")
+        if self.scalebar_length[1] > 0.9:
+            raise fail("scalebar_length", "must be <= 0.9 (a fraction of the width)")
 
 
 @dataclass(frozen=True)
@@ -92,6 +160,7 @@ class SynthesizeParams:
     databar_height_px: int = field(default=40, metadata={"ge": 0})
     workers: int = field(default=1, metadata={"ge": 1, "le": 256})
     appearance: AppearanceRanges = field(default_factory=AppearanceRanges)
+    artefacts: ArtefactRanges = field(default_factory=ArtefactRanges)
 
     def check(self, fail: Fail) -> None:
         if self.porosity_max < self.porosity_min:
