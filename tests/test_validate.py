@@ -180,3 +180,18 @@ def test_bad_model_file_names_it_and_writes_nothing(tmp_path):
     with pytest.raises(models.ModelFileError, match="broken.pt"):
         run(tmp_path, write_params(tmp_path / "params.yaml"), bad)
     assert not (tmp_path / "m.json").exists() and not (tmp_path / "plots").exists()
+
+
+def test_validation_images_leave_the_synthesize_artefacts_out_unless_asked():
+    """validate.artefacts false: the validation specs are those of a synthesize group without
+    artefacts, whatever synthesize.artefacts says; true: they carry them."""
+    from porescope.analysis.validation import ValidateParams, validation_specs
+    from porescope.synthetic.membranes import DEFAULT_PARAMS
+
+    synth = {**DEFAULT_PARAMS, "artefacts": {**DEFAULT_PARAMS["artefacts"],
+                                             "text_probability": 1.0, "frame_probability": 1.0}}
+    clean = validation_specs(ValidateParams(n_images=2), DEFAULT_PARAMS, 42)
+    off = validation_specs(ValidateParams(n_images=2), synth, 42)
+    on = validation_specs(ValidateParams(n_images=2, artefacts=True), synth, 42)
+    assert off == clean
+    assert on != clean

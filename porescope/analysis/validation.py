@@ -102,7 +102,10 @@ class ValidateParams:
     enabled: false = the stage writes no numbers, only ``{"skipped": true}`` (e.g. a dataset
     that is not a membrane). n_images, height, width (px): the validation set.
     porosity_min, porosity_max (fractions), diameter_min_px, diameter_max_px: its ranges.
-    seed_offset: the set is drawn with ``seed + seed_offset``. targets: :class:`TargetsParams`.
+    seed_offset: the set is drawn with ``seed + seed_offset``. artefacts: false = the
+    ``synthesize.artefacts`` (fringes, overlays, JPEG, down-sampling ...) are left out, so the
+    targets keep measuring the estimators on clean membranes; true = drawn with them.
+    targets: :class:`TargetsParams`.
     tile, overlap (px), batch_size, tta, device (``auto``, ``cpu``, ``cuda``, ``cuda:<n>``),
     threads (CPU threads, 0 = all): the model's inference.
     """
@@ -116,6 +119,7 @@ class ValidateParams:
     diameter_min_px: float = field(default=15.0, metadata={"ge": 1.0})
     diameter_max_px: float = field(default=40.0, metadata={"ge": 1.0})
     seed_offset: int = field(default=1_000_003, metadata={"ge": 1, "le": 2 ** 31})
+    artefacts: bool = False
     targets: TargetsParams = field(default_factory=TargetsParams)
     tile: int = field(default=256, metadata={"ge": 32, "le": 8192})
     overlap: int = field(default=64, metadata={"ge": 0, "le": 4096})
@@ -149,8 +153,11 @@ class ValidateParams:
 def validation_specs(params: ValidateParams, synth: Mapping[str, Any], seed: int
                      ) -> list[syn.MembraneSpec]:
     """Specs of the validation images: the ``synthesize`` settings ``synth`` with the
-    ``validate`` sizes, porosity and diameter ranges, drawn with ``seed + seed_offset``."""
+    ``validate`` sizes, porosity and diameter ranges (without the artefacts unless
+    ``params.artefacts``), drawn with ``seed + seed_offset``."""
     merged = {**syn.DEFAULT_PARAMS, **{k: v for k, v in synth.items() if k != "seed"}}
+    if not params.artefacts:
+        merged["artefacts"] = syn.DEFAULT_PARAMS["artefacts"]   # the defaults: every artefact off
     for key in ("n_images", "height", "width", "porosity_min", "porosity_max",
                 "diameter_min_px", "diameter_max_px"):
         merged[key] = getattr(params, key)
