@@ -9,12 +9,7 @@ images must be byte-identical to it).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,7 +22,6 @@ from porescope.synthetic import membranes as syn
 from porescope.synthetic.artefacts import Artefacts
 from porescope.synthetic.params import ArtefactRanges, SynthesizeParams
 
-MAIN = Path(os.environ.get("PORESCOPE_MAIN", "/work/main"))
 ALL_ON = {f"{name}_probability": 1.0 for name in art_mod.ARTEFACT_GROUPS}
 
 
@@ -59,38 +53,7 @@ def spec_with(art: Artefacts | None, **kw) -> syn.MembraneSpec:
     return syn.MembraneSpec(artefacts=art, **base)
 
 
-# ------------------------------------------------------------------ unchanged defaults
-
-GEN = """
-import hashlib, json, sys
-from porescope.synthetic import membranes as syn
-p = {k: v for k, v in syn.DEFAULT_PARAMS.items() if k != "artefacts"}
-p.update(n_images=3, height=112, width=128, supersample=2, databar_probability=0.5,
-         databar_height_px=16)
-out = []
-for k, spec in enumerate(syn.dataset_specs(p, 21)):
-    r = syn.synthesize_image(spec, syn.image_rng(21, k))
-    out.append(hashlib.sha256(r.image.tobytes() + r.mask_opening.tobytes() + r.mask_core.tobytes()
-               + r.pores.to_csv().encode()
-               + json.dumps(r.truth, sort_keys=True, default=str).encode()).hexdigest())
-print(json.dumps(out))
-"""
-
-
-def _hashes(pythonpath: Path) -> list[str]:
-    env = {**os.environ, "PYTHONPATH": str(pythonpath)}
-    done = subprocess.run([sys.executable, "-c", GEN], env=env, capture_output=True, text=True,
-                          check=True, cwd=str(pythonpath))
-    return json.loads(done.stdout)
-
-
-@pytest.mark.skipif(not (MAIN / "porescope" / "synthetic" / "membranes.py").is_file(),
-                    reason="main's checkout (PORESCOPE_MAIN) is not here")
-def test_defaults_reproduce_mains_bytes():
-    """With every artefact off the images, masks, pore tables and truth are main's, byte for byte."""
-    here = Path(__file__).resolve().parents[1]
-    assert _hashes(here) == _hashes(MAIN)
-
+# ------------------------------------------------------------------ artefacts off
 
 def test_off_values_are_off():
     """An Artefacts with every value off renders exactly the image without artefacts."""
