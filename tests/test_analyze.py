@@ -15,6 +15,7 @@ import yaml
 from stages import analyze
 from stages import synthesize as synth_stage
 from porescope.synthetic import membranes as syn
+from porescope.synthetic.params import artefacts_off
 from porescope.io.tables import PipelineDataError
 
 ANALYZE = {"connectivity": 8, "length_unit": "um", "include_edges": ["top", "left"],
@@ -30,7 +31,7 @@ ANALYZE = {"connectivity": 8, "length_unit": "um", "include_edges": ["top", "lef
 def pipeline(tmp_path_factory) -> Path:
     """synthetic/ (truth), ingested/ (class-id masks, classes.json), split/, predictions/."""
     root = tmp_path_factory.mktemp("pipe")
-    p = dict(syn.DEFAULT_PARAMS)
+    p = dict(syn.DEFAULT_PARAMS, artefacts=artefacts_off())
     p.update(n_images=3, height=128, width=160, diameter_min_px=10.0, diameter_max_px=14.0,
              porosity_min=0.05, porosity_max=0.3, supersample=2, seed=3)
     synth_stage.run(synth_stage.validate_params(p), root / "synthetic")

@@ -21,6 +21,7 @@ from stages import synthesize as stage
 from porescope.config import ParamsError, parse_group, to_mapping
 from porescope.synthetic.params import SynthesizeParams
 from porescope.synthetic import membranes as syn
+from porescope.synthetic.params import artefacts_off
 
 
 # ------------------------------------------------------------------ helpers (independent)
@@ -54,7 +55,7 @@ def one_pore(d, tilt=0.0, az=0.0, x=64.3, y=63.7, core_depth=0.8):
 
 
 def small_params(**kw):
-    p = dict(syn.DEFAULT_PARAMS)
+    p = dict(syn.DEFAULT_PARAMS, artefacts=artefacts_off())
     p.update(n_images=3, height=96, width=96, diameter_min_px=10.0, diameter_max_px=14.0,
              supersample=2, seed=5)
     p.update(kw)
@@ -277,7 +278,7 @@ def test_determinism_and_independence_of_dataset_size():
 
 
 def test_dataset_specs_spread_targets_over_the_ranges():
-    params = dict(syn.DEFAULT_PARAMS)
+    params = dict(syn.DEFAULT_PARAMS, artefacts=artefacts_off())
     specs = syn.dataset_specs(params, 1)
     phi = np.sort([s.porosity for s in specs])
     dia = np.sort([s.mean_diameter_px for s in specs])

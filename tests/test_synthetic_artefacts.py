@@ -16,13 +16,15 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
-from porescope.config import ParamsError, parse_group, to_mapping
+from porescope.config import ParamsError, parse_group
 from porescope.synthetic import artefacts as art_mod
 from porescope.synthetic import membranes as syn
 from porescope.synthetic.artefacts import Artefacts
-from porescope.synthetic.params import ArtefactRanges, SynthesizeParams
+from porescope.synthetic.params import SynthesizeParams, artefacts_off
 
 ALL_ON = {f"{name}_probability": 1.0 for name in art_mod.ARTEFACT_GROUPS}
+ALL_OFF = {f"{name}_probability": 0.0 for name in art_mod.ARTEFACT_GROUPS}
+ALL_OFF_RAW = artefacts_off()
 
 
 def rasterise(pores: pd.DataFrame, shape) -> np.ndarray:
@@ -42,8 +44,8 @@ def params(artefacts: dict | None = None, **kw) -> SynthesizeParams:
     raw = {"n_images": 4, "height": 112, "width": 128, "diameter_min_px": 12.0,
            "diameter_max_px": 20.0, "supersample": 2, "databar_probability": 0.5,
            "databar_height_px": 16, **kw}
-    if artefacts is not None:
-        raw["artefacts"] = artefacts
+    # only the artefacts a test names are on (the defaults switch several on)
+    raw["artefacts"] = {**ALL_OFF, **(artefacts or {})}
     return parse_group(SynthesizeParams, raw, group="synthesize")
 
 
@@ -62,9 +64,11 @@ def test_off_values_are_off():
     plain = syn.render_sem(spec, pores, np.random.default_rng(2))
     off = syn.render_sem(spec_with(Artefacts(seed=9)), pores, np.random.default_rng(2))
     assert np.array_equal(plain, off)
-    # the default params draw no Artefacts at all
-    assert all(s.artefacts is None for s in syn.dataset_specs(params(), 3))
-    assert not SynthesizeParams().artefacts.any_on()
+    # every probability 0 draws no Artefacts at all (the dataset of a generator without them)
+    assert all(s.artefacts is None for s in syn.dataset_specs(params(ALL_OFF), 3))
+    assert not parse_group(SynthesizeParams, {"artefacts": ALL_OFF}, group="synthesize").artefacts.any_on()
+    # the defaults are on: sized on real SEM
+    assert SynthesizeParams().artefacts.any_on()
 
 
 # ------------------------------------------------------------------ exact truth
@@ -216,14 +220,13 @@ def test_a_partial_raw_artefacts_mapping_takes_the_defaults():
     """validate merges the raw synthesize mapping: a partial artefacts group must work."""
     raw = {**syn.DEFAULT_PARAMS, "n_images": 2, "artefacts": {"jpeg_probability": 1.0}}
     specs = syn.dataset_specs(raw, 3)
-    parsed = syn.dataset_specs(params({"jpeg_probability": 1.0}, n_images=2, height=512, width=512,
-                                      diameter_min_px=15.0, diameter_max_px=40.0, supersample=4,
-                                      databar_probability=0.0, databar_height_px=40), 3)
+    parsed = syn.dataset_specs(parse_group(SynthesizeParams, {"n_images": 2, "artefacts": {
+        "jpeg_probability": 1.0}}, group="synthesize"), 3)
     assert specs == parsed and all(25 <= s.artefacts.jpeg_quality <= 90 for s in specs)
 
 
 def test_draw_follows_the_probabilities():
-    ranges = to_mapping(ArtefactRanges(text_probability=0.5, text_count=(2.0, 2.0)))
+    ranges = {**ALL_OFF_RAW, "text_probability": 0.5, "text_count": (2.0, 2.0)}
     drawn = [art_mod.draw_artefacts(ranges, np.random.default_rng(i)) for i in range(200)]
     share = np.mean([a.text_count > 0 for a in drawn])
     assert 0.38 < share < 0.62

@@ -60,6 +60,7 @@ from porescope.analysis.params import AnalyzeParams
 from porescope.analysis.truth import synthetic_reference
 from porescope.config import Fail, ParamsError, parse_group
 from porescope.synthetic import membranes as syn
+from porescope.synthetic.params import artefacts_off
 
 __all__ = ["TargetsParams", "ValidateParams", "PRACTICAL", "KNOWN_AREA", "MASKS",
            "validation_specs", "validation_table", "accuracy_targets", "skipped_metrics",
@@ -157,7 +158,7 @@ def validation_specs(params: ValidateParams, synth: Mapping[str, Any], seed: int
     ``params.artefacts``), drawn with ``seed + seed_offset``."""
     merged = {**syn.DEFAULT_PARAMS, **{k: v for k, v in synth.items() if k != "seed"}}
     if not params.artefacts:
-        merged["artefacts"] = syn.DEFAULT_PARAMS["artefacts"]   # the defaults: every artefact off
+        merged["artefacts"] = artefacts_off()
     for key in ("n_images", "height", "width", "porosity_min", "porosity_max",
                 "diameter_min_px", "diameter_max_px"):
         merged[key] = getattr(params, key)

@@ -182,7 +182,8 @@ def draw_artefacts(ranges: Mapping[str, Any], rng: np.random.Generator) -> Artef
     --------
     >>> from porescope.config import to_mapping
     >>> from porescope.synthetic.params import ArtefactRanges
-    >>> ranges = to_mapping(ArtefactRanges(jpeg_probability=1.0))
+    >>> from porescope.synthetic.params import artefacts_off
+    >>> ranges = {**artefacts_off(), "jpeg_probability": 1.0}
     >>> art = draw_artefacts(ranges, np.random.default_rng(0))
     >>> 25 <= art.jpeg_quality <= 90, art.fringe_strength, art.text_count
     (True, 0.0, 0)

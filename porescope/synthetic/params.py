@@ -11,7 +11,7 @@ Examples
 >>> p.n_images, p.appearance.core_level, p.appearance.read_noise
 (3, (0.0, 10.0), (1.0, 5.0))
 >>> p.artefacts.any_on()
-False
+True
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class AppearanceRanges:
 
     surface_level: Range = (100.0, 150.0)
     core_level: Range = (0.0, 25.0)
-    crescent_level: Range = (150.0, 245.0)
+    crescent_level: Range = (60.0, 150.0)
     wall_gamma: Range = (0.7, 2.0)
     rim_strength: Range = (70.0, 170.0)
     rim_width_px: Range = (0.4, 1.1)
@@ -75,48 +75,50 @@ def check_ranges(group: object, fail: Fail, positive: tuple[str, ...]) -> None:
             raise fail(f.name, f"must be [low, high] with {floor} <= high")
 
 
-def _probability() -> Any:  # a dataclass field: probability in [0, 1], 0 = off
-    return field(default=0.0, metadata={"ge": 0.0, "le": 1.0})
+def _probability(default: float = 0.0) -> Any:  # a dataclass field: probability in [0, 1], 0 = off
+    return field(default=default, metadata={"ge": 0.0, "le": 1.0})
 
 
 @dataclass(frozen=True)
 class ArtefactRanges:
     """``synthesize.artefacts``: what real SEM exports show besides the membrane.
 
-    Each artefact is on in an image with its ``*_probability`` (all 0 by default: no artefact,
-    and the images are those of a dataset without this group); its other values are drawn
-    uniformly in their ``[low, high]`` per image. Grey levels 0-255, lengths px of the final
+    Each artefact is on in an image with its ``*_probability`` (0 = off; all 0: the images are
+    those of a dataset without this group); its other values are drawn uniformly in their
+    ``[low, high]`` per image. The defaults were sized on the real SEM micrographs of
+    ``data/reference/track-membranes-sem`` (fringe +50-100 grey, 2-4.5 px wide, brightest below
+    the pore; see README "Real SEM micrographs"). Grey levels 0-255, lengths px of the final
     image. See :class:`porescope.synthetic.artefacts.Artefacts` for what each value does.
     """
 
-    fringe_probability: float = _probability()
-    fringe_strength: Range = (40.0, 110.0)      # edge-effect fringe, grey above the surface
-    fringe_width_px: Range = (1.5, 4.0)         # width of the bright band
-    fringe_gap_px: Range = (0.0, 1.0)           # dark gap between the opening edge and the band
-    fringe_gap_depth: Range = (0.0, 0.4)        # relative darkening of the surface in the gap
-    fringe_asymmetry: Range = (0.2, 0.9)        # gain (1 + a cos(angle - direction)) / (1 + a)
-    fringe_direction_deg: Range = (0.0, 360.0)  # brightest side, ccw on screen (270 = down)
-    rough_probability: float = _probability()
-    rough_coverage: Range = (0.05, 0.3)         # fraction of the image in rough patches
-    rough_strength: Range = (15.0, 45.0)        # grain contrast, std of grey levels
-    rough_grain: Range = (0.1, 0.35)            # grain size, in mean pore diameters
-    frame_probability: float = _probability()
-    frame_width_px: Range = (2.0, 8.0)          # band along 1-4 image sides
-    text_probability: float = _probability()
-    text_count: Range = (1.0, 4.0)              # number of burned-in labels
-    text_height_px: Range = (6.0, 18.0)         # cap height of the labels
-    logo_probability: float = _probability()
-    logo_size_px: Range = (20.0, 60.0)          # logo height
-    scalebar_probability: float = _probability()
+    fringe_probability: float = _probability(0.8)
+    fringe_strength: Range = (50.0, 100.0)      # edge-effect fringe, grey above the surface
+    fringe_width_px: Range = (2.0, 4.5)         # width of the bright band
+    fringe_gap_px: Range = (0.0, 0.5)           # dark gap between the opening edge and the band
+    fringe_gap_depth: Range = (0.0, 0.3)        # relative darkening of the surface in the gap
+    fringe_asymmetry: Range = (0.2, 0.6)        # gain (1 + a cos(angle - direction)) / (1 + a)
+    fringe_direction_deg: Range = (240.0, 300.0)  # brightest side, ccw on screen (270 = down)
+    rough_probability: float = _probability(0.3)
+    rough_coverage: Range = (0.05, 0.5)         # fraction of the image in rough patches
+    rough_strength: Range = (15.0, 40.0)        # grain contrast, std of grey levels
+    rough_grain: Range = (0.08, 0.3)            # grain size, in mean pore diameters
+    frame_probability: float = _probability(0.4)
+    frame_width_px: Range = (1.0, 6.0)          # band along 1-4 image sides
+    text_probability: float = _probability(0.25)
+    text_count: Range = (1.0, 5.0)              # number of burned-in labels
+    text_height_px: Range = (5.0, 16.0)         # cap height of the labels
+    logo_probability: float = _probability(0.15)
+    logo_size_px: Range = (15.0, 45.0)          # logo height
+    scalebar_probability: float = _probability(0.2)
     scalebar_length: Range = (0.1, 0.3)         # bar length, fraction of the width
-    charging_probability: float = _probability()
-    charging_strength: Range = (10.0, 50.0)     # grey of broad charging glows
-    charging_gradient: Range = (0.05, 0.3)      # relative linear brightness ramp
-    scanline_strength: Range = (0.0, 6.0)       # std of per-row brightness jumps, grey
-    jpeg_probability: float = _probability()
-    jpeg_quality: Range = (25.0, 90.0)          # cv2.imencode JPEG quality (1-100)
-    downsample_probability: float = _probability()
-    downsample_factor: Range = (1.5, 3.0)       # acquired f x finer, reduced by f (>= 1)
+    charging_probability: float = _probability(0.3)
+    charging_strength: Range = (5.0, 30.0)     # grey of broad charging glows
+    charging_gradient: Range = (0.05, 0.25)      # relative linear brightness ramp
+    scanline_strength: Range = (0.0, 4.0)       # std of per-row brightness jumps, grey
+    jpeg_probability: float = _probability(0.7)
+    jpeg_quality: Range = (30.0, 90.0)          # cv2.imencode JPEG quality (1-100)
+    downsample_probability: float = _probability(0.3)
+    downsample_factor: Range = (1.5, 2.5)       # acquired f x finer, reduced by f (>= 1)
 
     def any_on(self) -> bool:
         """Whether any artefact has a probability above 0."""
@@ -131,6 +133,20 @@ class ArtefactRanges:
         if self.scalebar_length[1] > 0.9:
             raise fail("scalebar_length", "must be <= 0.9 (a fraction of the width)")
 
+
+
+def artefacts_off() -> dict[str, Any]:
+    """The raw ``synthesize.artefacts`` mapping with every ``*_probability`` 0: the images of a
+    generator without artefacts (validation's clean membranes, tests of the plain generator).
+
+    Examples
+    --------
+    >>> off = artefacts_off()
+    >>> off["fringe_probability"], off["fringe_width_px"] == ArtefactRanges().fringe_width_px
+    (0.0, True)
+    """
+    return {f.name: (0.0 if f.name.endswith("_probability") else getattr(ArtefactRanges(), f.name))
+            for f in fields(ArtefactRanges)}
 
 @dataclass(frozen=True)
 class SynthesizeParams:
