@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                                                             "lr", "scheduler", "early_stopping", "class_weights")},
                   "tile_size": params["ingest"]["tile_size"], "augment_size": params["augment"]["size"],
                   "evaluate": {k: params["evaluate"][k] for k in ("tile", "overlap", "tta")},
-                  "test": scores(summary, work / "plots", ds), "train_metrics": run.metrics(),
+                  "test": {k: (None if v != v else v) for k, v in scores(summary, work / "plots", ds).items()},
+                  "train_metrics": run.metrics(),
                   "cpu_threads": args.threads, "augment_s": round(augment_s, 1), "train_s": round(train_s, 1),
                   "evaluate_s": round(evaluate_s, 1)}
         args.out.mkdir(parents=True, exist_ok=True)
