@@ -1,7 +1,8 @@
 """Fine-tuning learning curve: what 1, 2, 4 annotated real images give, from the synthetic model or from scratch.
 
-For each dataset, draw which images a lab would have annotated (``--draws`` draws, nested: the
-2-image set contains the 1-image set, fixed seeds), train the default network on them twice,
+For each dataset, draw which images a lab would have annotated (``--draws`` draws: one seeded
+permutation, rotated by the draw number; within a draw the 2-image set contains the 1-image
+set), train the default network on them twice,
 ``train.init_from`` the synthetic default model (``--model``) and from a random init, and score
 both on the images left out (leave-the-rest-out; ISBI and Au: a fixed held-out set). The default
 model itself, not trained on the dataset, is scored on the same held-out images (rows
@@ -9,7 +10,7 @@ model itself, not trained on the dataset, is scored on the same held-out images 
 
     python bench/finetune_curve.py --model models/model.pt --shared-data ../shared/data \\
         --reference data/reference/track-membranes-sem --datasets track isbi \\
-        --n-train 1 2 4 --draws 2 --epochs 4 --samples 192 --out bench/results
+        --n-train 1 2 4 --draws 1 --epochs 4 --samples 192 --out bench/results
 
 Every step is the library's (as the DVC stages run it): ``run_ingest`` once per dataset,
 ``run_split`` with ``method: lists``, ``run_augment``, ``run_train``, ``run_evaluate``. A lab with
@@ -24,7 +25,7 @@ Datasets (``--datasets``):
 * ``isbi``: ISBI 2012 membranes (mask 0 = membrane = foreground); train images drawn from slices
   0-19, test: slices 20-29 (a contiguous block, so neighbouring slices are not split).
 * ``au``: Au tetrahedra TEM, RGB classes particle / boundary; train drawn from the first 12 files
-  (sorted), test: the last 6.
+  (sorted), test: the last 6 (not run yet; files cut from one micrograph are not grouped).
 
 Writes ``<out>/finetune_curve_<dataset>.csv`` (one row per run, with its settings), and from all
 such CSVs in ``<out>``: ``finetune_curve.md`` (mean and range over the draws, with the settings)
@@ -235,7 +236,8 @@ def run_dataset(ds: Dataset, args: argparse.Namespace, work: Path, csv: Path) ->
                 seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
                 rows.append({"dataset": ds.name, "n_train_images": n, "init": init, "draw": draw,
                              "train_images": " ".join(train_ids), "n_test_images": len(test_ids),
-                             "train_s": round(seconds, 1), "train_cpu_s": round(cpu, 1), "epochs": args.epochs, "samples": args.samples,
+                             "train_s": round(seconds, 1), "train_cpu_s": round(cpu, 1), "epochs": args.epochs,
+                             "samples": args.samples,
                              **evaluate(model, ingested, split, run / init, ds, args.threads)})
                 LOG.info("%s", rows[-1])
                 pd.DataFrame(rows, columns=COLUMNS).assign(settings=settings_line(args)).to_csv(csv, index=False)

@@ -87,7 +87,17 @@ def test_quality_overrides_merge():
     from porescope.config import parse_group
     from porescope.segmentation.train_model import TrainParams
 
-    parse_group(TrainParams, merged["train"], group="train")  # every quality key is a valid train key
+    from porescope.evaluation.evaluate_model import EvaluateParams
+    from porescope.measure.params import parse_measure_params
+    from porescope.preprocessing.augmentation import AugmentParams
+    from porescope.preprocessing.ingest import parse_ingest_params
+
+    # every group the quality file touches still parses (values in bounds, rules such as overlap)
+    parse_group(TrainParams, merged["train"], group="train")
+    parse_group(AugmentParams, merged["augment"], group="augment")
+    parse_group(EvaluateParams, merged["evaluate"], group="evaluate")
+    assert parse_ingest_params(merged["ingest"]).tile_size == quality["ingest"]["tile_size"]
+    parse_measure_params({**merged["measure"], "seed": merged["seed"]})
     unknown = {g: set(v) - set(params[g]) for g, v in quality.items()}
     assert not any(unknown.values()), unknown
 
