@@ -90,8 +90,9 @@ def reference_errors(summary: pd.DataFrame, reference: pd.DataFrame
     metrics : dict
         ``n_images``, ``missing`` (reference images not measured), per estimator
         ``{mean_abs_pct, max_abs_pct, pooled_pct}`` (pooled = sum of counts / sum of manual
-        counts - 1) and for porosity ``{mean_abs_pp, max_abs_pp, pooled_pp}`` (pooled over the
-        images' porosities, unweighted).
+        counts - 1), ``recommended_count``: the estimator closest to the manual counts (lowest
+        mean |error|, then lowest max |error|), and for porosity ``{mean_abs_pp, max_abs_pp,
+        pooled_pp}`` (pooled over the images' porosities, unweighted).
 
     Examples
     --------
@@ -102,6 +103,8 @@ def reference_errors(summary: pd.DataFrame, reference: pd.DataFrame
     >>> table, m = reference_errors(summary, ref)
     >>> m["count"]["split_labels"]
     {'mean_abs_pct': 3.0, 'max_abs_pct': 4.0, 'pooled_pct': 2.0}
+    >>> m["recommended_count"]
+    'boolean_model'
     >>> m["porosity"]
     {'mean_abs_pp': 0.5, 'max_abs_pp': 1.0, 'pooled_pp': 0.5}
     """
@@ -123,6 +126,10 @@ def reference_errors(summary: pd.DataFrame, reference: pd.DataFrame
             rows[col], rows[f"{name}_error_pct"] = counted, err
             pooled = 100.0 * (counted[has].sum() / manual[has].sum() - 1) if has.any() else np.nan
             metrics["count"][name] = _stats(err[has], pooled, "pct")
+        ranked = sorted((m["mean_abs_pct"], m["max_abs_pct"], name)
+                        for name, m in metrics["count"].items() if np.isfinite(m["mean_abs_pct"]))
+        # what the lab's own counts say, which may differ from the synthetic validation's choice
+        metrics["recommended_count"] = ranked[0][2] if ranked else None
     if "manual_porosity" in merged:
         has = merged["manual_porosity"].notna().to_numpy()
         manual, measured = merged["manual_porosity"].to_numpy(float), merged["porosity"].to_numpy(float)

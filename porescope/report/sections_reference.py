@@ -57,6 +57,11 @@ def reference_blocks(table: pd.DataFrame, metrics: Mapping[str, Any], *, level: 
     missing = metrics.get("missing") or []
     text = (f"{metrics.get('n_images', 0)} image(s) in both the run and the reference. "
             + "; ".join(parts) + ".")
+    best = metrics.get("recommended_count")
+    if best:
+        text += (f" Closest to the manual counts: {estimator_label(best)}; for micrographs like "
+                 "these, report that count (the synthetic validation's recommendation is for "
+                 "membranes like the training images).")
     if missing:
         text += f" In the reference but not measured: {', '.join(missing)}."
     blocks.append(Paragraph(text))
