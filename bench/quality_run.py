@@ -1,4 +1,4 @@
-"""Measure a params configuration (``params/quality.yaml``) on a real labelled dataset.
+"""Measure a params configuration (``examples/params_quality.yaml``) on a real labelled dataset.
 
 Runs the pipeline's steps through the library, as ``dvc exp run -S ...`` with the overrides
 would: ``params.yaml`` updated with ``--overrides`` (and ``--set group.key=value``), the dataset's
@@ -6,7 +6,7 @@ own ingest keys (mask encoding, as in ``bench/finetune_curve.py``), then ingest 
 a fixed test set, ``--val`` images for validation, the rest train) -> augment -> train ->
 evaluate. Prints and writes the test scores, the per-epoch validation curve and the CPU time.
 
-    python bench/quality_run.py --params params.yaml --overrides params/quality.yaml \\
+    python bench/quality_run.py --params params.yaml --overrides examples/params_quality.yaml \\
         --dataset isbi --shared-data ../shared/data --out bench/results/quality_isbi
 
 ``--set train.epochs=4`` cuts the run short (the quality file's plateau scheduler does not
@@ -81,7 +81,7 @@ def dotted(assignments: list[str]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", type=Path, required=True, help="the project's params.yaml")
-    ap.add_argument("--overrides", type=Path, default=None, help="params file of overrides (params/quality.yaml)")
+    ap.add_argument("--overrides", type=Path, default=None, help="params file of overrides (examples/params_quality.yaml)")
     ap.add_argument("--set", action="append", default=[], metavar="GROUP.KEY=VALUE", help="one more override")
     ap.add_argument("--dataset", choices=["isbi", "au"], default="isbi")
     ap.add_argument("--shared-data", type=Path, required=True)

@@ -80,7 +80,7 @@ def test_quality_overrides_merge():
     import yaml
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    quality = yaml.safe_load((ROOT / "params" / "quality.yaml").read_text())
+    quality = yaml.safe_load((ROOT / "examples" / "params_quality.yaml").read_text())
     merged = q.merge(params, q.merge(quality, q.dotted(["train.epochs=3"])))
     assert merged["train"]["epochs"] == 3 and merged["train"]["encoder"] == quality["train"]["encoder"]
     assert merged["train"]["optimizer"] == params["train"]["optimizer"]  # untouched keys kept
