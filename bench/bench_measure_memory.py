@@ -16,12 +16,11 @@ Printed: size, Mpx, seconds, seconds per Mpx relative to the smallest size (1.0 
 area), peak RSS in MiB, and whether it is within the 2 GB budget of issue 14. A size whose
 peak, extrapolated from the previous one, would not fit in the available memory is skipped.
 
-Measured 2026-12-05 on the shared 2-core / 23 GB CPU machine (tiny model, ONNX Runtime):
-4096 px 96 s, 2447 MiB; 8000 px 303 s, 7379 MiB (0.83 s/Mpx relative: time linear in area);
-16000 px skipped (about 28 GiB projected). Peak memory is ~110 B/px: inference takes ~7.5 B/px
-(float32 accumulator), the watershed split of touching pores
-(``porescope.segmentation.instances.split_touching``: float64 EDT, skimage reconstruction
-and watershed on the whole image) ~100 B/px.
+Measured 2026-12-05 on the shared 2-core / 23 GB CPU machine (tiny model, ONNX Runtime, load
+4-8): 2048 px 833 MiB; 4096 px 230 s, 1001 MiB; 8000 px 484 s, 1849 MiB: about 14 B per image
+pixel above ~780 MiB of interpreter, torch, smp and ONNX Runtime (before the banded watershed
+split of ``porescope.segmentation.instances.split_touching`` and the row-block overlays: 2447 and
+7379 MiB). 16000 px (256 Mpx) would need ~4.2 GiB: its int32 label image alone is 1 GiB.
 """
 
 from __future__ import annotations
