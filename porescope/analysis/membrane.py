@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,12 +58,12 @@ import numpy as np
 import pandas as pd
 
 from porescope.analysis.params import AnalysisParams, AnalyzeParams, SpatialParams
-from porescope.measure.counting import count_pores
+from porescope.measure.counting import count_pores_from_tables
 from porescope.measure.morphometry import (
     guard_frame_counted,
-    image_summary,
     label_mask,
     measure_objects,
+    summary_from_table,
 )
 from porescope.measure.spatial import (
     Window,
@@ -218,11 +218,190 @@ def _drop_debris(fg: np.ndarray, min_area: int, connectivity: int,
     return fg & ~drop[lab]
 
 
+@dataclass
+class _PixelParts:
+    """What :func:`analyse_mask` measures on the pixels; the rest is computed from tables."""
+
+    region_table: pd.DataFrame
+    pore_table: pd.DataFrame
+    region_lut: np.ndarray      # pore label -> region label (index 0 unused)
+    foreground_px: int
+    split_method: str
+    labels: np.ndarray | None
+
+
+def _split(fg: np.ndarray, mask: np.ndarray, params: AnalyzeParams,
+           class_names: Mapping[Any, str] | None) -> tuple[np.ndarray, int, str]:
+    """Pore labels of ``fg`` (border-class seeds or the watershed split), how many grew from a
+    seed or marker, and the method's name."""
+    border, interior = border_classes(class_names)
+    if border:
+        cm = np.zeros(mask.shape, np.uint8)
+        cm[fg & np.isin(mask, interior)] = 1
+        cm[fg & np.isin(mask, border)] = 2
+        labels, n_marked = instances_from_three_class(cm, 1, 2, connectivity=params.connectivity,
+                                                      return_n_marked=True)
+        return labels, n_marked, "border_class"
+    sp = params.split
+    labels, n_marked = split_touching(fg, method=sp.method, h=sp.h, min_distance=sp.min_distance,
+                                      connectivity=params.connectivity, return_n_marked=True)
+    return labels, n_marked, _split_name(params, class_names)
+
+
+def _pixels_whole(mask: np.ndarray, window: tuple[int, int, int, int], bar_rows: int,
+                  px: float | None, params: AnalyzeParams,
+                  class_names: Mapping[Any, str] | None) -> _PixelParts:
+    h, w = mask.shape
+    margin = window[0]
+    region = None
+    if margin:
+        region = np.zeros((h, w), bool)
+        region[window[0]:window[1], window[2]:window[3]] = True
+    unit = params.length_unit
+    fg = mask != 0
+    if bar_rows:
+        fg[h - bar_rows:] = False
+    if region is not None:
+        fg &= region
+    if params.min_region_area_px > 1:
+        fg = _drop_debris(fg, params.min_region_area_px, params.connectivity, window)
+    regions = label_mask(fg, params.connectivity)
+    region_table = measure_objects(regions, pixel_size=px, bar_rows=bar_rows, region=region,
+                                   length_unit=unit)
+    del regions     # labelled again below: never two int32 images beside the split's work
+    labels, _, split_method = _split(fg, mask, params, class_names)
+    pore_table = measure_objects(labels, pixel_size=px, bar_rows=bar_rows, region=region,
+                                 length_unit=unit)
+    regions = label_mask(fg, params.connectivity)
+    region_lut = _region_of(labels, regions)
+    del regions
+    return _PixelParts(region_table, pore_table, region_lut, int(np.count_nonzero(fg)),
+                       split_method, labels)
+
+
+def _next_cut(fg_rows: Callable[[int, int], np.ndarray], r0: int, h: int, band_rows: int) -> int:
+    """The end of the band starting at row ``r0`` (a row no 8-connected region crosses): the
+    lowest such row within ``band_rows`` of ``r0``, the band doubled until there is one."""
+    import cv2
+
+    rows = band_rows
+    while r0 + rows < h:
+        fg = fg_rows(r0, r0 + rows)
+        _, _, stats, _ = cv2.connectedComponentsWithStats(fg.view(np.uint8), connectivity=8)
+        top = stats[1:, cv2.CC_STAT_TOP]
+        end = top + stats[1:, cv2.CC_STAT_HEIGHT]
+        # a region over rows [top, end) forbids cuts c with top < c < end; one reaching the
+        # band's last row may go on below, so it forbids every c > top (end == rows already)
+        cover = np.zeros(rows + 1, np.int64)
+        np.add.at(cover, top + 1, 1)
+        np.add.at(cover, end, -1)
+        free = np.flatnonzero(np.cumsum(cover)[1:rows] == 0)
+        if free.size:
+            return r0 + int(free[-1]) + 1
+        rows *= 2
+    return h
+
+
+def _pixels_in_bands(mask: np.ndarray, window: tuple[int, int, int, int], px: float | None,
+                     params: AnalyzeParams, class_names: Mapping[Any, str] | None,
+                     band_pixels: int, on_labels: Callable[[int, np.ndarray], None] | None
+                     ) -> _PixelParts:
+    """:func:`_pixels_whole` band by band (see ``band_pixels`` of :func:`analyse_mask`).
+
+    Each band is analysed with blank rows added at a cut, inside the analysed region when the
+    neighbouring image row is, so that no object seems to touch a cut; the analysed region is
+    given as a mask wherever the whole image has one (a margin or a data bar).
+    """
+    h, w = mask.shape
+    wr0, wr1, wc0, wc1 = window
+    full_window = window == (0, h, 0, w)
+    unit = params.length_unit
+
+    def fg_rows(a: int, b: int) -> np.ndarray:
+        fg = mask[a:b] != 0
+        fg[: max(0, wr0 - a)] = False
+        fg[max(0, wr1 - a):] = False
+        fg[:, :wc0] = False
+        fg[:, wc1:] = False
+        return fg
+
+    bands = []
+    r0 = wr0        # the rows outside the analysed region hold no object
+    band_rows = max(1, band_pixels // w)
+    while r0 < wr1:
+        r1 = _next_cut(fg_rows, r0, wr1, band_rows)
+        # blank rows above a cut, so many that the band starts on an even image row: OpenCV
+        # labels 8-connected regions in 2 x 2 blocks, so the numbering follows the row pairs
+        pt, pb = (0 if r0 == 0 else 2 - r0 % 2), int(r1 < h)
+        n = r1 - r0
+        fg = np.zeros((pt + n + pb, w), bool)
+        fg[pt:pt + n] = fg_rows(r0, r1)
+        off = r0 - pt
+        if params.min_region_area_px > 1:
+            fg = _drop_debris(fg, params.min_region_area_px, params.connectivity,
+                              (wr0 - off, wr1 - off, wc0, wc1))
+        region = None
+        if not full_window:
+            rows_in = (np.arange(off, off + fg.shape[0]) >= wr0) & (np.arange(off, off + fg.shape[0]) < wr1)
+            region = np.zeros(fg.shape, bool)
+            region[rows_in, wc0:wc1] = True
+        sub = np.zeros(fg.shape, mask.dtype)
+        sub[pt:pt + n] = mask[r0:r1]
+        regions = label_mask(fg, params.connectivity)
+        region_table = measure_objects(regions, pixel_size=px, region=region, length_unit=unit,
+                                       row_offset=off)
+        labels, n_marked, _ = _split(fg, sub, params, class_names)
+        pore_table = measure_objects(labels, pixel_size=px, region=region, length_unit=unit,
+                                     row_offset=off)
+        lut = _region_of(labels, regions)
+        del regions, sub
+        if on_labels is not None:
+            on_labels(r0, labels[pt:pt + n])
+        bands.append((region_table, pore_table, lut, n_marked, int(np.count_nonzero(fg))))
+        del labels, fg, region
+        r0 = r1
+
+    # numbers as on the whole image: regions by first pixel (band order is raster order); pores
+    # grown from a marker by the marker's first pixel, then the unreached components
+    n_marked_all = sum(b[3] for b in bands)
+    n_pores = sum(len(b[1]) for b in bands)
+    region_lut = np.zeros(n_pores + 1, np.int64)
+    marked, unreached, regions_out = [], [], []
+    r_before = m_before = u_before = 0
+    for region_table, pore_table, lut, n_marked, _ in bands:
+        local = pore_table["label"].to_numpy()
+        is_marked = local <= n_marked
+        glob = np.where(is_marked, m_before + local, n_marked_all + u_before + local - n_marked)
+        region_lut[glob] = r_before + lut[local]
+        pore_table["label"] = glob.astype(np.int64)
+        region_table["label"] = region_table["label"] + r_before
+        marked.append(pore_table[is_marked])
+        unreached.append(pore_table[~is_marked])
+        regions_out.append(region_table)
+        r_before += len(region_table)
+        m_before += n_marked
+        u_before += int((~is_marked).sum())
+    pores = pd.concat(marked + unreached, ignore_index=True)
+    regions_all = pd.concat(regions_out, ignore_index=True)
+    return _PixelParts(regions_all, pores, region_lut, sum(b[4] for b in bands),
+                       _split_name(params, class_names), None)
+
+
+def _split_name(params: AnalyzeParams, class_names: Mapping[Any, str] | None) -> str:
+    border, _ = border_classes(class_names)
+    if border:
+        return "border_class"
+    sp = params.split
+    return (f"watershed h_maxima h={sp.h:g}" if sp.method == "h_maxima"
+            else f"watershed peak_local_max min_distance={sp.min_distance}")
+
+
 def analyse_mask(mask: np.ndarray, *, pixel_size_nm: float | None = None,
                  params: AnalyzeParams | None = None, rng: np.random.Generator | None = None,
                  image_id: str = "image", bar_rows: int = 0, margin: int = 0,
                  class_names: Mapping[Any, str] | None = None,
-                 spatial: bool = True) -> ImageAnalysis:
+                 spatial: bool = True, band_pixels: int | None = None,
+                 on_labels: Callable[[int, np.ndarray], None] | None = None) -> ImageAnalysis:
     """Measure one class-id mask: objects, porosity, the three counts, densities, spatial tests.
 
     Parameters
@@ -243,6 +422,15 @@ def analyse_mask(mask: np.ndarray, *, pixel_size_nm: float | None = None,
     class_names : ``{class id: name}``; a class named ``*border*`` / ``*boundary*`` switches the
         pore split to :func:`~porescope.segmentation.instances.instances_from_three_class`.
     spatial : False skips the spatial statistics (faster; the spatial fields are NaN / "n/a").
+    band_pixels : memory bound for big masks. A mask of more pixels is analysed in horizontal
+        bands of about this many pixels, cut between rows that no region crosses (every region
+        lies whole in one band), so that no image-sized integer array is made: the working
+        memory is ~100 B per band pixel besides the mask. Tables and summary equal the
+        whole-image analysis (float columns up to rounding, ~1e-12 relative); pores are numbered
+        as the whole image numbers them; ``labels`` is then ``None``. ``None``: never.
+    on_labels : called with ``(first row, pore labels of those rows)`` for the whole image, or
+        for each band in turn (labels numbered within the band, 0 = background), e.g. to
+        measure pixel statistics per object or draw outlines without keeping the labels.
 
     Returns
     -------
@@ -259,6 +447,21 @@ def analyse_mask(mask: np.ndarray, *, pixel_size_nm: float | None = None,
     ``ce_verdict``, ``bv_t``, ``bv_verdict``, ``mc_nnd_p``, ``mc_verdict``, ``ripley_p``,
     ``ripley_verdict`` (verdicts ``random`` / ``clustering`` / ``self-avoiding``, ``n/a`` with
     fewer than 3 pores).
+
+    Examples
+    --------
+    The same numbers whole or in bands of about 400 pixels:
+
+    >>> yy, xx = np.mgrid[:90, :60]
+    >>> mask = np.zeros((90, 60), np.uint8)
+    >>> for cy, cx in [(10, 10), (12, 24), (40, 30), (70, 15), (75, 45)]:
+    ...     mask[(yy - cy) ** 2 + (xx - cx) ** 2 <= 36] = 1
+    >>> p = AnalyzeParams.from_mapping({"spatial": {"n_sim": 0}})
+    >>> whole, banded = analyse_mask(mask, params=p), analyse_mask(mask, params=p, band_pixels=400)
+    >>> whole.summary["count_split_labels"], banded.summary["count_split_labels"]
+    (5.0, 5.0)
+    >>> bool(np.allclose(whole.objects["Y"], banded.objects["Y"])), banded.labels is None
+    (True, True)
     """
     if params is None:
         params = AnalyzeParams()
@@ -275,57 +478,29 @@ def analyse_mask(mask: np.ndarray, *, pixel_size_nm: float | None = None,
     if not (_is_int(margin) and margin >= 0 and 2 * margin < min(ha, w)):
         raise ValueError(f"{image_id}: margin must be an integer >= 0 leaving part of the "
                          f"{w}x{ha} analysed image, got {margin!r}")
-    region = None
-    if margin:
-        region = np.zeros((h, w), bool)
-        region[margin:ha - margin, margin:w - margin] = True
     unit = params.length_unit
     edges = params.include_edges
     cp = params.counting
-
-    fg = mask != 0
-    if bar_rows:
-        fg[h - bar_rows:] = False
-    if region is not None:
-        fg &= region
-    if params.min_region_area_px > 1:
-        fg = _drop_debris(fg, params.min_region_area_px, params.connectivity,
-                          (margin, ha - margin, margin, w - margin))
-    regions = label_mask(fg, params.connectivity)
-    region_table = measure_objects(regions, pixel_size=px, bar_rows=bar_rows, region=region,
-                                   length_unit=unit)
-    del regions     # labelled again below: never two int32 images beside the split's work
-
-    border, interior = border_classes(class_names)
-    if border:
-        cm = np.zeros(mask.shape, np.uint8)
-        cm[fg & np.isin(mask, interior)] = 1
-        cm[fg & np.isin(mask, border)] = 2
-        labels = instances_from_three_class(cm, 1, 2, connectivity=params.connectivity)
-        split_method = "border_class"
+    window = (margin, ha - margin, margin, w - margin)
+    if band_pixels is not None and h * w > band_pixels:
+        parts = _pixels_in_bands(mask, window, px, params, class_names, int(band_pixels), on_labels)
     else:
-        sp = params.split
-        labels = split_touching(fg, method=sp.method, h=sp.h, min_distance=sp.min_distance,
-                                connectivity=params.connectivity)
-        split_method = (f"watershed h_maxima h={sp.h:g}" if sp.method == "h_maxima"
-                        else f"watershed peak_local_max min_distance={sp.min_distance}")
-    pore_table = measure_objects(labels, pixel_size=px, bar_rows=bar_rows, region=region,
-                                 length_unit=unit)
-
-    counts = count_pores(fg, split_labels=labels, table=region_table, bar_rows=bar_rows,
-                         region=region,
-                         include_edges=edges, small_factor=cp.small_factor,
-                         large_factor=cp.large_factor, mean_area=cp.mean_pore_area_px,
-                         min_solidity=cp.single_pore_min_solidity,
-                         area_band=cp.single_pore_area_band, min_area=cp.split_min_area_px,
-                         pixel_size=px)
+        parts = _pixels_whole(mask, window, bar_rows, px, params, class_names)
+        if on_labels is not None:
+            on_labels(0, parts.labels)
+    region_table, pore_table = parts.region_table, parts.pore_table
+    analysed_px = (window[1] - window[0]) * (window[3] - window[2])
+    counts = count_pores_from_tables(
+        analysed_px, parts.foreground_px, region_table, pore_table, include_edges=edges,
+        small_factor=cp.small_factor, large_factor=cp.large_factor,
+        mean_area=cp.mean_pore_area_px, min_solidity=cp.single_pore_min_solidity,
+        area_band=cp.single_pore_area_band, min_area=cp.split_min_area_px, pixel_size=px)
     counts.insert(0, "image_id", image_id)
+    split_method = parts.split_method
 
     # per-object table with the region bookkeeping and the guard-frame flag
-    regions = label_mask(fg, params.connectivity)
-    region_lut = _region_of(labels, regions)
-    pores_per_region = np.bincount(region_lut[1:], minlength=int(regions.max(initial=0)) + 1)
-    del regions
+    region_lut = parts.region_lut
+    pores_per_region = np.bincount(region_lut[1:], minlength=len(region_table) + 1)
     if params.objects == "pores":
         table = pore_table.copy()
         reg = region_lut[table["label"].to_numpy()]
@@ -337,8 +512,8 @@ def analyse_mask(mask: np.ndarray, *, pixel_size_nm: float | None = None,
     table["counted"] = guard_frame_counted(table, edges)
     table.insert(0, "image_id", image_id)
 
-    base = image_summary(fg, table, bar_rows=bar_rows, region=region, pixel_size=px,
-                         include_edges=edges, length_unit=unit)
+    base = summary_from_table(table, analysed_px, parts.foreground_px, pixel_size=px,
+                              include_edges=edges, length_unit=unit)
     by_est = counts.set_index("estimator")
     bm = by_est.loc["boolean_model", "detail"]
     med = by_est.loc["median_area", "detail"]
@@ -374,5 +549,5 @@ def analyse_mask(mask: np.ndarray, *, pixel_size_nm: float | None = None,
         sp_result = _spatial(points, window, rng, params.spatial)
     summary.update(_spatial_fields(sp_result))
     return ImageAnalysis(image_id=image_id, objects=table, summary=summary, counts=counts,
-                         spatial=sp_result, labels=labels)
+                         spatial=sp_result, labels=parts.labels)
 

@@ -46,9 +46,11 @@ __all__ = [
     "median_area_count",
     "median_area_count_table",
     "split_count",
+    "split_count_table",
     "single_pore_mean_area",
     "boolean_model_count",
     "count_pores",
+    "count_pores_from_tables",
 ]
 
 
@@ -124,6 +126,14 @@ def split_count(split_labels: np.ndarray, *, bar_rows: int = 0, region: np.ndarr
         raise ValueError(f"min_area: expected >= 1, got {min_area!r}")
     table = measure_objects(split_labels, bar_rows=bar_rows, region=region,
                             shape_descriptors=False)
+    return split_count_table(table, include_edges=include_edges, min_area=min_area)
+
+
+def split_count_table(table: pd.DataFrame, *, include_edges: Iterable[str] = ("top", "left"),
+                      min_area: int = 1) -> dict[str, Any]:
+    """:func:`split_count` from the :func:`measure_objects` table of the split labels."""
+    if min_area < 1:
+        raise ValueError(f"min_area: expected >= 1, got {min_area!r}")
     big = table["Area"].to_numpy() >= min_area
     counted = guard_frame_counted(table, include_edges) & big
     return {"count": int(counted.sum()), "n_objects": int(len(table)),
@@ -228,9 +238,37 @@ def count_pores(mask: np.ndarray, *, split_labels: np.ndarray | None = None,
     """
     analysed = analysed_region_mask(mask.shape, bar_rows=bar_rows, region=region)
     analysed_px = int(analysed.sum())
-    porosity = float(np.count_nonzero((mask != 0) & analysed)) / analysed_px
+    foreground_px = int(np.count_nonzero((mask != 0) & analysed))
     if table is None:
         table = measure_objects(label_mask(mask), bar_rows=bar_rows, region=region)
+    split_table = None
+    if split_labels is not None:
+        if split_labels.shape != mask.shape:
+            raise ValueError(f"split_labels: shape {split_labels.shape} differs from the mask "
+                             f"shape {mask.shape}")
+        split_table = measure_objects(split_labels, bar_rows=bar_rows, region=region,
+                                      shape_descriptors=False)
+    return count_pores_from_tables(analysed_px, foreground_px, table, split_table,
+                                   include_edges=include_edges, small_factor=small_factor,
+                                   large_factor=large_factor, mean_area=mean_area,
+                                   min_solidity=min_solidity, area_band=area_band,
+                                   min_area=min_area, pixel_size=pixel_size)
+
+
+def count_pores_from_tables(analysed_px: int, foreground_px: int, table: pd.DataFrame,
+                            split_table: pd.DataFrame | None = None, *,
+                            include_edges: Iterable[str] = ("top", "left"),
+                            small_factor: float = 0.5, large_factor: float = 1.5,
+                            mean_area: float | None = None, min_solidity: float = 0.9,
+                            area_band: tuple[float, float] = (0.6, 1.4), min_area: int = 1,
+                            pixel_size: float | None = None) -> pd.DataFrame:
+    """:func:`count_pores` from what it measures on the image: the analysed and foreground pixel
+    counts, the :func:`measure_objects` table of the regions (with shape descriptors) and,
+    for estimator (b), that of the split labels (``None``: row omitted). Images measured in
+    parts add up these numbers and concatenate the tables."""
+    if not analysed_px > 0:
+        raise ValueError(f"analysed_px: expected > 0, got {analysed_px!r}")
+    porosity = float(foreground_px) / analysed_px
     px_cm2 = None
     if pixel_size is not None and math.isfinite(float(pixel_size)):
         if pixel_size <= 0:
@@ -247,12 +285,8 @@ def count_pores(mask: np.ndarray, *, split_labels: np.ndarray | None = None,
     med = median_area_count_table(table, include_edges=include_edges,
                                   small_factor=small_factor, large_factor=large_factor)
     add("median_area", med["count"], med)
-    if split_labels is not None:
-        if split_labels.shape != mask.shape:
-            raise ValueError(f"split_labels: shape {split_labels.shape} differs from the mask "
-                             f"shape {mask.shape}")
-        sp = split_count(split_labels, bar_rows=bar_rows, region=region,
-                         include_edges=include_edges, min_area=min_area)
+    if split_table is not None:
+        sp = split_count_table(split_table, include_edges=include_edges, min_area=min_area)
         add("split_labels", sp["count"], sp)
     if mean_area is None:
         est = single_pore_mean_area(table, min_solidity=min_solidity, area_band=area_band)

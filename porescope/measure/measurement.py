@@ -35,7 +35,7 @@ from porescope.analysis import membrane as ma
 from porescope.config import ParamsError
 from porescope.io.images import image_size
 from porescope.io.micrograph import Micrograph, read_micrograph
-from porescope.measure.quality import quality_flags, uncertain_pixels
+from porescope.measure.quality import quality_flags
 from porescope.measure.params import MeasureParams
 from porescope.measure.scale_auto import AutoScale, choose_scale, first_pass_pore_size
 from porescope.measure.segment import (
@@ -107,10 +107,8 @@ def _measure(mg: Micrograph, image_id: str, params: MeasureParams, *, image_file
         if not (0.25 <= factor <= 4.0):
             warnings.append(f"resized by {factor:.3g} before inference ({factor_src}); the model "
                             "may see pores far from the sizes it was trained on")
-        pred, foreground = predict_mask(model, grey, scale=factor, return_foreground=True, **infer)
-        # counted now: the float map of a big micrograph is not kept through the analysis
-        n_uncertain = uncertain_pixels(foreground)
-        del foreground
+        # uncertain pixels counted during inference: no float map of a big micrograph is kept
+        pred, n_uncertain = predict_mask(model, grey, scale=factor, return_uncertain=True, **infer)
         class_names = model.class_names
     else:
         pred, n_uncertain, trained = mask, None, None

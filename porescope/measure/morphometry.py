@@ -103,6 +103,7 @@ __all__ = [
     "measure_objects",
     "guard_frame_counted",
     "image_summary",
+    "summary_from_table",
 ]
 
 EDGES: tuple[str, ...] = ("top", "bottom", "left", "right")
@@ -876,7 +877,7 @@ def _physical_names(length_unit: str) -> list[str]:
 
 def measure_objects(labels: np.ndarray, *, pixel_size: float | None = None, bar_rows: int = 0,
                     region: np.ndarray | None = None, length_unit: str = "um",
-                    shape_descriptors: bool = True) -> pd.DataFrame:
+                    shape_descriptors: bool = True, row_offset: int = 0) -> pd.DataFrame:
     """Measure every labelled object; one row per label, ImageJ column names (see module doc).
 
     Parameters
@@ -894,6 +895,9 @@ def measure_objects(labels: np.ndarray, *, pixel_size: float | None = None, bar_
     length_unit : ``"um"`` (default) or ``"nm"`` for the physical columns.
     shape_descriptors : False skips boundary tracing (Perim., Circ., Feret*, MinFeret,
         Solidity, ConvexArea become NaN, n_parts is 0) for a fast area/centroid/ellipse table.
+    row_offset : ``labels`` are rows ``row_offset ...`` of a bigger image: ``Y``, ``BY``,
+        ``FeretY`` and the moments are in that image's rows (the same values, bit for bit, as
+        measuring the whole image; edges and ``region`` stay those of ``labels``).
 
     Returns
     -------
@@ -920,6 +924,12 @@ def measure_objects(labels: np.ndarray, *, pixel_size: float | None = None, bar_
         return _empty_table(pixel_size, length_unit)
     ids, run_slot = _label_slots(runs)
     mom = _run_moments(runs, run_slot, ids.size)
+    if row_offset:
+        # sums of integers, exact in float64: the sums over the image's row numbers
+        off = float(row_offset)
+        mom["syy"] = mom["syy"] + 2.0 * off * mom["sy"] + off * off * mom["n"]
+        mom["sxy"] = mom["sxy"] + off * mom["sx"]
+        mom["sy"] = mom["sy"] + off * mom["n"]
     area = mom["n"]
     xm = mom["sx"] / area
     ym = mom["sy"] / area
@@ -938,7 +948,7 @@ def measure_objects(labels: np.ndarray, *, pixel_size: float | None = None, bar_
 
     table: dict[str, Any] = {
         "label": ids.astype(np.int64), "Area": area.astype(np.int64), "X": xm, "Y": ym,
-        "BX": mom["xmin"], "BY": mom["ymin"],
+        "BX": mom["xmin"], "BY": mom["ymin"] + int(row_offset),
         "Width": mom["xmax"] - mom["xmin"] + 1,
         "Height": mom["ymax"] - mom["ymin"] + 1,
     }
@@ -988,7 +998,7 @@ def measure_objects(labels: np.ndarray, *, pixel_size: float | None = None, bar_
             circ = np.where(perim > 0, np.minimum(1.0, 4.0 * np.pi * area / perim ** 2), 0.0)
         table.update({"Perim.": perim, "Circ.": circ, "Feret": hull["Feret"],
                       "FeretAngle": hull["FeretAngle"], "MinFeret": hull["MinFeret"],
-                      "FeretX": hull["FeretX"], "FeretY": hull["FeretY"]})
+                      "FeretX": hull["FeretX"], "FeretY": hull["FeretY"] + row_offset})
         convex_area = hull["ConvexArea"]
         solidity = area / convex_area
     else:
@@ -1073,14 +1083,24 @@ def image_summary(mask: np.ndarray, table: pd.DataFrame | None = None, *, bar_ro
     border, in pixels and (with the pixel size) in ``length_unit``.
     """
     mask = _check_2d(mask, "mask")
-    pixel_size = _check_pixel_size(pixel_size)
-    divisor = _check_unit(length_unit)
     analysed = analysed_region_mask(mask.shape, bar_rows=bar_rows, region=region)
     analysed_px = int(analysed.sum())
     foreground_px = int(np.count_nonzero((mask != 0) & analysed))
     if table is None:
         table = measure_objects(label_mask(mask), bar_rows=bar_rows, region=region,
                                 shape_descriptors=False)
+    return summary_from_table(table, analysed_px, foreground_px, pixel_size=pixel_size,
+                              include_edges=include_edges, length_unit=length_unit)
+
+
+def summary_from_table(table: pd.DataFrame, analysed_px: int, foreground_px: int, *,
+                       pixel_size: float | None = None,
+                       include_edges: Iterable[str] = ("top", "left"), length_unit: str = "um"
+                       ) -> dict[str, Any]:
+    """:func:`image_summary` from the object table and the analysed and foreground pixel counts
+    (what an image measured in parts adds up)."""
+    pixel_size = _check_pixel_size(pixel_size)
+    divisor = _check_unit(length_unit)
     counted = guard_frame_counted(table, include_edges)
     interior = ~table["touches_border"].to_numpy(bool)
     count = int(counted.sum())

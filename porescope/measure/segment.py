@@ -156,8 +156,8 @@ def resize_factor(image_px: float | None, model_px: float | None, params: "Measu
 def predict_mask(model: SegmentationModel | str | os.PathLike, image: np.ndarray, *,
                  scale: float = 1.0, tile: int = 256, overlap: int = 64, batch_size: int = 4,
                  tta: bool = False, max_pixels: int = 64_000_000, name: str = "image",
-                 backend: str = "torch", return_foreground: bool = False
-                 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+                 backend: str = "torch", return_uncertain: bool = False
+                 ) -> np.ndarray | tuple[np.ndarray, int]:
     """Class ids of a grey micrograph by sliding-window inference, optionally resized.
 
     Parameters
@@ -175,15 +175,23 @@ def predict_mask(model: SegmentationModel | str | os.PathLike, image: np.ndarray
         Largest resized image that inference may be run on.
     name : str
         The image's name in messages.
-    return_foreground : bool
-        Also return the probability of "any object" (1 - p(background); a binary model's p)
-        per pixel, float32, for the quality guard.
+    return_uncertain : bool
+        Also return the number of pixels whose probability of "any object" (1 - p(background);
+        a binary model's p) lies strictly between 0.25 and 0.75, for the quality guard
+        (:func:`porescope.measure.quality.uncertain_pixels`).
 
     Returns
     -------
     (rows, cols) uint8 array
         Class ids (binary model: 1 = pore where p > the model's threshold); with
-        ``return_foreground`` a tuple ``(ids, foreground probability)``.
+        ``return_uncertain`` a tuple ``(ids, uncertain pixel count)``.
+
+    Notes
+    -----
+    At ``scale`` 1 the probabilities are decided band by band as the sliding window moves down
+    (:func:`porescope.segmentation.inference.predict_proba_bands`), so no image-sized float map
+    is held: a 16000 x 16000 micrograph needs its own 256 MB plus the 256 MB of class ids. A
+    resized image's probabilities are resized back as a whole (4 B per pixel and class).
 
     Examples
     --------
@@ -205,8 +213,8 @@ def predict_mask(model: SegmentationModel | str | os.PathLike, image: np.ndarray
     """
     import cv2
 
-    from porescope.segmentation.inference import decide
-    from porescope.segmentation.inference import predict_proba
+    from porescope.measure.quality import uncertain_pixels
+    from porescope.segmentation.inference import decide, predict_proba, predict_proba_bands
 
     if not isinstance(model, SegmentationModel):
         model = load_model(model)
@@ -214,22 +222,28 @@ def predict_mask(model: SegmentationModel | str | os.PathLike, image: np.ndarray
     kw = dict(tile=tile, overlap=overlap, batch_size=batch_size, tta=tta, device=device,
               amp=device.type == "cuda", backend=backend)
     h, w = image.shape
+
+    def foreground(proba: np.ndarray) -> np.ndarray:
+        return proba[0] if proba.shape[0] == 1 else 1.0 - proba[0]
+
     if abs(scale - 1.0) < 1e-9:
-        proba = predict_proba(model.network, image, **kw)
-    else:
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        if size[0] * size[1] > max_pixels:
-            raise ParamsError(f"{name}: resizing by {scale:.4g} would give a {size[0]}x{size[1]} image "
-                              f"(more than measure.max_pixels = {max_pixels}); check the pixel "
-                              "sizes (image vs the model's training pixel size) or set measure.scale / "
-                              "--scale (e.g. 1)")
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        resized = cv2.resize(image, size, interpolation=interp)
-        small = predict_proba(model.network, resized, **kw)
-        proba = np.stack([cv2.resize(np.ascontiguousarray(c), (w, h), interpolation=cv2.INTER_LINEAR)
-                          for c in small])
+        ids = np.empty((h, w), np.uint8)
+        n_uncertain = 0
+        for r0, band in predict_proba_bands(model.network, image, **kw):
+            ids[r0:r0 + band.shape[1]] = decide(band, threshold)
+            if return_uncertain:
+                n_uncertain += uncertain_pixels(foreground(band))
+        return (ids, n_uncertain) if return_uncertain else ids
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if size[0] * size[1] > max_pixels:
+        raise ParamsError(f"{name}: resizing by {scale:.4g} would give a {size[0]}x{size[1]} image "
+                          f"(more than measure.max_pixels = {max_pixels}); check the pixel "
+                          "sizes (image vs the model's training pixel size) or set measure.scale / "
+                          "--scale (e.g. 1)")
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, size, interpolation=interp)
+    small = predict_proba(model.network, resized, **kw)
+    proba = np.stack([cv2.resize(np.ascontiguousarray(c), (w, h), interpolation=cv2.INTER_LINEAR)
+                      for c in small])
     ids = decide(proba, threshold)
-    if not return_foreground:
-        return ids
-    return ids, (proba[0] if proba.shape[0] == 1 else 1.0 - proba[0]).astype(np.float32,
-                                                                                  copy=False)
+    return (ids, uncertain_pixels(foreground(proba))) if return_uncertain else ids

@@ -65,6 +65,7 @@ __all__ = [
     "throughput_window",
     "resolve_backend",
     "predict_proba",
+    "predict_proba_bands",
     "predict_mask",
     "decide",
     "area_matching_threshold",
@@ -358,6 +359,51 @@ def predict_proba(
         On a non-2-D or empty image, unsupported dtype, bad tiling arguments or a model whose
         output is not ``N x C x tile x tile``.
     """
+    out: np.ndarray | None = None
+    for r0, band in predict_proba_bands(model, image, tile=tile, overlap=overlap,
+                                        batch_size=batch_size, tta=tta, device=device, amp=amp,
+                                        backend=backend, threads=threads):
+        if out is None:
+            out = np.empty((band.shape[0], *np.shape(image)), dtype=np.float32)
+        out[:, r0:r0 + band.shape[1]] = band
+    assert out is not None  # at least one window always exists
+    return out
+
+
+def predict_proba_bands(
+    model,
+    image: np.ndarray,
+    *,
+    tile: int | str = 256,
+    overlap: int = 64,
+    batch_size: int = 4,
+    tta: bool = False,
+    device: str | torch.device | None = None,
+    amp: bool = False,
+    backend: str = "torch",
+    threads: int | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`predict_proba` as horizontal bands, for images whose probability map would not fit.
+
+    Same arguments and the same values, bit for bit; yields ``(first row, C x rows x cols
+    float32)`` top to bottom, each band as soon as no later window can change it. Besides the
+    image, memory is one window-tall float32 accumulator of the padded width plus one batch
+    (a 16000 x 16000 micrograph: ~20 MB instead of two 1 GB maps).
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> class Dark(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return 10.0 * (0.5 - x)
+    >>> image = np.random.default_rng(0).integers(0, 256, (300, 200), dtype=np.uint8)
+    >>> bands = list(predict_proba_bands(Dark(), image, tile=64, overlap=16))
+    >>> [(r0, b.shape) for r0, b in bands[:2]]
+    [(0, (1, 40, 200)), (40, (1, 48, 200))]
+    >>> whole = predict_proba(Dark(), image, tile=64, overlap=16)
+    >>> bool(np.array_equal(np.concatenate([b for _, b in bands], axis=1), whole))
+    True
+    """
     image = np.asarray(image)
     if image.ndim != 2 or image.size == 0:
         raise ValueError(f"predict_proba: image must be a non-empty 2-D (rows, cols) array, got shape {image.shape}")
@@ -398,18 +444,63 @@ def predict_proba(
     if amp and not use_amp:
         log.debug("amp requested on %s with %s: ignored (autocast is used on CUDA with torch only)", dev, backend)
 
+    yield from _proba_bands(net, image, tile=tile, overlap=overlap, batch_size=batch_size,
+                            flips=[(), (3,), (2,), (2, 3)] if tta else [()], dev=dev,
+                            use_amp=use_amp, in_place=backend == "onnxruntime",
+                            toggle=model if is_torch and backend == "torch" else None)
+
+
+def _padded_rows(image: np.ndarray, p0: int, p1: int, pads: tuple[tuple[int, int], tuple[int, int]]
+                 ) -> np.ndarray:
+    """Rows ``[p0, p1)`` of ``numpy.pad(image, pads, mode="reflect")`` without padding the whole
+    image (the row padding must be shorter than the image, so one reflection suffices)."""
+    (top, _), cols = pads
+    n = image.shape[0]
+    src = np.arange(p0, p1) - top
+    src = np.abs(src)
+    src = np.where(src > n - 1, 2 * (n - 1) - src, src)
+    return np.pad(image[src], ((0, 0), cols), mode="reflect")
+
+
+def _proba_bands(net, image: np.ndarray, *, tile: int, overlap: int, batch_size: int,
+                 flips: list[tuple[int, ...]], dev: torch.device, use_amp: bool, in_place: bool,
+                 toggle: torch.nn.Module | None) -> Iterator[tuple[int, np.ndarray]]:
+    """The blended probabilities of :func:`predict_proba` as ``(first row, C x rows x cols)``
+    bands, top to bottom, bit for bit the same values.
+
+    Windows are taken in raster order, so once a window starting at padded row ``y`` is reached
+    no later window touches the rows above ``y``: those rows are final and leave a rolling
+    accumulator one window tall. The image is padded band by band where it is taller than its
+    row padding. Memory besides the image: about ``C x tile x W`` float32 (accumulator) plus one
+    batch, instead of two ``C x H x W`` float32 arrays.
+    """
     rows, cols = image.shape
-    (top, bottom), (left, right) = padding_for((rows, cols), tile, overlap)
-    padded = np.pad(image, ((top, bottom), (left, right)), mode="reflect")
-    hp, wp = padded.shape
+    pads = padding_for((rows, cols), tile, overlap)
+    (top, bottom), (left, right) = pads
+    hp, wp = rows + top + bottom, cols + left + right
+    whole = None if max(top, bottom) < rows else np.pad(image, pads, mode="reflect")
     ys = tile_starts(hp, tile, overlap)
     xs = tile_starts(wp, tile, overlap)
     w1 = window_weights(tile, overlap)
     w2_parts = _weight_parts(w1)
+    wy = np.zeros(hp, dtype=np.float64)
+    for y in ys:
+        wy[y : y + tile] += w1
+    wx = np.zeros(wp, dtype=np.float64)
+    for x in xs:
+        wx[x : x + tile] += w1
+    wy32 = wy.astype(np.float32)
+    wx32 = wx[None, left : left + cols].astype(np.float32)
 
-    flips: list[tuple[int, ...]] = [()]
-    if tta:
-        flips = [(), (3,), (2,), (2, 3)]
+    def final(acc: np.ndarray, a0: int, a1: int) -> tuple[int, np.ndarray] | None:
+        """Padded rows ``[a0, a1)`` of ``acc`` (which starts at ``a0``), cropped and divided."""
+        r0, r1 = max(a0, top), min(a1, top + rows)
+        if r1 <= r0:
+            return None
+        band = np.empty((acc.shape[0], r1 - r0, cols), dtype=np.float32)
+        np.divide(acc[:, r0 - a0 : r1 - a0, left : left + cols], wy32[r0:r1, None], out=band)
+        band /= wx32
+        return r0 - top, band
 
     # one input buffer for all batches: windows are scaled straight into it (normalise's
     # arithmetic: uint8 -> float32, times float32(1/255)), no stacked copy per batch
@@ -417,22 +508,25 @@ def predict_proba(
     buf = np.empty((min(batch_size, n_windows), 1, tile, tile), dtype=np.float32)
     scale = np.float32(1.0 / 255.0)
     acc: np.ndarray | None = None
+    a0 = 0          # padded row of acc's first row
     # only torch runs the module (ONNX Runtime runs the exported graph): no train/eval switch
     # of every submodule otherwise
-    toggles_mode = is_torch and backend == "torch"
-    was_training = model.training if toggles_mode else False
-    if toggles_mode:
-        model.eval()
+    was_training = toggle.training if toggle is not None else False
+    if toggle is not None:
+        toggle.eval()
     try:
         with torch.inference_mode():
             for batch in _batches(ys, xs, batch_size):
                 n = len(batch)
+                b0, b1 = int(batch[0][0]), int(batch[-1][0]) + tile
+                src = whole[b0:b1] if whole is not None else _padded_rows(image, b0, b1, pads)
                 for i, (y, x) in enumerate(batch):
-                    window = padded[y : y + tile, x : x + tile]
+                    window = src[y - b0 : y - b0 + tile, x : x + tile]
                     if window.dtype == np.uint8:
                         np.multiply(window, scale, out=buf[i, 0])
                     else:
                         buf[i, 0] = window
+                del src
                 inp = torch.from_numpy(buf[:n]).to(dev)
                 prob = None
                 for dims in flips:
@@ -445,7 +539,7 @@ def predict_proba(
                             f"predict_proba: model output shape {tuple(logits.shape)} is not "
                             f"(N={n}, C, {tile}, {tile})"
                         )
-                    p = _probabilities(logits, in_place=backend == "onnxruntime")
+                    p = _probabilities(logits, in_place=in_place)
                     if dims:
                         p = torch.flip(p, dims)
                     prob = p if prob is None else prob + p
@@ -460,25 +554,25 @@ def predict_proba(
                     acc = prob_np[0]
                     continue
                 if acc is None:
-                    acc = np.zeros((prob_np.shape[1], hp, wp), dtype=np.float32)
+                    acc = np.zeros((prob_np.shape[1], tile, wp), dtype=np.float32)
                 for (y, x), p in zip(batch, prob_np):
-                    acc[:, y : y + tile, x : x + tile] += p
+                    y = int(y)
+                    if y > a0:      # rows above y are final: emit them, roll the accumulator
+                        done = final(acc, a0, y)
+                        if done is not None:
+                            yield done
+                        shift = y - a0
+                        acc[:, : tile - shift] = acc[:, shift:]
+                        acc[:, tile - shift :] = 0.0
+                        a0 = y
+                    acc[:, y - a0 : y - a0 + tile, x : x + tile] += p
     finally:
-        if toggles_mode:
-            model.train(was_training)
-
+        if toggle is not None:
+            toggle.train(was_training)
     assert acc is not None  # at least one window always exists
-    wy = np.zeros(hp, dtype=np.float64)
-    for y in ys:
-        wy[y : y + tile] += w1
-    wx = np.zeros(wp, dtype=np.float64)
-    for x in xs:
-        wx[x : x + tile] += w1
-    # the first division writes the cropped result (no separate contiguous copy)
-    out = np.empty((acc.shape[0], rows, cols), dtype=np.float32)
-    np.divide(acc[:, top : top + rows, left : left + cols], wy[top : top + rows, None].astype(np.float32), out=out)
-    out /= wx[None, left : left + cols].astype(np.float32)
-    return out
+    done = final(acc, a0, hp)
+    if done is not None:
+        yield done
 
 
 def decide(proba: np.ndarray, threshold: float = 0.5) -> np.ndarray:

@@ -179,7 +179,7 @@ def _split_by_bands(fg: np.ndarray, h: float, band_pixels: int) -> np.ndarray:
     for r in range(0, rows, band_rows):
         block = comps[r:r + band_rows]
         block[...] = np.where(block < 0, lut_markers[-np.minimum(block, 0)], lut_tiny[block.clip(0)])
-    return comps
+    return comps, n_markers
 
 
 def split_touching(
@@ -191,7 +191,8 @@ def split_touching(
     footprint: np.ndarray | None = None,
     connectivity: int = 8,
     band_pixels: int | None = 1_000_000,
-) -> np.ndarray:
+    return_n_marked: bool = False,
+) -> np.ndarray | tuple[np.ndarray, int]:
     """Split touching or overlapping objects of a binary mask by a distance-transform watershed.
 
     Steps: EDT of the foreground (``scipy.ndimage.distance_transform_edt``, distance of each
@@ -228,6 +229,10 @@ def split_touching(
         (or of the largest component's bounding-box rows) on top of ~5 B per image pixel, and the
         labels are identical to processing the whole image at once (``None``; ~100 B/px of the
         image).
+    return_n_marked : bool
+        Also return how many objects grew from a marker (labels ``1..n_marked``; the components
+        no marker reached follow), so that results of separate parts of an image can be numbered
+        as the whole image would be.
 
     Returns
     -------
@@ -235,7 +240,7 @@ def split_touching(
         Object labels 1..n, 0 = background; the union of the objects is exactly the mask.
         Numbered as the watershed of the whole image numbers them: objects grown from a marker in
         raster order of the marker's first pixel, then the components no marker reached in
-        raster order of their first pixel.
+        raster order of their first pixel. With ``return_n_marked``, ``(labels, n_marked)``.
 
     Examples
     --------
@@ -260,24 +265,30 @@ def split_touching(
     if method == "h_maxima" and not h > 0:
         raise ValueError(f"h must be > 0 px, got {h!r}")
     if not fg.any():
-        return np.zeros(fg.shape, dtype=np.int32)
-    if method == "h_maxima":
+        labels, n_marked = np.zeros(fg.shape, dtype=np.int32), 0
+    elif method == "h_maxima":
         if band_pixels is not None and footprint is None and connectivity == 8 and not fg.all():
-            return _split_by_bands(fg, float(h), int(band_pixels))
-        _, _, labels = _h_maxima_watershed(fg, float(h), footprint, wconn)
-        return _add_unreached(labels.astype(np.int32, copy=False), fg, connectivity)
-    if int(min_distance) != min_distance or min_distance < 1:
-        raise ValueError(f"min_distance must be a positive integer, got {min_distance!r}")
-    dist = ndi.distance_transform_edt(fg)
-    comps = label_components(fg, connectivity)
-    coords = peak_local_max(
-        dist, min_distance=int(min_distance), footprint=footprint, labels=comps, exclude_border=False
-    )
-    peaks = np.zeros(fg.shape, dtype=bool)
-    peaks[tuple(coords.T)] = True
-    markers = label_components(peaks, 8)
-    labels = watershed(-dist, markers, mask=fg, connectivity=wconn).astype(np.int32, copy=False)
-    return _add_unreached(labels, fg, connectivity)
+            labels, n_marked = _split_by_bands(fg, float(h), int(band_pixels))
+        else:
+            _, _, labels = _h_maxima_watershed(fg, float(h), footprint, wconn)
+            labels = labels.astype(np.int32, copy=False)
+            n_marked = int(labels.max())
+            labels = _add_unreached(labels, fg, connectivity)
+    else:
+        if int(min_distance) != min_distance or min_distance < 1:
+            raise ValueError(f"min_distance must be a positive integer, got {min_distance!r}")
+        dist = ndi.distance_transform_edt(fg)
+        comps = label_components(fg, connectivity)
+        coords = peak_local_max(
+            dist, min_distance=int(min_distance), footprint=footprint, labels=comps, exclude_border=False
+        )
+        peaks = np.zeros(fg.shape, dtype=bool)
+        peaks[tuple(coords.T)] = True
+        markers = label_components(peaks, 8)
+        labels = watershed(-dist, markers, mask=fg, connectivity=wconn).astype(np.int32, copy=False)
+        n_marked = int(labels.max())
+        labels = _add_unreached(labels, fg, connectivity)
+    return (labels, n_marked) if return_n_marked else labels
 
 
 def _check_class_ids(interior: int, border: int) -> None:
@@ -295,7 +306,8 @@ def instances_from_three_class(
     *,
     connectivity: int = 8,
     keep_seedless: bool = True,
-) -> np.ndarray:
+    return_n_marked: bool = False,
+) -> np.ndarray | tuple[np.ndarray, int]:
     """Objects from an interior / border / background class map (paper 003's post-processing).
 
     Seeds are the connected components of ``class_map == interior``; a watershed grows them over
@@ -315,6 +327,9 @@ def instances_from_three_class(
     keep_seedless : bool
         A border-only component (no interior, e.g. an object thinner than twice the border
         width) becomes an object of its own; with False it is dropped (background).
+    return_n_marked : bool
+        Also return how many objects grew from an interior seed (labels ``1..n_marked``; the
+        seedless components follow), as :func:`split_touching` does.
 
     Returns
     -------
@@ -334,9 +349,10 @@ def instances_from_three_class(
     else:
         elevation = ndi.distance_transform_edt(~inner)
         labels = watershed(elevation, seeds, mask=fg, connectivity=wconn).astype(np.int32, copy=False)
+    n_marked = int(labels.max(initial=0))
     if keep_seedless:
         labels = _add_unreached(labels, fg, connectivity)
-    return labels
+    return (labels, n_marked) if return_n_marked else labels
 
 
 def three_class_from_instances(

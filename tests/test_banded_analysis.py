@@ -1,0 +1,123 @@
+"""A big mask analysed in bands of whole regions gives the whole-image numbers, bit for bit
+(issue 14).
+
+``analyse_mask(..., band_pixels=N)`` never makes an image-sized label image; these tests force
+tiny bands on small masks and compare every table and summary value with the whole-image
+analysis, over margins, data bars, debris removal, region tables, border-class models, pores
+that no watershed marker reaches, and regions taller than a band.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from porescope.analysis.membrane import analyse_mask, image_rng
+from porescope.analysis.params import AnalyzeParams
+
+
+def _membrane(shape=(240, 180), seed=0, n=70, r=(3, 9)):
+    """Random overlapping discs (touching pairs, chains), thin slivers and single-pixel debris."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    mask = np.zeros(shape, np.uint8)
+    for cy, cx, rad in zip(rng.integers(0, shape[0], n), rng.integers(0, shape[1], n),
+                           rng.uniform(*r, n)):
+        mask[(yy - cy) ** 2 + (xx - cx) ** 2 <= rad * rad] = 1
+    for y, x in zip(rng.integers(2, shape[0] - 2, 6), rng.integers(0, shape[1] - 12, 6)):
+        mask[y:y + 2, x:x + 12] = 1          # slivers: no watershed marker reaches them
+    for y, x in zip(rng.integers(0, shape[0], 15), rng.integers(0, shape[1], 15)):
+        mask[y, x] = 1                        # debris
+    mask[:, 40:43] = 0
+    mask[30:200, 41] = 1                      # a region taller than a band
+    return mask
+
+
+def _params(**kw):
+    return AnalyzeParams.from_mapping({"spatial": {"n_sim": 19}, **kw})
+
+
+def _assert_same(whole, banded):
+    a, b = whole.objects, banded.objects
+    assert list(a.columns) == list(b.columns)
+    assert len(a) == len(b) > 0
+    for c in a.columns:
+        if a[c].dtype.kind == "f":
+            np.testing.assert_allclose(b[c].to_numpy(), a[c].to_numpy(), rtol=0, atol=0,
+                                       err_msg=c)
+        else:
+            assert a[c].tolist() == b[c].tolist(), c
+    for k, v in whole.summary.items():
+        w = banded.summary[k]
+        if isinstance(v, float) and not isinstance(w, str):
+            assert (math.isnan(v) and math.isnan(w)) or w == v, k
+        else:
+            assert w == v, k
+    pd.testing.assert_frame_equal(whole.counts.drop(columns="detail"),
+                                  banded.counts.drop(columns="detail"))
+    assert banded.labels is None and whole.labels is not None
+
+
+@pytest.mark.parametrize("kw, analyse_kw", [
+    ({}, {}),
+    ({"min_region_area_px": 5}, {"margin": 6}),
+    ({"min_region_area_px": 3}, {"bar_rows": 17}),
+    ({"objects": "regions"}, {"margin": 3, "bar_rows": 9}),
+    ({"connectivity": 4}, {}),
+    ({"split": {"method": "peak_local_max", "min_distance": 4}}, {}),
+])
+@pytest.mark.parametrize("band_pixels", [900, 5000])
+def test_bands_equal_whole_image(kw, analyse_kw, band_pixels):
+    mask = _membrane()
+    p = _params(**kw)
+    whole = analyse_mask(mask, params=p, pixel_size_nm=50.0, rng=image_rng(3, "m"), **analyse_kw)
+    banded = analyse_mask(mask, params=p, pixel_size_nm=50.0, rng=image_rng(3, "m"),
+                          band_pixels=band_pixels, **analyse_kw)
+    _assert_same(whole, banded)
+
+
+def test_border_class_model_in_bands():
+    mask = _membrane(seed=4)
+    three = mask.copy()
+    edge = mask.astype(bool) & ~np.pad(mask.astype(bool), 1)[2:, 1:-1]   # bottom edges: border class
+    three[edge] = 2
+    names = {0: "background", 1: "pore", 2: "border"}
+    whole = analyse_mask(three, params=_params(), class_names=names)
+    banded = analyse_mask(three, params=_params(), class_names=names, band_pixels=1500)
+    assert whole.summary["split_method"] == "border_class"
+    _assert_same(whole, banded)
+
+
+def test_on_labels_sees_every_pore_once_in_bands():
+    mask = _membrane(seed=7)
+    mask[:, 41] = 0         # without the tall region, the bands stay small
+    seen = []
+    a = analyse_mask(mask, params=_params(), band_pixels=2000,
+                     on_labels=lambda r0, lab: seen.append((r0, lab.copy())))
+    assert len(seen) >= 3
+    rows = [r0 for r0, _ in seen]
+    assert rows[0] == 0 and rows == sorted(rows)
+    stacked = np.concatenate([lab for _, lab in seen])
+    assert stacked.shape == mask.shape
+    whole = analyse_mask(mask, params=_params())
+    assert np.array_equal(stacked > 0, whole.labels > 0)
+    assert sum(int(lab.max(initial=0)) for _, lab in seen) == len(a.objects) == len(whole.objects)
+
+
+def test_whole_image_path_unchanged_below_band_size():
+    mask = _membrane(seed=2)
+    a = analyse_mask(mask, params=_params(), band_pixels=mask.size)
+    assert a.labels is not None
+
+
+def test_empty_and_full_masks_in_bands():
+    p = _params()
+    empty = np.zeros((50, 40), np.uint8)
+    assert analyse_mask(empty, params=p, band_pixels=100).summary["n_pores"] == 0
+    full = np.ones((50, 40), np.uint8)
+    w, b = analyse_mask(full, params=p), analyse_mask(full, params=p, band_pixels=100)
+    assert b.summary["n_regions"] == w.summary["n_regions"] == 1
+    assert b.summary["porosity"] == w.summary["porosity"] == 1.0
