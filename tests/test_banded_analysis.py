@@ -121,3 +121,44 @@ def test_empty_and_full_masks_in_bands():
     w, b = analyse_mask(full, params=p), analyse_mask(full, params=p, band_pixels=100)
     assert b.summary["n_regions"] == w.summary["n_regions"] == 1
     assert b.summary["porosity"] == w.summary["porosity"] == 1.0
+
+
+def test_overlay_mask_rows_equal_whole_image():
+    from porescope.measure.quality import overlay_mask
+
+    rng = np.random.default_rng(5)
+    grey = rng.integers(100, 200, (200, 150), dtype=np.uint8)
+    grey[40:43, 10:140] = 255            # a bar
+    grey[60:130, 70:72] = 255            # a tall stroke crossing many windows
+    grey[rng.integers(0, 200, 30), rng.integers(0, 150, 30)] = 255   # specks
+    grey[150:160, 20:25] = 250           # a 10 px blob: not a stroke
+    whole = overlay_mask(grey)
+    assert whole[41, 50] and whole[100, 71] and not whole[155, 22]
+    for r0, r1 in [(0, 1), (0, 45), (45, 61), (61, 62), (99, 131), (120, 200), (199, 200)]:
+        assert np.array_equal(overlay_mask(grey, rows=(r0, r1)), whole[r0:r1]), (r0, r1)
+
+
+@pytest.mark.parametrize("margin", [0, 5])
+def test_quality_values_in_bands_equal_whole_image(margin):
+    from porescope.measure.quality import ObjectPixels, QualityLimits, quality_flags
+
+    mask = _membrane(seed=9)
+    mask[:, 41] = 0
+    rng = np.random.default_rng(9)
+    grey = np.where(mask > 0, 30, 150).astype(np.uint8) + rng.integers(0, 20, mask.shape, dtype=np.uint8)
+    grey[100:104, :] = 255               # a bright line over pores and surface
+    grey[rng.integers(0, 240, 40), rng.integers(0, 180, 40)] = 250
+    bright = (np.arange(mask.shape[0])[:, None] // 60 == 2) & (mask > 0)
+    grey[bright] = 220                   # some bright "pores"
+    p = _params()
+    limits = QualityLimits(max_overlay_share=1.0)
+    whole = analyse_mask(mask, params=p, margin=margin)
+    q_whole = quality_flags(grey, whole.labels, n_uncertain=500, trained_ecd_px=(8, 12, 20),
+                            limits=limits)
+    pixels = ObjectPixels(grey, limits.overlay_level)
+    banded = analyse_mask(mask, params=p, margin=margin, band_pixels=1500, on_labels=pixels.add)
+    q_banded = quality_flags(grey, pixels=pixels, n_uncertain=500, trained_ecd_px=(8, 12, 20),
+                             limits=limits)
+    assert len(banded.objects) == len(whole.objects)
+    assert q_banded == q_whole
+    assert 0 < q_whole.values["bright_share"] < 1 and 0 < q_whole.values["overlay_share"] < 1

@@ -406,3 +406,38 @@ def test_measure_micrograph_with_a_mask_crops_the_data_bar():
         measure_micrograph(image, mask=mask[:50], crop_bottom=10, params=SETTINGS)
     with pytest.raises(ValueError, match="either model"):
         measure_micrograph(image, params=SETTINGS)
+
+
+def test_big_image_in_bands_gives_the_same_outputs(files, tmp_path):
+    """An image above measure.band_pixels is analysed in bands (issue 14, bounded memory): the
+    tables, masks and guard are those of the whole-image run; the overlay is a palette PNG that
+    shows the same pixels."""
+    from PIL import Image
+
+    inp = tmp_path / "big"
+    inp.mkdir()
+    rng = np.random.default_rng(3)
+    img = np.full((330, 270), 150, np.uint8)
+    yy, xx = np.ogrid[:330, :270]
+    for cy, cx in rng.uniform(0, 330, (90, 2)) * [1, 270 / 330]:
+        img[(xx - cx) ** 2 + (yy - cy) ** 2 <= 30] = 15
+    img[5:9, 20:200] = 255                                  # a burned-in bar
+    cv2.imwrite(str(inp / "big.png"), img)
+    runs = {}
+    for name, band in (("whole", 4_000_000), ("bands", 10_000)):
+        out = tmp_path / name
+        folder.run_measure(inp, files["model"], out, dataclasses.replace(SETTINGS, band_pixels=band,
+                                                                        margin_px=3))
+        runs[name] = out
+    w, b = runs["whole"], runs["bands"]
+    for table in ("objects.csv", "summary.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(w / table), pd.read_csv(b / table))
+    assert (w / "masks/big.png").read_bytes() == (b / "masks/big.png").read_bytes()
+    assert len(pd.read_csv(w / "objects.csv")) > 20
+    bgr = cv2.imread(str(w / "overlays/big.png"))
+    palette = Image.open(b / "overlays/big.png")
+    assert palette.mode == "P"
+    rgb = np.asarray(palette.convert("RGB"))
+    same = (rgb[..., ::-1] == bgr).all(axis=-1) | ((bgr == 255).all(axis=-1) & (rgb == 254).all(axis=-1))
+    assert same.all()
+    assert (rgb == (255, 0, 0)).all(axis=-1).sum() > 100       # outlines drawn

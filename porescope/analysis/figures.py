@@ -29,7 +29,8 @@ from matplotlib.figure import Figure
 
 from porescope.analysis import plots as dplots
 
-__all__ = ["figure_png", "distribution_figures", "outline_overlay", "porosity_scatter_figure",
+__all__ = ["figure_png", "distribution_figures", "outline_overlay", "OutlineCanvas",
+           "OUTLINE_PALETTE", "porosity_scatter_figure",
            "porosity_error_figure", "count_error_figure"]
 
 
@@ -79,12 +80,18 @@ def distribution_figures(tables: Mapping[str, pd.DataFrame],
 _OVERLAY_BLOCK_ROWS = 512
 
 
+def _inner_boundaries(labels: np.ndarray) -> np.ndarray:
+    """Object pixels with a 4-neighbour of another label (``find_boundaries``, inner)."""
+    from skimage.segmentation import find_boundaries
+
+    return find_boundaries(labels, mode="inner") & (labels != 0)
+
+
 def outline_overlay(grey: np.ndarray, labels: np.ndarray, *, colour: tuple[int, int, int] = (0, 0, 255),
                     bar_rows: int = 0) -> np.ndarray:
     """BGR uint8 image: the grey micrograph with every object's boundary (inner, 1 px) drawn
     in ``colour`` (BGR); boundaries between touching pores are drawn too."""
     import cv2
-    from skimage.segmentation import find_boundaries
 
     if grey.shape != labels.shape:
         raise ValueError(f"outline_overlay: image {grey.shape} and labels {labels.shape} differ")
@@ -94,13 +101,48 @@ def outline_overlay(grey: np.ndarray, labels: np.ndarray, *, colour: tuple[int, 
     rows = grey.shape[0]
     for r in range(0, rows, _OVERLAY_BLOCK_ROWS):
         r0, r1 = max(0, r - 1), min(rows, r + _OVERLAY_BLOCK_ROWS + 1)
-        sub = labels[r0:r1]
-        edge = find_boundaries(sub, mode="inner") & (sub != 0)
+        edge = _inner_boundaries(labels[r0:r1])
         keep = edge[r - r0:r - r0 + min(_OVERLAY_BLOCK_ROWS, rows - r)]
         out[r:r + keep.shape[0]][keep] = colour
     if bar_rows:
         out[grey.shape[0] - bar_rows:] //= 2
     return out
+
+
+#: palette of :class:`OutlineCanvas`: grey 0..254, then the outline colour (red)
+OUTLINE_PALETTE: tuple[tuple[int, int, int], ...] = (*((i, i, i) for i in range(255)), (255, 0, 0))
+
+
+class OutlineCanvas:
+    """:func:`outline_overlay` drawn band by band into a palette image (1 byte per pixel
+    instead of 3), for micrographs analysed in bands whose labels are never whole.
+
+    ``index`` holds the grey value (255 shown as 254) and 255 on the outlines; with
+    :data:`OUTLINE_PALETTE` it looks like the BGR overlay with red outlines.
+    :meth:`add` takes the labels of consecutive rows (numbered within the band; objects never
+    cross a band edge, so a row outside the band counts as background there).
+
+    Examples
+    --------
+    >>> labels = np.zeros((6, 8), np.int32)
+    >>> labels[1:5, 1:4], labels[1:5, 4:7] = 1, 2
+    >>> canvas = OutlineCanvas(np.full((6, 8), 100, np.uint8))
+    >>> canvas.add(0, labels)
+    >>> bool(np.array_equal(canvas.index == 255, outline_overlay(canvas.index, labels)[..., 2] == 255))
+    True
+    """
+
+    def __init__(self, grey: np.ndarray):
+        self.index = np.minimum(np.asarray(grey), 254).astype(np.uint8)
+
+    def add(self, r0: int, labels: np.ndarray) -> None:
+        """Draw the outlines of the objects of rows ``r0 .. r0 + len(labels)``."""
+        rows = self.index.shape[0]
+        r1 = r0 + labels.shape[0]
+        top, bottom = int(r0 > 0), int(r1 < rows)
+        sub = np.pad(labels, ((top, bottom), (0, 0))) if top or bottom else labels
+        edge = _inner_boundaries(sub)[top:top + labels.shape[0]]
+        self.index[r0:r1][edge] = 255
 
 
 _MASK_STYLE = {"ground truth": ("o", "C0"), "predicted": ("s", "C3")}

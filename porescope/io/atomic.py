@@ -17,13 +17,14 @@ files of any other name, are left alone.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +175,23 @@ def encode_png(image: np.ndarray, name: str | os.PathLike = "image") -> bytes:
     if not ok:
         raise ValueError(f"{name}: OpenCV could not encode an array of shape {image.shape}")
     return buf.tobytes()
+
+
+def encode_png_palette(index: np.ndarray, palette: Sequence[tuple[int, int, int]],
+                       name: str | os.PathLike = "image") -> bytes:
+    """PNG bytes of a palette image: ``uint8`` indices into ``palette`` (RGB triples, at most
+    256), one byte per pixel in memory and in the file (Pillow's encoder, fastest level)."""
+    from PIL import Image
+
+    index = np.ascontiguousarray(index)
+    if index.dtype != np.uint8 or index.ndim != 2:
+        raise ValueError(f"{name}: a palette image is a 2-D uint8 array, got {index.dtype} "
+                         f"{index.shape}")
+    im = Image.frombuffer("P", (index.shape[1], index.shape[0]), index, "raw", "P", 0, 1)
+    im.putpalette([c for rgb in palette for c in rgb])
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:

@@ -49,6 +49,7 @@ from porescope.config import ParamsError
 from porescope.errors import PorescopeError
 from porescope.io.atomic import (
     encode_png,
+    encode_png_palette,
     output_dir,
     write_bytes,
     write_csv,
@@ -286,12 +287,12 @@ def check_output_folder(out: Path, inputs: Path, overwrite: bool) -> bool:
     return True
 
 
-def _measure_or_reason(image: Path, model: Path, params: MeasureParams
+def _measure_or_reason(image: Path, model: Path, params: MeasureParams, overlay: bool = False
                        ) -> MeasureResult | tuple[str, str]:
     """:func:`measure_one`, or ``(file, reason)`` when this file cannot be measured (a problem of
     the file, not of the model: model errors still stop the run)."""
     try:
-        return measure_one(image, model, params)
+        return measure_one(image, model, params, overlay=overlay)
     except ModelFileError:
         raise
     except PorescopeError as exc:
@@ -306,14 +307,17 @@ def measure_and_encode(image: Path, model: Path, params: MeasureParams
     :func:`_measure_or_reason`), its mask and outline overlay encoded as PNG into
     ``result.files``, and the image-sized arrays dropped, so that the run holds only tables and
     compressed images while the other files are measured."""
-    result = measure_one(image, model, params) if params.strict else \
-        _measure_or_reason(image, model, params)
+    result = measure_one(image, model, params, overlay=True) if params.strict else \
+        _measure_or_reason(image, model, params, overlay=True)
     if not isinstance(result, MeasureResult):
         return result
+    if result.analysis.labels is not None:
+        overlay = encode_png(afig.outline_overlay(result.grey, result.analysis.labels), image)
+    else:   # analysed in bands: drawn as a palette image, band by band
+        overlay = encode_png_palette(result.overlay, afig.OUTLINE_PALETTE, image)
     files = {f"masks/{result.image_id}.png": encode_png(result.mask, image),
-             f"overlays/{result.image_id}.png":
-                 encode_png(afig.outline_overlay(result.grey, result.analysis.labels), image)}
-    return dataclasses.replace(result, grey=None, mask=None, files=files,
+             f"overlays/{result.image_id}.png": overlay}
+    return dataclasses.replace(result, grey=None, mask=None, files=files, overlay=None,
                                analysis=dataclasses.replace(result.analysis, labels=None))
 
 

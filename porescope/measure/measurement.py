@@ -35,7 +35,8 @@ from porescope.analysis import membrane as ma
 from porescope.config import ParamsError
 from porescope.io.images import image_size
 from porescope.io.micrograph import Micrograph, read_micrograph
-from porescope.measure.quality import quality_flags
+from porescope.analysis.figures import OutlineCanvas
+from porescope.measure.quality import ObjectPixels, quality_flags
 from porescope.measure.params import MeasureParams
 from porescope.measure.scale_auto import AutoScale, choose_scale, first_pass_pore_size
 from porescope.measure.segment import (
@@ -70,6 +71,9 @@ class MeasureResult:
     #: output images already encoded (relative path -> PNG bytes); a folder run keeps these and
     #: drops ``grey``, ``mask`` and ``analysis.labels`` so memory does not grow with the images
     files: dict[str, bytes] = field(default_factory=dict)
+    #: an image analysed in bands (no whole ``analysis.labels``), when asked for: its outline
+    #: overlay drawn band by band (:class:`~porescope.analysis.figures.OutlineCanvas` indices)
+    overlay: np.ndarray | None = None
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -80,8 +84,13 @@ class MeasureResult:
 
 def _measure(mg: Micrograph, image_id: str, params: MeasureParams, *, image_file: str,
              model: SegmentationModel | None = None, mask: np.ndarray | None = None,
-             warnings: list[str] | None = None, name: str | None = None) -> MeasureResult:
-    """Segment (with ``model``) or take ``mask`` (the cropped image's shape), then measure."""
+             warnings: list[str] | None = None, name: str | None = None,
+             overlay: bool = False) -> MeasureResult:
+    """Segment (with ``model``) or take ``mask`` (the cropped image's shape), then measure.
+
+    An image of more than ``params.band_pixels`` pixels is analysed in bands (its labels are
+    never whole): the guard's pixel statistics and, with ``overlay``, the outline overlay are
+    gathered band by band."""
     name = name or image_id
     warnings = list(warnings or []) + list(mg.warnings)
     grey = mg.image
@@ -112,17 +121,33 @@ def _measure(mg: Micrograph, image_id: str, params: MeasureParams, *, image_file
         class_names = model.class_names
     else:
         pred, n_uncertain, trained = mask, None, None
+    banded = pred.size > params.band_pixels
+    pixels = ObjectPixels(grey, params.quality.overlay_level) if banded else None
+    canvas = OutlineCanvas(grey) if banded and overlay else None
+
+    def on_labels(r0: int, labels: np.ndarray) -> None:
+        pixels.add(r0, labels)
+        if canvas is not None:
+            canvas.add(r0, labels)
+
     analysis = ma.analyse_mask(pred, pixel_size_nm=px, params=params.analysis,
                                rng=ma.image_rng(params.seed, image_id, "measure"),
-                               image_id=image_id, margin=margin, class_names=class_names)
-    quality = quality_flags(grey, analysis.labels, n_uncertain=n_uncertain, scale=factor,
-                            trained_ecd_px=trained, limits=params.quality,
+                               image_id=image_id, margin=margin, class_names=class_names,
+                               band_pixels=params.band_pixels if banded else None,
+                               on_labels=on_labels if banded else None)
+    quality = quality_flags(grey, analysis.labels, pixels=pixels, n_uncertain=n_uncertain,
+                            scale=factor, trained_ecd_px=trained, limits=params.quality,
                             flags=auto.flags if auto is not None else ())
     if model is not None and trained is None:
         warnings.append("the model file does not record its training pore sizes: size checks skipped")
-    full = np.zeros((oh, ow), np.uint8)
     h_a = oh - crop
-    full[margin:h_a - margin, margin:ow - margin] = pred[margin:h_a - margin, margin:ow - margin]
+    if model is not None and crop == 0:
+        full = pred     # our own prediction: the margin is cleared in place, no second copy
+        for strip in (full[:margin], full[h_a - margin:], full[:, :margin], full[:, ow - margin:]):
+            strip[...] = 0
+    else:
+        full = np.zeros((oh, ow), np.uint8)
+        full[margin:h_a - margin, margin:ow - margin] = pred[margin:h_a - margin, margin:ow - margin]
     for w in warnings:
         LOG.warning("%s: %s", name, w)
     info = {"image_file": image_file, "format": mg.format, "orig_height": oh, "orig_width": ow,
@@ -135,7 +160,8 @@ def _measure(mg: Micrograph, image_id: str, params: MeasureParams, *, image_file
             "quality_flags": "; ".join(quality.flags),
             **{f"quality_{k}": v for k, v in quality.values.items() if k != "n_objects"},
             "warnings": "; ".join(warnings)}
-    return MeasureResult(image_id, grey, full, analysis, info)
+    return MeasureResult(image_id, grey, full, analysis, info,
+                         overlay=canvas.index if canvas is not None else None)
 
 
 def _auto_scale(model: SegmentationModel, grey: np.ndarray, trained: Any, params: MeasureParams,
@@ -147,11 +173,12 @@ def _auto_scale(model: SegmentationModel, grey: np.ndarray, trained: Any, params
 
 
 def measure_one(image_path: str | os.PathLike, model_path: str | os.PathLike,
-                params: MeasureParams) -> MeasureResult:
+                params: MeasureParams, *, overlay: bool = False) -> MeasureResult:
     """Read, segment and measure one micrograph file (see the module docstring).
 
     Pure in its arguments (the model is loaded once per process and cached), so calls can run
-    in any order or process with identical results. Raises ``IngestError`` (unreadable /
+    in any order or process with identical results. ``overlay``: a big image analysed in bands
+    also returns its outline overlay (``MeasureResult.overlay``). Raises ``IngestError`` (unreadable /
     unsupported file, more than ``params.max_pixels`` pixels, crop too large), ``ModelFileError`` or ``ParamsError``, naming the file.
     """
     path = Path(image_path)
@@ -164,7 +191,7 @@ def measure_one(image_path: str | os.PathLike, model_path: str | os.PathLike,
                          min_rows=_MIN_ROWS, scale_bar=params.scale_bar)
     pages = [f"{mg.n_pages} pages; only the first was measured"] if mg.n_pages > 1 else []
     return _measure(mg, path.stem, params, image_file=path.name, model=model, warnings=pages,
-                    name=str(path))
+                    name=str(path), overlay=overlay)
 
 
 def measure_micrograph(image: np.ndarray, model: SegmentationModel | str | os.PathLike | None = None,

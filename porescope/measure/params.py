@@ -38,6 +38,8 @@ class MeasureParams:
     normalisation: for >8-bit images (:class:`~porescope.io.micrograph.NormalisationParams`).
     max_pixels: largest image that is read (checked from the file header, before decoding)
     and that inference may be run on (after resizing); larger files are not measured.
+    band_pixels: a bigger image is analysed in bands of about this many pixels (whole regions
+    each; the same numbers, without image-sized label images), its overlay drawn per band.
     figures: write the distribution figures (histograms, violins, KDE, correlation, Ripley).
     strict: stop at the first file that cannot be measured (before measuring anything);
     false = measure the good files, list the others as not measured, and end "partial".
@@ -74,6 +76,7 @@ class MeasureParams:
     threads: int = field(default=0, metadata={"ge": 0, "le": 256})
     normalisation: NormalisationParams = field(default_factory=NormalisationParams)
     max_pixels: int = field(default=64_000_000, metadata={"ge": 1, "le": 10 ** 10})
+    band_pixels: int = field(default=4_000_000, metadata={"ge": 10_000, "le": 10 ** 10})
     figures: bool = True
     strict: bool = False
     allow_partial: bool = False

@@ -62,9 +62,14 @@ class Quality:
     values: dict[str, float]
 
 
-def overlay_mask(grey: np.ndarray, level: int = 245) -> np.ndarray:
+def overlay_mask(grey: np.ndarray, level: int = 245, rows: tuple[int, int] | None = None
+                 ) -> np.ndarray:
     """Burned-in overlays: near-white pixels in strokes of at least 12 px (text, logos, frames,
     scale bars), dilated by 2 px. Isolated bright specks (debris, rims) are not overlays.
+
+    ``rows=(r0, r1)``: only those rows of the result, computed from rows ``r0 - 14 .. r1 + 14``
+    (a bright component cut by that window reaches 12 px into it, so it is a stroke; any other
+    lies whole inside): the same pixels as the whole image's, in memory of the rows.
 
     Examples
     --------
@@ -74,13 +79,25 @@ def overlay_mask(grey: np.ndarray, level: int = 245) -> np.ndarray:
     >>> m = overlay_mask(img)
     >>> bool(m[51, 30]), bool(m[20, 30])
     (True, False)
+    >>> bool(np.array_equal(overlay_mask(img, rows=(40, 55)), m[40:55]))
+    True
     """
-    bright = (np.asarray(grey) >= level).astype(np.uint8)
+    grey = np.asarray(grey)
+    r0, r1 = (0, grey.shape[0]) if rows is None else rows
+    a, b = max(0, r0 - _STROKE - 2), min(grey.shape[0], r1 + _STROKE + 2)
+    bright = (grey[a:b] >= level).astype(np.uint8)
     n, lab, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=8)
+    top, height = stats[1:, cv2.CC_STAT_TOP], stats[1:, cv2.CC_STAT_HEIGHT]
     keep = np.zeros(n, bool)
-    keep[1:] = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]) >= 12
+    keep[1:] = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], height) >= _STROKE
+    # cut by the window's top or bottom: it runs on beyond the 14 rows
+    keep[1:] |= ((top == 0) & (a > 0)) | ((top + height == b - a) & (b < grey.shape[0]))
     strokes = keep[lab].astype(np.uint8)
-    return cv2.dilate(strokes, np.ones((5, 5), np.uint8)).astype(bool)
+    return cv2.dilate(strokes, np.ones((5, 5), np.uint8)).astype(bool)[r0 - a:r1 - a]
+
+
+#: a bright stroke is at least this many pixels wide or tall
+_STROKE = 12
 
 
 def uncertain_pixels(proba: np.ndarray) -> int:
@@ -98,17 +115,104 @@ def uncertain_pixels(proba: np.ndarray) -> int:
     return int(np.count_nonzero((p > 0.25) & (p < 0.75)))
 
 
-def _label_sums(labels: np.ndarray, grey: np.ndarray, n: int, rows: int = 1024) -> np.ndarray:
-    """Sum of ``grey`` per label 1..n, in blocks of rows: integer sums, exact in float64, without
-    a float64 copy of the whole image."""
-    sums = np.zeros(n + 1)
-    for r in range(0, labels.shape[0], rows):
-        sums += np.bincount(labels[r:r + rows].ravel(), weights=grey[r:r + rows].ravel(),
-                            minlength=n + 1)
-    return sums[1:]
+class ObjectPixels:
+    """What :func:`quality_flags` needs from the pixels, gathered band by band.
+
+    ``add(first_row, labels)`` takes the object labels of consecutive rows top to bottom (the
+    whole image at once, or the bands of a banded analysis, labels numbered within each band);
+    rows never given hold no object. Per object: area and grey sum; for the image: the
+    histogram of the surface ring around the objects (the pixels within 3 px of an object,
+    7 x 7 dilation, that are not object) and of all non-object pixels, and the number of
+    objects touching a burned-in overlay (:func:`overlay_mask`). A ring row is counted once the
+    rows 3 px below it are known, so only a few bands of rows are held.
+    """
+
+    _HALO = 3
+
+    def __init__(self, grey: np.ndarray, overlay_level: int = 245):
+        self.grey = np.asarray(grey)
+        self.level = int(overlay_level)
+        self._area: list[np.ndarray] = []
+        self._sums: list[np.ndarray] = []
+        self.n_on_overlay = 0
+        self.ring_hist = np.zeros(256, np.int64)
+        self.surface_hist = np.zeros(256, np.int64)
+        self._fg = np.zeros((0, self.grey.shape[1]), bool)   # object rows [_fg0, _known)
+        self._fg0 = 0
+        self._known = 0
+        self._done = 0                                      # rows whose ring is counted
+
+    def add(self, r0: int, labels: np.ndarray) -> None:
+        """Objects of rows ``r0 .. r0 + len(labels)`` (int labels, 0 = background)."""
+        if r0 < self._known:
+            raise ValueError(f"ObjectPixels.add: rows must come in order; got row {r0} after "
+                             f"{self._known}")
+        labels = np.asarray(labels)
+        r1 = r0 + labels.shape[0]
+        grey = self.grey[r0:r1]
+        n = int(labels.max(initial=0))
+        area = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+        present = area > 0
+        sums = np.zeros(n + 1)
+        for r in range(0, labels.shape[0], 1024):   # exact integer sums, no float64 image copy
+            sums += np.bincount(labels[r:r + 1024].ravel(), weights=grey[r:r + 1024].ravel(),
+                                minlength=n + 1)
+        self._area.append(area[present].astype(float))
+        self._sums.append(sums[1:][present])
+        if n:
+            fg = labels > 0
+            hit = np.unique(labels[overlay_mask(self.grey, self.level, rows=(r0, r1)) & fg])
+            self.n_on_overlay += int(np.count_nonzero(hit))
+        gap = np.zeros((r0 - self._known, self.grey.shape[1]), bool)
+        self._fg = np.concatenate([self._fg, gap, labels > 0])
+        self._known = r1
+        self._count_rings(self._known - self._HALO)
+
+    def _count_rings(self, upto: int) -> None:
+        """Ring and surface histograms of rows ``[_done, upto)``."""
+        upto = min(upto, self.grey.shape[0])
+        if upto <= self._done:
+            return
+        a = max(0, self._done - self._HALO)
+        b = min(self.grey.shape[0], upto + self._HALO)
+        fg = np.zeros((b - a, self.grey.shape[1]), bool)
+        lo, hi = max(a, self._fg0), min(b, self._known)
+        if hi > lo:
+            fg[lo - a:hi - a] = self._fg[lo - self._fg0:hi - self._fg0]
+        k = np.ones((2 * self._HALO + 1,) * 2, np.uint8)
+        near = cv2.dilate(fg.view(np.uint8), k).astype(bool)
+        rows = slice(self._done - a, upto - a)
+        grey, off = self.grey[self._done:upto], ~fg[rows]
+        self.ring_hist += np.bincount(grey[near[rows] & off], minlength=256)
+        self.surface_hist += np.bincount(grey[off], minlength=256)
+        self._done = upto
+        keep = max(self._fg0, upto - self._HALO)
+        self._fg = self._fg[keep - self._fg0:]
+        self._fg0 = keep
+
+    def finish(self) -> dict[str, object]:
+        """``area`` and ``sums`` per object (float arrays), ``surface`` (median grey of the ring,
+        or of all non-object pixels without a ring) and ``n_on_overlay``."""
+        self._count_rings(self.grey.shape[0])
+        hist = self.ring_hist if self.ring_hist.any() else self.surface_hist
+        return {"area": np.concatenate(self._area) if self._area else np.zeros(0),
+                "sums": np.concatenate(self._sums) if self._sums else np.zeros(0),
+                "surface": _hist_median(hist), "n_on_overlay": self.n_on_overlay}
 
 
-def quality_flags(grey: np.ndarray, labels: np.ndarray, *, ecd_px: np.ndarray | None = None,
+def _hist_median(hist: np.ndarray) -> float:
+    """``numpy.median`` of the values a histogram of 0..255 counts (NaN when empty)."""
+    n = int(hist.sum())
+    if n == 0:
+        return float("nan")
+    c = np.cumsum(hist)
+    lo = int(np.searchsorted(c, (n - 1) // 2, side="right"))
+    hi = int(np.searchsorted(c, n // 2, side="right"))
+    return (lo + hi) / 2.0
+
+
+def quality_flags(grey: np.ndarray, labels: np.ndarray | None = None, *,
+                  pixels: "ObjectPixels | None" = None, ecd_px: np.ndarray | None = None,
                   proba: np.ndarray | None = None, n_uncertain: int | None = None,
                   scale: float = 1.0, trained_ecd_px: Sequence[float] | None = None,
                   limits: QualityLimits = QualityLimits(), flags: Sequence[str] = ()) -> Quality:
@@ -119,7 +223,10 @@ def quality_flags(grey: np.ndarray, labels: np.ndarray, *, ecd_px: np.ndarray | 
     grey : (rows, cols) uint8 ndarray
         The analysed micrograph.
     labels : (rows, cols) int ndarray
-        Measured objects (0 = background), same shape.
+        Measured objects (0 = background), same shape; or give ``pixels``.
+    pixels : ObjectPixels, optional
+        The objects' pixel statistics gathered band by band (a big micrograph whose labels are
+        never whole, see ``band_pixels`` of :func:`porescope.analysis.membrane.analyse_mask`).
     ecd_px : (n_objects,) ndarray, optional
         Each object's ECD in px at the image's resolution (default: from ``labels``).
     proba : (rows, cols) float ndarray, optional
@@ -157,29 +264,22 @@ def quality_flags(grey: np.ndarray, labels: np.ndarray, *, ecd_px: np.ndarray | 
     small_objects: 100 % of the objects are under 30.0 px at the network (trained on 60-120 px pores)
     size_out_of_range: median pore 19.7 px (at the network) outside the trained 36-200 px
     """
-    grey = np.asarray(grey)
-    labels = np.asarray(labels)
-    n = int(labels.max()) if labels.size else 0
-    ids = np.arange(1, n + 1)
-    area = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(float)
-    present = area > 0
+    if pixels is None:
+        pixels = ObjectPixels(grey, limits.overlay_level)
+        pixels.add(0, np.asarray(labels))
+    stats = pixels.finish()
+    area = stats["area"]
     if ecd_px is None:
-        ecd_px = np.sqrt(4.0 * area[present] / np.pi)
+        ecd_px = np.sqrt(4.0 * area / np.pi)
     ecd_net = np.asarray(ecd_px, float) * scale
-    values: dict[str, float] = {"n_objects": float(present.sum())}
+    values: dict[str, float] = {"n_objects": float(area.size)}
     flags = list(flags)
 
-    fg = labels > 0
-    if n and present.any():
+    if area.size:
         # brightness of each object against the surface ring around it
-        sums = _label_sums(labels, grey, n)
-        mean_in = sums[present] / area[present]
-        ring = cv2.dilate(fg.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool) & ~fg
-        surface = float(np.median(grey[ring])) if ring.any() else float(np.median(grey[~fg]))
-        values["bright_share"] = float(np.mean(mean_in > surface))
-        overlay = overlay_mask(grey, limits.overlay_level)
-        touched = np.unique(labels[overlay & fg])
-        values["overlay_share"] = float(len(touched[touched > 0]) / present.sum())
+        mean_in = stats["sums"] / area
+        values["bright_share"] = float(np.mean(mean_in > stats["surface"]))
+        values["overlay_share"] = float(stats["n_on_overlay"] / area.size)
     else:
         values["bright_share"] = values["overlay_share"] = 0.0
     if values["bright_share"] > limits.max_bright_share:
@@ -209,7 +309,7 @@ def quality_flags(grey: np.ndarray, labels: np.ndarray, *, ecd_px: np.ndarray | 
         n_uncertain = uncertain_pixels(proba)
     if n_uncertain is not None:
         unsure = int(n_uncertain)
-        values["uncertain_share"] = unsure / max(1, int(np.count_nonzero(fg)))
+        values["uncertain_share"] = unsure / max(1, int(area.sum()))
         if values["uncertain_share"] > limits.max_uncertain_share:
             flags.append(f"uncertain_pixels: {unsure} pixels with probability 0.25-0.75, "
                          f"{100 * values['uncertain_share']:.0f} % of the pore area")
