@@ -118,13 +118,14 @@ def uncertain_pixels(proba: np.ndarray) -> int:
 class ObjectPixels:
     """What :func:`quality_flags` needs from the pixels, gathered band by band.
 
-    ``add(first_row, labels)`` takes the object labels of consecutive rows top to bottom (the
-    whole image at once, or the bands of a banded analysis, labels numbered within each band);
-    rows never given hold no object. Per object: area and grey sum; for the image: the
-    histogram of the surface ring around the objects (the pixels within 3 px of an object,
-    7 x 7 dilation, that are not object) and of all non-object pixels, and the number of
-    objects touching a burned-in overlay (:func:`overlay_mask`). A ring row is counted once the
-    rows 3 px below it are known, so only a few bands of rows are held.
+    ``add(first_row, labels)`` takes the object labels of a band of rows (the whole image at
+    once, or the bands of a banded analysis, labels numbered within each band): bands start
+    in order and may share rows, but no later band holds an object above its first row; rows
+    never given hold no object. Per object: area and grey sum; for the image: the histogram of
+    the surface ring around the objects (the pixels within 3 px of an object, 7 x 7 dilation,
+    that are not object) and of all non-object pixels, and the number of objects touching a
+    burned-in overlay (:func:`overlay_mask`). A ring row is counted once no later band can put
+    an object within 3 px of it, so only a few bands of rows are held.
     """
 
     _HALO = 3
@@ -137,16 +138,18 @@ class ObjectPixels:
         self.n_on_overlay = 0
         self.ring_hist = np.zeros(256, np.int64)
         self.surface_hist = np.zeros(256, np.int64)
-        self._fg = np.zeros((0, self.grey.shape[1]), bool)   # object rows [_fg0, _known)
+        self._fg = np.zeros((0, self.grey.shape[1]), bool)   # object pixels of rows _fg0...
         self._fg0 = 0
-        self._known = 0
-        self._done = 0                                      # rows whose ring is counted
+        self._start = 0                                      # first row of the last band
+        self._done = 0                                       # rows whose ring is counted
 
     def add(self, r0: int, labels: np.ndarray) -> None:
         """Objects of rows ``r0 .. r0 + len(labels)`` (int labels, 0 = background)."""
-        if r0 < self._known:
-            raise ValueError(f"ObjectPixels.add: rows must come in order; got row {r0} after "
-                             f"{self._known}")
+        if r0 < self._start:
+            raise ValueError(f"ObjectPixels.add: bands must start in order; got row {r0} after "
+                             f"{self._start}")
+        self._start = r0
+        self._count_rings(r0 - self._HALO)      # rows above r0 are final
         labels = np.asarray(labels)
         r1 = r0 + labels.shape[0]
         grey = self.grey[r0:r1]
@@ -159,14 +162,14 @@ class ObjectPixels:
                                 minlength=n + 1)
         self._area.append(area[present].astype(float))
         self._sums.append(sums[1:][present])
+        fg = labels > 0
         if n:
-            fg = labels > 0
             hit = np.unique(labels[overlay_mask(self.grey, self.level, rows=(r0, r1)) & fg])
             self.n_on_overlay += int(np.count_nonzero(hit))
-        gap = np.zeros((r0 - self._known, self.grey.shape[1]), bool)
-        self._fg = np.concatenate([self._fg, gap, labels > 0])
-        self._known = r1
-        self._count_rings(self._known - self._HALO)
+        end = self._fg0 + self._fg.shape[0]
+        if r1 > end:
+            self._fg = np.concatenate([self._fg, np.zeros((r1 - end, fg.shape[1]), bool)])
+        self._fg[r0 - self._fg0:r1 - self._fg0] |= fg
 
     def _count_rings(self, upto: int) -> None:
         """Ring and surface histograms of rows ``[_done, upto)``."""
@@ -176,7 +179,8 @@ class ObjectPixels:
         a = max(0, self._done - self._HALO)
         b = min(self.grey.shape[0], upto + self._HALO)
         fg = np.zeros((b - a, self.grey.shape[1]), bool)
-        lo, hi = max(a, self._fg0), min(b, self._known)
+        end = self._fg0 + self._fg.shape[0]
+        lo, hi = max(a, self._fg0), min(b, end)
         if hi > lo:
             fg[lo - a:hi - a] = self._fg[lo - self._fg0:hi - self._fg0]
         k = np.ones((2 * self._HALO + 1,) * 2, np.uint8)
@@ -186,7 +190,7 @@ class ObjectPixels:
         self.ring_hist += np.bincount(grey[near[rows] & off], minlength=256)
         self.surface_hist += np.bincount(grey[off], minlength=256)
         self._done = upto
-        keep = max(self._fg0, upto - self._HALO)
+        keep = min(max(self._fg0, upto - self._HALO), end)
         self._fg = self._fg[keep - self._fg0:]
         self._fg0 = keep
 

@@ -102,6 +102,16 @@ def _add_unreached(labels: np.ndarray, fg: np.ndarray, connectivity: int) -> np.
 
 
 
+def _first_pixels(labels: np.ndarray, above: int = 0) -> np.ndarray:
+    """Raster index of the first pixel of each label ``above + 1 .. max`` (all present)."""
+    flat = labels.ravel()
+    idx = np.flatnonzero(flat > above)
+    ids, first = np.unique(flat[idx], return_index=True)
+    out = np.zeros(int(ids[-1]) - above if ids.size else 0, np.int64)
+    out[ids - above - 1] = idx[first]
+    return out
+
+
 def _h_maxima_watershed(fg: np.ndarray, h: float, footprint: np.ndarray | None = None,
                         wconn: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(EDT, markers, watershed labels)`` of the h-maxima split of ``fg`` (bool)."""
@@ -179,7 +189,8 @@ def _split_by_bands(fg: np.ndarray, h: float, band_pixels: int) -> np.ndarray:
     for r in range(0, rows, band_rows):
         block = comps[r:r + band_rows]
         block[...] = np.where(block < 0, lut_markers[-np.minimum(block, 0)], lut_tiny[block.clip(0)])
-    return comps, n_markers
+    marker_firsts = np.sort(np.concatenate(firsts)) if firsts else np.zeros(0, np.int64)
+    return comps, marker_firsts
 
 
 def split_touching(
@@ -191,8 +202,8 @@ def split_touching(
     footprint: np.ndarray | None = None,
     connectivity: int = 8,
     band_pixels: int | None = 1_000_000,
-    return_n_marked: bool = False,
-) -> np.ndarray | tuple[np.ndarray, int]:
+    return_order: bool = False,
+) -> np.ndarray | tuple[np.ndarray, int, np.ndarray]:
     """Split touching or overlapping objects of a binary mask by a distance-transform watershed.
 
     Steps: EDT of the foreground (``scipy.ndimage.distance_transform_edt``, distance of each
@@ -229,10 +240,11 @@ def split_touching(
         (or of the largest component's bounding-box rows) on top of ~5 B per image pixel, and the
         labels are identical to processing the whole image at once (``None``; ~100 B/px of the
         image).
-    return_n_marked : bool
-        Also return how many objects grew from a marker (labels ``1..n_marked``; the components
-        no marker reached follow), so that results of separate parts of an image can be numbered
-        as the whole image would be.
+    return_order : bool
+        Also return what the numbering follows, so that separate parts of an image can be
+        numbered as the whole image would be: ``n_marked`` (objects ``1..n_marked`` grew from a
+        marker, the components no marker reached follow) and, per object, the raster index of
+        the first pixel of its marker (of the object itself for the others).
 
     Returns
     -------
@@ -240,7 +252,7 @@ def split_touching(
         Object labels 1..n, 0 = background; the union of the objects is exactly the mask.
         Numbered as the watershed of the whole image numbers them: objects grown from a marker in
         raster order of the marker's first pixel, then the components no marker reached in
-        raster order of their first pixel. With ``return_n_marked``, ``(labels, n_marked)``.
+        raster order of their first pixel. With ``return_order``, ``(labels, n_marked, first)``.
 
     Examples
     --------
@@ -265,15 +277,14 @@ def split_touching(
     if method == "h_maxima" and not h > 0:
         raise ValueError(f"h must be > 0 px, got {h!r}")
     if not fg.any():
-        labels, n_marked = np.zeros(fg.shape, dtype=np.int32), 0
+        labels, firsts = np.zeros(fg.shape, dtype=np.int32), np.zeros(0, np.int64)
     elif method == "h_maxima":
         if band_pixels is not None and footprint is None and connectivity == 8 and not fg.all():
-            labels, n_marked = _split_by_bands(fg, float(h), int(band_pixels))
+            labels, firsts = _split_by_bands(fg, float(h), int(band_pixels))
         else:
-            _, _, labels = _h_maxima_watershed(fg, float(h), footprint, wconn)
-            labels = labels.astype(np.int32, copy=False)
-            n_marked = int(labels.max())
-            labels = _add_unreached(labels, fg, connectivity)
+            _, markers, labels = _h_maxima_watershed(fg, float(h), footprint, wconn)
+            firsts = _first_pixels(markers) if return_order else None
+            labels = _add_unreached(labels.astype(np.int32, copy=False), fg, connectivity)
     else:
         if int(min_distance) != min_distance or min_distance < 1:
             raise ValueError(f"min_distance must be a positive integer, got {min_distance!r}")
@@ -285,10 +296,12 @@ def split_touching(
         peaks = np.zeros(fg.shape, dtype=bool)
         peaks[tuple(coords.T)] = True
         markers = label_components(peaks, 8)
+        firsts = _first_pixels(markers) if return_order else None
         labels = watershed(-dist, markers, mask=fg, connectivity=wconn).astype(np.int32, copy=False)
-        n_marked = int(labels.max())
         labels = _add_unreached(labels, fg, connectivity)
-    return (labels, n_marked) if return_n_marked else labels
+    if not return_order:
+        return labels
+    return labels, len(firsts), np.concatenate([firsts, _first_pixels(labels, len(firsts))])
 
 
 def _check_class_ids(interior: int, border: int) -> None:
@@ -306,8 +319,8 @@ def instances_from_three_class(
     *,
     connectivity: int = 8,
     keep_seedless: bool = True,
-    return_n_marked: bool = False,
-) -> np.ndarray | tuple[np.ndarray, int]:
+    return_order: bool = False,
+) -> np.ndarray | tuple[np.ndarray, int, np.ndarray]:
     """Objects from an interior / border / background class map (paper 003's post-processing).
 
     Seeds are the connected components of ``class_map == interior``; a watershed grows them over
@@ -327,9 +340,10 @@ def instances_from_three_class(
     keep_seedless : bool
         A border-only component (no interior, e.g. an object thinner than twice the border
         width) becomes an object of its own; with False it is dropped (background).
-    return_n_marked : bool
-        Also return how many objects grew from an interior seed (labels ``1..n_marked``; the
-        seedless components follow), as :func:`split_touching` does.
+    return_order : bool
+        Also return ``n_marked`` (objects grown from an interior seed: labels ``1..n_marked``;
+        the seedless components follow) and each object's seed's first pixel (raster index;
+        the object's own for the others), as :func:`split_touching` does.
 
     Returns
     -------
@@ -349,10 +363,12 @@ def instances_from_three_class(
     else:
         elevation = ndi.distance_transform_edt(~inner)
         labels = watershed(elevation, seeds, mask=fg, connectivity=wconn).astype(np.int32, copy=False)
-    n_marked = int(labels.max(initial=0))
+    firsts = _first_pixels(seeds) if return_order and inner.any() else np.zeros(0, np.int64)
     if keep_seedless:
         labels = _add_unreached(labels, fg, connectivity)
-    return (labels, n_marked) if return_n_marked else labels
+    if not return_order:
+        return labels
+    return labels, len(firsts), np.concatenate([firsts, _first_pixels(labels, len(firsts))])
 
 
 def three_class_from_instances(
