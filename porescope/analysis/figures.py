@@ -114,35 +114,52 @@ OUTLINE_PALETTE: tuple[tuple[int, int, int], ...] = (*((i, i, i) for i in range(
 
 
 class OutlineCanvas:
-    """:func:`outline_overlay` drawn band by band into a palette image (1 byte per pixel
-    instead of 3), for micrographs analysed in bands whose labels are never whole.
+    """:func:`outline_overlay` drawn band by band, for micrographs analysed in bands whose
+    labels are never whole: the outline pixels are kept as bits (1/8 byte per pixel) and
+    painted into the grey image at the end, as palette indices (1 byte per pixel instead of the
+    3 of a BGR overlay).
 
-    ``index`` holds the grey value (255 shown as 254) and 255 on the outlines; with
-    :data:`OUTLINE_PALETTE` it looks like the BGR overlay with red outlines.
-    :meth:`add` takes the labels of consecutive rows (numbered within the band; objects never
-    cross a band edge, so a row outside the band counts as background there).
+    :meth:`add` takes the labels of a band of rows (numbered within the band; objects never
+    touch another band's objects, so rows outside the band count as background there).
+    :meth:`paint` turns a grey image into indices of :data:`OUTLINE_PALETTE`: the grey value
+    (255 shown as 254) and 255 on the outlines, which look like the BGR overlay's red ones.
 
     Examples
     --------
     >>> labels = np.zeros((6, 8), np.int32)
     >>> labels[1:5, 1:4], labels[1:5, 4:7] = 1, 2
-    >>> canvas = OutlineCanvas(np.full((6, 8), 100, np.uint8))
+    >>> grey = np.full((6, 8), 100, np.uint8)
+    >>> canvas = OutlineCanvas(grey.shape)
     >>> canvas.add(0, labels)
-    >>> bool(np.array_equal(canvas.index == 255, outline_overlay(canvas.index, labels)[..., 2] == 255))
+    >>> bgr = outline_overlay(grey, labels)
+    >>> index = canvas.paint(grey.copy())
+    >>> bool(np.array_equal(index == 255, bgr[..., 2] == 255))
     True
     """
 
-    def __init__(self, grey: np.ndarray):
-        self.index = np.minimum(np.asarray(grey), 254).astype(np.uint8)
+    def __init__(self, shape: tuple[int, int]):
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.bits = np.zeros((self.shape[0], (self.shape[1] + 7) // 8), np.uint8)
 
     def add(self, r0: int, labels: np.ndarray) -> None:
-        """Draw the outlines of the objects of rows ``r0 .. r0 + len(labels)``."""
-        rows = self.index.shape[0]
+        """Mark the outlines of the objects of rows ``r0 .. r0 + len(labels)``."""
         r1 = r0 + labels.shape[0]
-        top, bottom = int(r0 > 0), int(r1 < rows)
+        top, bottom = int(r0 > 0), int(r1 < self.shape[0])
         sub = np.pad(labels, ((top, bottom), (0, 0))) if top or bottom else labels
         edge = _inner_boundaries(sub)[top:top + labels.shape[0]]
-        self.index[r0:r1][edge] = 255
+        self.bits[r0:r1] |= np.packbits(edge, axis=1)
+
+    def paint(self, grey: np.ndarray) -> np.ndarray:
+        """``grey`` (uint8, this canvas's shape) overwritten with the palette indices."""
+        if grey.shape != self.shape or grey.dtype != np.uint8:
+            raise ValueError(f"OutlineCanvas.paint: expected uint8 {self.shape}, got "
+                             f"{grey.dtype} {grey.shape}")
+        np.minimum(grey, 254, out=grey)
+        for r in range(0, self.shape[0], _OVERLAY_BLOCK_ROWS):
+            block = np.unpackbits(self.bits[r:r + _OVERLAY_BLOCK_ROWS], axis=1,
+                                  count=self.shape[1]).view(bool)
+            grey[r:r + block.shape[0]][block] = 255
+        return grey
 
 
 _MASK_STYLE = {"ground truth": ("o", "C0"), "predicted": ("s", "C3")}

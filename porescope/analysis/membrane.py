@@ -384,21 +384,22 @@ def _pixels_in_bands(mask: np.ndarray, window: tuple[int, int, int, int], px: fl
         r_before += len(region_table)
     regions_all = pd.concat([b[0] for b in bands], ignore_index=True)
     pores = pd.concat([b[1] for b in bands], ignore_index=True)
+    _, _, _, unreached, first, n_fg, region_first = (list(x) for x in zip(*bands))
+    del bands           # the band tables: one copy of a big table at a time
     if params.connectivity == 4:
-        rank = np.argsort(np.concatenate([b[6] for b in bands]), kind="stable")
+        rank = np.argsort(np.concatenate(region_first), kind="stable")
         regions_all = regions_all.iloc[rank].reset_index(drop=True)
         renumber = np.zeros(len(rank) + 1, np.int64)
         renumber[regions_all["label"].to_numpy()] = np.arange(1, len(rank) + 1)
         regions_all["label"] = renumber[regions_all["label"].to_numpy()]
         pores["region"] = renumber[pores["region"].to_numpy()]
-    unreached = np.concatenate([b[3] for b in bands])
-    first = np.concatenate([b[4] for b in bands])
-    order = np.lexsort((first, unreached))
-    pores = pores.iloc[order].reset_index(drop=True)
+    order = np.lexsort((np.concatenate(first), np.concatenate(unreached)))
+    if (np.diff(order) < 0).any():
+        pores = pores.iloc[order].reset_index(drop=True)
     pores["label"] = np.arange(1, len(pores) + 1, dtype=np.int64)
     region_lut = np.zeros(len(pores) + 1, np.int64)
     region_lut[1:] = pores.pop("region").to_numpy()
-    return _PixelParts(regions_all, pores, region_lut, sum(b[5] for b in bands),
+    return _PixelParts(regions_all, pores, region_lut, sum(n_fg),
                        _split_name(params, class_names), None)
 
 def _split_name(params: AnalyzeParams, class_names: Mapping[Any, str] | None) -> str:
@@ -520,11 +521,12 @@ def analyse_mask(mask: np.ndarray, *, pixel_size_nm: float | None = None,
     # per-object table with the region bookkeeping and the guard-frame flag
     region_lut = parts.region_lut
     pores_per_region = np.bincount(region_lut[1:], minlength=len(region_table) + 1)
+    # the tables are this call's own: columns are added in place (no copy of a big table)
     if params.objects == "pores":
-        table = pore_table.copy()
+        table = pore_table
         reg = region_lut[table["label"].to_numpy()]
     else:
-        table = region_table.copy()
+        table = region_table
         reg = table["label"].to_numpy()
     table["region"] = reg.astype(np.int64)
     table["region_pores"] = pores_per_region[reg].astype(np.int64)

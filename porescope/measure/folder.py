@@ -313,8 +313,9 @@ def measure_and_encode(image: Path, model: Path, params: MeasureParams
         return result
     if result.analysis.labels is not None:
         overlay = encode_png(afig.outline_overlay(result.grey, result.analysis.labels), image)
-    else:   # analysed in bands: drawn as a palette image, band by band
-        overlay = encode_png_palette(result.overlay, afig.OUTLINE_PALETTE, image)
+    else:   # analysed in bands: the outlines painted into the grey image (dropped below)
+        overlay = encode_png_palette(result.overlay.paint(result.grey), afig.OUTLINE_PALETTE,
+                                     image)
     files = {f"masks/{result.image_id}.png": encode_png(result.mask, image),
              f"overlays/{result.image_id}.png": overlay}
     return dataclasses.replace(result, grey=None, mask=None, files=files, overlay=None,

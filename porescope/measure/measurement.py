@@ -71,9 +71,9 @@ class MeasureResult:
     #: output images already encoded (relative path -> PNG bytes); a folder run keeps these and
     #: drops ``grey``, ``mask`` and ``analysis.labels`` so memory does not grow with the images
     files: dict[str, bytes] = field(default_factory=dict)
-    #: an image analysed in bands (no whole ``analysis.labels``), when asked for: its outline
-    #: overlay drawn band by band (:class:`~porescope.analysis.figures.OutlineCanvas` indices)
-    overlay: np.ndarray | None = None
+    #: an image analysed in bands (no whole ``analysis.labels``), when asked for: its outlines,
+    #: drawn band by band (:class:`~porescope.analysis.figures.OutlineCanvas`)
+    overlay: OutlineCanvas | None = None
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -123,7 +123,7 @@ def _measure(mg: Micrograph, image_id: str, params: MeasureParams, *, image_file
         pred, n_uncertain, trained = mask, None, None
     banded = pred.size > params.band_pixels
     pixels = ObjectPixels(grey, params.quality.overlay_level) if banded else None
-    canvas = OutlineCanvas(grey) if banded and overlay else None
+    canvas = OutlineCanvas(grey.shape) if banded and overlay else None
 
     def on_labels(r0: int, labels: np.ndarray) -> None:
         pixels.add(r0, labels)
@@ -160,8 +160,7 @@ def _measure(mg: Micrograph, image_id: str, params: MeasureParams, *, image_file
             "quality_flags": "; ".join(quality.flags),
             **{f"quality_{k}": v for k, v in quality.values.items() if k != "n_objects"},
             "warnings": "; ".join(warnings)}
-    return MeasureResult(image_id, grey, full, analysis, info,
-                         overlay=canvas.index if canvas is not None else None)
+    return MeasureResult(image_id, grey, full, analysis, info, overlay=canvas)
 
 
 def _auto_scale(model: SegmentationModel, grey: np.ndarray, trained: Any, params: MeasureParams,

@@ -76,7 +76,7 @@ class MeasureParams:
     threads: int = field(default=0, metadata={"ge": 0, "le": 256})
     normalisation: NormalisationParams = field(default_factory=NormalisationParams)
     max_pixels: int = field(default=64_000_000, metadata={"ge": 1, "le": 10 ** 10})
-    band_pixels: int = field(default=4_000_000, metadata={"ge": 10_000, "le": 10 ** 10})
+    band_pixels: int = field(default=2_000_000, metadata={"ge": 10_000, "le": 10 ** 10})
     figures: bool = True
     strict: bool = False
     allow_partial: bool = False
