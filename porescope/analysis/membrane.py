@@ -301,8 +301,9 @@ def analyse_mask(mask: np.ndarray, *, pixel_size_nm: float | None = None,
         cm = np.zeros(mask.shape, np.uint8)
         cm[fg & np.isin(mask, interior)] = 1
         cm[fg & np.isin(mask, border)] = 2
-        labels = instances_from_three_class(cm, 1, 2, connectivity=params.connectivity)
-        split_method = "border_class"
+        seed_h = params.split.seed_h
+        labels = instances_from_three_class(cm, 1, 2, connectivity=params.connectivity, seed_h=seed_h)
+        split_method = "border_class" if seed_h is None else f"border_class seed_h={seed_h:g}"
     else:
         sp = params.split
         labels = split_touching(fg, method=sp.method, h=sp.h, min_distance=sp.min_distance,
