@@ -342,3 +342,48 @@ def test_split_by_bands_bounds_the_working_memory():
         peaks[band] = tracemalloc.get_traced_memory()[1] / mask.size
         tracemalloc.stop()
     assert peaks[65536] < 25 < 60 < peaks[None], peaks
+
+
+def _touching_discs_with_gap(gap_rows):
+    """Two discs of radius 20 px touching along a short chord, border line width 1 px; the
+    border pixels in ``gap_rows`` of the touching line are turned to interior (a broken line)."""
+    left, right = disc(60, 70, 20), disc(60, 106, 20)
+    lab = np.zeros(SHAPE, np.int32)
+    lab[left], lab[right & ~left] = 1, 2
+    cm = three_class_from_instances(lab, border_width=1)
+    touch = np.zeros(SHAPE, bool)
+    touch[gap_rows, 86:91] = True
+    cm[touch & (cm == 2)] = 1
+    return lab, cm
+
+
+def test_seed_h_splits_touching_objects_through_a_gap_in_the_border_line():
+    lab, cm = _touching_discs_with_gap(slice(57, 64))
+    assert n_objects(label_components(cm == 1, 4)) == 1           # the gap joins both interiors
+    assert n_objects(instances_from_three_class(cm, connectivity=4)) == 1   # paper 003: merged
+    split = instances_from_three_class(cm, connectivity=4, seed_h=2.0)
+    assert n_objects(split) == 2 and np.array_equal(split > 0, cm > 0)
+    for k in (1, 2):   # each object is one disc, up to the pixels of the touching line
+        ids, counts = np.unique(split[lab == k], return_counts=True)
+        assert _iou(split == ids[np.argmax(counts)], lab == k) > 0.95
+    assert n_objects(separate_objects(cm, "three_class", connectivity=4, seed_h=2.0)) == 2
+    # a neck shallower than seed_h is not cut: R - gap half-width = 20 - 3.5 < 18
+    assert n_objects(instances_from_three_class(cm, connectivity=4, seed_h=18.0)) == 1
+
+
+def test_seed_h_keeps_whole_objects_whole_and_respects_connectivity():
+    # an unbroken border: the same objects as without seed_h; an elongated ellipse stays one
+    lab, cm = _touching_discs_with_gap(slice(0, 0))
+    cm = np.where(ellipse(25, 160, 30, 9, 20), three_class_from_instances(ellipse(25, 160, 30, 9, 20).astype(np.int32), 1), cm)
+    ref = instances_from_three_class(cm, connectivity=4)
+    got = instances_from_three_class(cm, connectivity=4, seed_h=2.0)
+    assert n_objects(ref) == n_objects(got) == 3
+    assert all(len(np.unique(got[ref == k])) == 1 for k in range(1, 4))
+    # two interiors that touch only diagonally are two objects under connectivity 4, seed_h or not
+    two = np.zeros((20, 20), np.uint8)
+    two[2:10, 2:10] = 1
+    two[10:18, 10:18] = 1
+    assert n_objects(instances_from_three_class(two, connectivity=4, seed_h=1.0)) == 2
+    assert n_objects(instances_from_three_class(two, connectivity=8, seed_h=50.0)) == 1
+    with pytest.raises(ValueError, match="seed_h"):
+        instances_from_three_class(two, seed_h=0.0)

@@ -7,6 +7,7 @@ module's own output.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -392,3 +393,17 @@ def test_outline_overlay_in_row_blocks_equals_the_whole_image(monkeypatch):
         expect = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
         expect[find_boundaries(labels, mode="inner") & (labels != 0)] = (0, 0, 255)
         assert np.array_equal(figures.outline_overlay(grey, labels), expect)
+
+
+def test_border_class_seed_h_splits_interiors_joined_through_a_gap():
+    m = np.zeros((80, 120), np.uint8)
+    disc(m, 40, 40, 16, 2)
+    disc(m, 70, 40, 16, 2)
+    disc(m, 40, 40, 12, 1)
+    disc(m, 70, 40, 12, 1)
+    m[38:43, 52:59] = 1                     # a gap in the border where the two discs touch
+    names = {"0": "background", "1": "pore interior", "2": "pore border"}
+    kw = dict(pixel_size_nm=None, rng=np.random.default_rng(3), image_id="gap", class_names=names, spatial=False)
+    assert ma.analyse_mask(m, params=FAST, **kw).summary["n_pores"] == 1
+    split = ma.analyse_mask(m, params=dataclasses.replace(FAST, split=dataclasses.replace(FAST.split, seed_h=2.0)), **kw)
+    assert split.summary["n_pores"] == 2 and split.summary["split_method"] == "border_class seed_h=2"

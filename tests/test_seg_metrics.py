@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 
 import numpy as np
@@ -329,3 +330,23 @@ def test_objects_auto_resolves_by_the_model_classes() -> None:
     assert (three.method, three.interior, three.border) == ("three_class", 1, 2)
     assert resolve_objects(ObjectsParams(), {"0": "background", "1": "pore"}).method == "watershed"
     assert resolve_objects(ObjectsParams(method="components"), {"0": "b", "1": "i", "2": "border"}).method == "components"
+
+
+def test_objects_seed_h_splits_the_prediction_never_the_truth() -> None:
+    """``seed_h`` separates predicted interiors at necks; the truth keeps the annotated objects."""
+    from porescope.config import ParamsError, parse_group
+    from porescope.evaluation.evaluate_model import ObjectsParams, object_labels
+
+    rr, cc = np.mgrid[:60, :100]
+    cm = np.zeros((60, 100), np.uint8)
+    cm[((rr - 30) ** 2 + (cc - 30) ** 2 <= 400) | ((rr - 30) ** 2 + (cc - 66) ** 2 <= 400)] = 1
+    cm[((rr - 30) ** 2 + (cc - 30) ** 2 <= 400) & ((rr - 30) ** 2 + (cc - 66) ** 2 > 324)
+       & ((rr - 30) ** 2 + (cc - 66) ** 2 <= 441)] = 2   # a border arc, broken in the middle
+    cm[26:35, 44:52] = 1
+    kw = dataclasses.asdict(parse_group(ObjectsParams, {"method": "three_class", "seed_h": 2.0}, group="o"))
+    truth, pred = object_labels(cm, cm, kw)
+    assert truth.max() == 1 and pred.max() == 2
+    kw["seed_h"] = None
+    assert object_labels(cm, cm, kw)[1].max() == 1
+    with pytest.raises(ParamsError, match="seed_h"):
+        parse_group(ObjectsParams, {"seed_h": 0}, group="evaluate.objects")

@@ -241,7 +241,7 @@ def _split(fg: np.ndarray, mask: np.ndarray, params: AnalyzeParams,
         cm[fg & np.isin(mask, interior)] = 1
         cm[fg & np.isin(mask, border)] = 2
         return instances_from_three_class(cm, 1, 2, connectivity=params.connectivity,
-                                          return_order=True)
+                                          seed_h=params.split.seed_h, return_order=True)
     sp = params.split
     return split_touching(fg, method=sp.method, h=sp.h, min_distance=sp.min_distance,
                           connectivity=params.connectivity, return_order=True)
@@ -405,7 +405,8 @@ def _pixels_in_bands(mask: np.ndarray, window: tuple[int, int, int, int], px: fl
 def _split_name(params: AnalyzeParams, class_names: Mapping[Any, str] | None) -> str:
     border, _ = border_classes(class_names)
     if border:
-        return "border_class"
+        seed_h = params.split.seed_h
+        return "border_class" if seed_h is None else f"border_class seed_h={seed_h:g}"
     sp = params.split
     return (f"watershed h_maxima h={sp.h:g}" if sp.method == "h_maxima"
             else f"watershed peak_local_max min_distance={sp.min_distance}")

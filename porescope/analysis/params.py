@@ -16,7 +16,7 @@ Examples
 >>> AnalyzeParams.from_mapping({"split": {"hh": 1.0}})
 Traceback (most recent call last):
 ...
-porescope.config.ParamsError: params.yaml: analyze.split.hh: unknown parameter; did you mean 'analyze.split.h'? (valid: method, h, min_distance)
+porescope.config.ParamsError: params.yaml: analyze.split.hh: unknown parameter; did you mean 'analyze.split.h'? (valid: method, h, min_distance, seed_h)
 """
 
 from __future__ import annotations
@@ -61,11 +61,15 @@ class CountingParams:
 class SplitParams:
     """Watershed split of touching pores, group ``analyze.split``
     (:func:`porescope.segmentation.instances.split_touching`): ``h`` (px of distance) for
-    ``h_maxima``, ``min_distance`` (px) for ``peak_local_max``."""
+    ``h_maxima``, ``min_distance`` (px) for ``peak_local_max``. ``seed_h`` (px, ``None`` = off):
+    for a mask with a border class, cut the interiors at necks before they seed the objects
+    (:func:`porescope.segmentation.instances.instances_from_three_class`), as
+    ``evaluate.objects.seed_h`` does."""
 
     method: Literal["h_maxima", "peak_local_max"] = "h_maxima"
     h: float = field(default=0.5, metadata={"gt": 0})
     min_distance: int = field(default=5, metadata={"ge": 1})
+    seed_h: float | None = field(default=None, metadata={"gt": 0})
 
 
 @dataclass(frozen=True)
@@ -120,8 +124,12 @@ class AnalyzeParams:
         return parse_group(cls, raw, group=group, source=source)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (lists for tuples), e.g. to record with the results."""
-        return to_mapping(self)
+        """Plain nested dict (lists for tuples), e.g. to record with the results; ``split.seed_h``
+        only when set (so what runs without it record is unchanged)."""
+        out = to_mapping(self)
+        if self.split.seed_h is None:
+            del out["split"]["seed_h"]
+        return out
 
 
 #: The former name of :class:`AnalyzeParams`.

@@ -46,6 +46,10 @@ class ObjectsParams:
 
     ``auto``: ``three_class`` (interior / border classes, paper 003) if the model has a border
     class, else ``watershed``. Other keys as :func:`porescope.segmentation.instances.separate_objects`.
+    ``seed_h`` (px, ``three_class`` only, ``None`` = off) splits the *predicted* interiors at
+    necks before they seed the objects, for a model whose border lines break where objects
+    touch; the true objects stay those that the annotated classes draw (never split), so the
+    object scores keep their meaning.
     """
 
     method: Literal["auto", "components", "watershed", "three_class"] = "auto"
@@ -55,6 +59,7 @@ class ObjectsParams:
     connectivity: Literal[4, 8] = 8
     interior: int = field(default=1, metadata={"ge": 1})
     border: int = field(default=2, metadata={"ge": 1})
+    seed_h: float | None = field(default=None, metadata={"gt": 0})
 
 
 @dataclass(frozen=True)
@@ -91,16 +96,18 @@ def resolve_objects(objects: ObjectsParams, class_names: dict[str, str]) -> Obje
 def object_labels(truth: np.ndarray, pred: np.ndarray, objects_kw: dict[str, Any]
                   ) -> tuple[np.ndarray, np.ndarray]:
     """True and predicted object labels of one image, separated by ``objects_kw``
-    (:func:`~porescope.segmentation.instances.separate_objects`). With not-annotated pixels
+    (:func:`~porescope.segmentation.instances.separate_objects`; ``seed_h`` for the prediction
+    only: the annotation's own objects are the truth). With not-annotated pixels
     (``IGNORE_ID``) in ``truth``, the truth is separated on its annotated part and
     :func:`~porescope.evaluation.metrics.drop_unannotated_objects` removes the objects lying
     mostly in the not-annotated region from both.
     """
+    truth_kw = {**objects_kw, "seed_h": None}
     hidden = ~annotated(truth)
     if not hidden.any():
-        return separate_objects(truth, **objects_kw), separate_objects(pred, **objects_kw)
+        return separate_objects(truth, **truth_kw), separate_objects(pred, **objects_kw)
     truth = np.where(hidden, 0, truth).astype(truth.dtype)
-    return seg_metrics.drop_unannotated_objects(separate_objects(truth, **objects_kw),
+    return seg_metrics.drop_unannotated_objects(separate_objects(truth, **truth_kw),
                                                 separate_objects(pred, **objects_kw), hidden)
 
 
