@@ -16,11 +16,15 @@ Printed: size, Mpx, seconds, seconds per Mpx relative to the smallest size (1.0 
 area), peak RSS in MiB, and whether it is within the 2 GB budget of issue 14. A size whose
 peak, extrapolated from the previous one, would not fit in the available memory is skipped.
 
-Measured 2026-12-05 on the shared 2-core / 23 GB CPU machine (tiny model, ONNX Runtime, load
-4-8): 2048 px 833 MiB; 4096 px 230 s, 1001 MiB; 8000 px 484 s, 1849 MiB: about 14 B per image
-pixel above ~780 MiB of interpreter, torch, smp and ONNX Runtime (before the banded watershed
-split of ``porescope.segmentation.instances.split_touching`` and the row-block overlays: 2447 and
-7379 MiB). 16000 px (256 Mpx) would need ~4.2 GiB: its int32 label image alone is 1 GiB.
+Measured 2026-12-05 on the shared 2-core / 23 GB CPU machine (tiny model, ONNX Runtime, machine
+load 3-6 from other jobs), with inference decided band by band and images above
+``measure.band_pixels`` (2 Mpx) analysed in bands of whole pores: 4096 px 47.4 s, 886 MiB;
+8000 px 166.2 s, 1021 MiB; 16000 px 616.6 s, 1567 MiB (0.85 x the 4096 px time per Mpx): all
+within 2 GB, time linear in area. About 670 MiB are the interpreter, torch, smp and ONNX
+Runtime with the exported model; above that ~3.5 B per pixel (the grey image, the class ids, the
+overlay's outline bits, the tables) plus a constant ~170 MiB of band work. Before: 4096 px
+1001 MiB, 8000 px 1849 MiB (~14 B/px; the image-sized float32 probability maps and int32 label
+images), 16000 px projected ~4.2 GiB.
 """
 
 from __future__ import annotations
