@@ -74,7 +74,7 @@ from porescope.measure.spatial import (
     spatial_summary,
 )
 from porescope.segmentation.instances import (
-    _first_pixels,
+    first_pixels,
     border_classes,
     instances_from_three_class,
     split_touching,
@@ -368,7 +368,7 @@ def _pixels_in_bands(mask: np.ndarray, window: tuple[int, int, int, int], px: fl
         local = pore_table["label"].to_numpy()
         # 4-connected regions are numbered in raster order of their first pixel (8-connected
         # ones by OpenCV's blocks, which band order follows)
-        region_first = (_first_pixels(regions) + off * w if params.connectivity == 4
+        region_first = (first_pixels(regions) + off * w if params.connectivity == 4
                         else np.zeros(len(region_table), np.int64))
         bands.append((region_table, pore_table, lut[local], local > n_marked,
                       firsts[local - 1] + off * w, int(np.count_nonzero(fg)), region_first))

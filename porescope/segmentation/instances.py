@@ -45,6 +45,7 @@ BORDER_WORDS = ("border", "boundary")
 __all__ = [
     "border_classes",
     "label_components",
+    "first_pixels",
     "split_touching",
     "instances_from_three_class",
     "three_class_from_instances",
@@ -105,8 +106,17 @@ def _add_unreached(labels: np.ndarray, fg: np.ndarray, connectivity: int) -> np.
 
 
 
-def _first_pixels(labels: np.ndarray, above: int = 0) -> np.ndarray:
-    """Raster index of the first pixel of each label ``above + 1 .. max`` (all present)."""
+def first_pixels(labels: np.ndarray, above: int = 0) -> np.ndarray:
+    """Raster index (``row * cols + col``) of the first pixel of each label ``above + 1 ..
+    labels.max()``, every one of them present: what orders objects as a whole image numbers
+    them.
+
+    Examples
+    --------
+    >>> lab = np.array([[0, 2, 2], [1, 0, 3], [1, 3, 3]])
+    >>> first_pixels(lab).tolist(), first_pixels(lab, above=1).tolist()
+    ([3, 1, 5], [1, 5])
+    """
     flat = labels.ravel()
     idx = np.flatnonzero(flat > above)
     ids, first = np.unique(flat[idx], return_index=True)
@@ -286,7 +296,7 @@ def split_touching(
             labels, firsts = _split_by_bands(fg, float(h), int(band_pixels))
         else:
             _, markers, labels = _h_maxima_watershed(fg, float(h), footprint, wconn)
-            firsts = _first_pixels(markers) if return_order else None
+            firsts = first_pixels(markers) if return_order else None
             labels = _add_unreached(labels.astype(np.int32, copy=False), fg, connectivity)
     else:
         if int(min_distance) != min_distance or min_distance < 1:
@@ -299,12 +309,12 @@ def split_touching(
         peaks = np.zeros(fg.shape, dtype=bool)
         peaks[tuple(coords.T)] = True
         markers = label_components(peaks, 8)
-        firsts = _first_pixels(markers) if return_order else None
+        firsts = first_pixels(markers) if return_order else None
         labels = watershed(-dist, markers, mask=fg, connectivity=wconn).astype(np.int32, copy=False)
         labels = _add_unreached(labels, fg, connectivity)
     if not return_order:
         return labels
-    return labels, len(firsts), np.concatenate([firsts, _first_pixels(labels, len(firsts))])
+    return labels, len(firsts), np.concatenate([firsts, first_pixels(labels, len(firsts))])
 
 
 def _check_class_ids(interior: int, border: int) -> None:
@@ -400,12 +410,12 @@ def instances_from_three_class(
     else:
         elevation = ndi.distance_transform_edt(~inner)
         labels = watershed(elevation, seeds, mask=fg, connectivity=wconn).astype(np.int32, copy=False)
-    firsts = _first_pixels(seeds) if return_order and inner.any() else np.zeros(0, np.int64)
+    firsts = first_pixels(seeds) if return_order and inner.any() else np.zeros(0, np.int64)
     if keep_seedless:
         labels = _add_unreached(labels, fg, connectivity)
     if not return_order:
         return labels
-    return labels, len(firsts), np.concatenate([firsts, _first_pixels(labels, len(firsts))])
+    return labels, len(firsts), np.concatenate([firsts, first_pixels(labels, len(firsts))])
 
 
 def three_class_from_instances(
