@@ -166,15 +166,6 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def write_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
-    """Write ``array`` as a NumPy ``.npy`` file atomically (``np.save``'s bytes: no timestamp, so
-    equal arrays give equal files)."""
-    with replacing(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, np.asarray(array), allow_pickle=False)
-    return Path(path)
-
-
 def write_csv(path: str | os.PathLike, frame: "Any", **kwargs: Any) -> Path:
     """Write a pandas DataFrame as CSV atomically (no index, ``\\n`` line ends)."""
     kwargs.setdefault("index", False)
