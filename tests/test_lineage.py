@@ -178,6 +178,20 @@ def test_verify_names_a_tampered_training_tile_in_the_workspace(project: Path, r
 
 
 @pytest.mark.slow
+def test_verify_names_a_tampered_file_of_a_folder_dep_inside_an_output(project: Path, restore) -> None:
+    # evaluate depends on data/ingested/images, a folder inside ingest's output: DVC caches no
+    # listing of its own for it, the file is named from data/ingested's listing
+    test_id = next(r["source_id"] for r in _sources(project) if r["split"] == "test")
+    rel = f"data/ingested/images/{test_id}.png"
+    path = restore(project / rel)
+    path.write_bytes(path.read_bytes() + b"\0")
+    proc = lineage_cli(project, "metrics/evaluate.json", "--verify")
+    assert proc.returncode == 1
+    differs = [line for line in proc.stdout.splitlines() if "DIFFERS" in line]
+    assert len(differs) == 1 and rel in differs[0] and "[workspace]" in differs[0], differs
+
+
+@pytest.mark.slow
 def test_verify_names_a_tampered_augmented_image(project: Path, restore) -> None:
     image = project / "data/augmented/images.npy"
     restore(image).write_bytes(image.read_bytes()[:-1] + bytes([image.read_bytes()[-1] ^ 1]))
