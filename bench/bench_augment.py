@@ -3,15 +3,16 @@
     python bench/bench_augment.py [--tiles 64] [--tile-size 256] [--size 400] [--ops RDZ]
                                   [--workers 2] [--repeats 2]
 
-Both sides get the same inputs (``--tiles`` SEM-like grey tiles with binary masks, PNG files in one
-folder), the same operations and parameters (paper 004's defaults) and the same firing rates, and
-both do, per sample: decode the image and mask PNGs, apply the operations to image and mask
-together, encode and write two PNGs.
+Both sides get the same tiles (``--tiles`` SEM-like grey tiles with binary masks), the same
+operations and parameters (paper 004's defaults) and the same firing rates, each in its own
+storage: Augmentor decodes the image and mask PNGs of one folder and encodes and writes two PNGs
+per sample; ours reads the tiles from ``.npy`` stacks (the ingest layout) and appends each
+sample to two ``.npy`` stacks (the augment layout); both apply the operations to image and mask
+together.
 
 - ours: ``porescope.preprocessing.augmentation.augment_tiles`` with ``probability_mode="augmentor"`` (so that
   operations fire as often as in Augmentor: p 0.7 -> 0.75 ...), ``--workers`` processes; includes
-  process-pool start, per-sample seeding, the one-hot/argmax mask fix, the samples table. PNGs
-  are written with OpenCV (its default compression level).
+  process-pool start, per-sample seeding, the one-hot/argmax mask fix, the samples table.
 - Augmentor: ``Pipeline(images) + ground_truth(masks)`` with ``rotate / random_distortion / zoom /
   flip_*``, ``sample(n, multi_threaded=False)``; PIL decode (lazy) and PIL PNG save (default
   compression level 6); pipeline construction (folder scan) is not timed. Its masks come out
@@ -52,12 +53,14 @@ def cpu_seconds() -> float:
 
 
 def make_tiles(folder: Path, n: int, size: int, seed: int = 0) -> pd.DataFrame:
-    """SEM-like tiles: smooth grey texture + noise, dark disks (pores) as the mask."""
+    """SEM-like tiles: smooth grey texture + noise, dark disks (pores) as the mask. Written as
+    PNGs in ``images/`` and ``masks/`` (Augmentor's input) and as the stacks ``images.npy`` and
+    ``masks.npy`` (ours, the ingest layout); returns ``tile_id`` and the stack ``row``."""
     rng = np.random.default_rng(seed)
     (folder / "images").mkdir(parents=True)
     (folder / "masks").mkdir(parents=True)
     yy, xx = np.mgrid[:size, :size]
-    rows = []
+    rows, stacks = [], {"images": [], "masks": []}
     for k in range(n):
         mask = np.zeros((size, size), dtype=np.uint8)
         for _ in range(rng.integers(10, 30)):
@@ -69,20 +72,24 @@ def make_tiles(folder: Path, n: int, size: int, seed: int = 0) -> pd.DataFrame:
         name = f"tile{k:03d}.png"
         cv2.imwrite(str(folder / "images" / name), image)
         cv2.imwrite(str(folder / "masks" / name), mask)
-        rows.append({"tile_id": f"tile{k:03d}", "image_path": str(folder / "images" / name),
-                     "mask_path": str(folder / "masks" / name)})
+        stacks["images"].append(image)
+        stacks["masks"].append(mask)
+        rows.append({"tile_id": f"tile{k:03d}", "row": k})
+    for kind, tiles in stacks.items():
+        np.save(folder / f"{kind}.npy", np.stack(tiles))
     return pd.DataFrame(rows)
 
 
-def run_ours(tiles: pd.DataFrame, out: Path, ops: str, size: int, workers: int) -> tuple[float, float]:
+def run_ours(tiles: pd.DataFrame, src: Path, out: Path, ops: str, size: int, workers: int) -> tuple[float, float]:
     params = parse_group(AugmentParams, {"ops": ops, "size": size, "workers": workers,
                                          "probability_mode": "augmentor"}, group="augment")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     c0, t0 = cpu_seconds(), time.perf_counter()
-    augment_tiles(tiles, out, params, class_ids=(0, 1), progress=False, seed=0)
+    augment_tiles(tiles, out, params, class_ids=(0, 1), progress=False, seed=0,
+                  images=src / "images.npy", masks=src / "masks.npy")
     elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - c0
-    assert len(os.listdir(out / "images")) == size == len(os.listdir(out / "masks"))
+    assert len(np.load(out / "images.npy", mmap_mode="r")) == size == len(np.load(out / "masks.npy", mmap_mode="r"))
     return elapsed, cpu
 
 
@@ -131,12 +138,12 @@ def main(argv: list[str] | None = None) -> None:
 
         for _ in range(args.repeats):   # interleaved, best of N
             record("augmentor", run_augmentor(tmp / "src", tmp / "out_aug", args.ops, args.size, False))
-            record("ours", run_ours(tiles, tmp / "out_ours", args.ops, args.size, args.workers))
-            record("ours_1", run_ours(tiles, tmp / "out_ours1", args.ops, args.size, 1))
+            record("ours", run_ours(tiles, tmp / "src", tmp / "out_ours", args.ops, args.size, args.workers))
+            record("ours_1", run_ours(tiles, tmp / "src", tmp / "out_ours1", args.ops, args.size, 1))
             record("augmentor_mt", run_augmentor(tmp / "src", tmp / "out_augmt", args.ops, args.size, True))
 
     n = args.size
-    print(f"inputs: {args.tiles} tiles {args.tile_size}x{args.tile_size} (PNG), ops {args.ops}, "
+    print(f"inputs: {args.tiles} tiles {args.tile_size}x{args.tile_size} (PNG / .npy), ops {args.ops}, "
           f"{n} samples (image + mask each), best of {args.repeats}")
     print(f"cores available: {len(os.sched_getaffinity(0))}; 1-min load average before "
           f"{load_before:.2f}, after {os.getloadavg()[0]:.2f} (other processes compete if > 0)")

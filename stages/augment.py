@@ -4,18 +4,19 @@
         --out data/augmented
 
 Reads the audit manifest ``<split>/tiles.csv``, keeps the tiles with ``split == train`` (their
-PNGs from ``<ingested>/tiles/images`` and ``<ingested>/tiles/masks``) and the class ids from
-``<ingested>/classes.json``, and builds a dataset of exactly ``augment.size`` samples named by the
-ops and size (``RDZ1000``; see ``porescope.preprocessing.augmentation`` for operations, probabilities, seeding
-and mask handling). The whole output folder is built under a temporary name and swapped in:
+rows of the ingest stacks ``<ingested>/tiles/images.npy`` and ``masks.npy``, found through
+``<ingested>/tiles.csv``) and the class ids from ``<ingested>/classes.json``, and builds a
+dataset of exactly ``augment.size`` samples named by the ops and size (``RDZ1000``; see
+``porescope.preprocessing.augmentation`` for operations, probabilities, seeding and mask
+handling). The whole output folder is built under a temporary name and swapped in:
 
-    <out>/images/<name>_<i:05d>.png   uint8 grey, tile size
-    <out>/masks/<name>_<i:05d>.png    uint8 class ids (only ids declared in classes.json)
-    <out>/samples.csv                 i, file, tile_id, source_id, ops, rotate_deg, zoom_factor,
-                                      py_seed, np_seed
-    <out>/dataset.json                name, size, ops, augmented, params, probability_mode,
-                                      effective_probability, seed, n_source_tiles, tile_size,
-                                      class_ids, augmentor_version
+    <out>/images.npy     uint8 (size, tile, tile) grey, row i = sample i = row i of samples.csv
+    <out>/masks.npy      uint8 (size, tile, tile) class ids (only ids declared in classes.json)
+    <out>/samples.csv    i, sample_id (<name>_<i:05d>), tile_id, source_id, ops, rotate_deg,
+                         zoom_factor, py_seed, np_seed
+    <out>/dataset.json   name, size, ops, augmented, params, probability_mode,
+                         effective_probability, seed, n_source_tiles, tile_size, class_ids,
+                         augmentor_version
 
 ``size: 0`` or ``ops: ""`` -> no augmentation: the train tiles are copied once each under the
 same layout (name ``orig<n>``), so training always reads this one format.

@@ -35,6 +35,7 @@ from porescope.preprocessing.augmentation import (
     effective_probability,
 )
 from porescope.io.images import array_sha256  # the ingest contract's content hash
+from porescope.io.tables import PipelineDataError
 
 TILE = 32
 
@@ -54,9 +55,9 @@ def disks_mask(rng: np.random.Generator, shape: tuple[int, int], n: int, classes
 def write_ingested(root: Path, pairs: dict[str, tuple[np.ndarray, np.ndarray]],
                    classes: dict[str, str]) -> Path:
     """Ingest-layout folder (images/, masks/, tiles/..., sources.csv, tiles.csv, classes.json)."""
-    for sub in ("images", "masks", "tiles/images", "tiles/masks"):
+    for sub in ("images", "masks", "tiles"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    src_rows, tile_rows = [], []
+    src_rows, tile_rows, stacks = [], [], {"images": [], "masks": []}
     for sid, (image, mask) in pairs.items():
         cv2.imwrite(str(root / "images" / f"{sid}.png"), image)
         cv2.imwrite(str(root / "masks" / f"{sid}.png"), mask)
@@ -70,14 +71,16 @@ def write_ingested(root: Path, pairs: dict[str, tuple[np.ndarray, np.ndarray]],
             for x in range(0, w, TILE):
                 tid = f"{sid}__y{y:05d}_x{x:05d}"
                 ti, tm = image[y:y + TILE, x:x + TILE], mask[y:y + TILE, x:x + TILE]
-                cv2.imwrite(str(root / "tiles/images" / f"{tid}.png"), ti)
-                cv2.imwrite(str(root / "tiles/masks" / f"{tid}.png"), tm)
+                stacks["images"].append(ti)
+                stacks["masks"].append(tm)
                 tile_rows.append({"tile_id": tid, "source_id": sid, "y": y, "x": x, "tile_size": TILE,
                                   "valid_height": TILE, "valid_width": TILE,
                                   "image_sha256": array_sha256(ti), "mask_sha256": array_sha256(tm),
                                   "fg_fraction": float((tm > 0).mean())})
     pd.DataFrame(src_rows).to_csv(root / "sources.csv", index=False)
     pd.DataFrame(tile_rows).to_csv(root / "tiles.csv", index=False)
+    for kind, tiles in stacks.items():  # rows in the order of tiles.csv
+        np.save(root / "tiles" / f"{kind}.npy", np.stack(tiles))
     (root / "classes.json").write_text(json.dumps(classes))
     return root
 
@@ -89,7 +92,8 @@ def make_project(tmp_path: Path, n_classes: int = 2, n_sources: int = 5, seed: i
     (so that no two tiles are identical: identical tiles would join their sources in the split).
 
     Sources 'a0'.. : 'a0', 'a1', 'a2' train, 'a3' val, 'a4' test. Each 64 x 64 -> 4 tiles.
-    The val/test tile PNGs are then overwritten with garbage: reading them would fail.
+    The val/test mask rows of the tile stack are then overwritten with an undeclared class id:
+    reading one would fail.
     """
     rng = np.random.default_rng(seed)
     pairs = {}
@@ -105,10 +109,23 @@ def make_project(tmp_path: Path, n_classes: int = 2, n_sources: int = 5, seed: i
         "method": "lists", "lists": {"train": ["a0", "a1", "a2"], "val": ["a3"], "test": ["a4"]}}}))
     split_stage.main(["--params", str(params), "--ingested", str(ingested), "--out", str(tmp_path / "split")])
     manifest = pd.read_csv(tmp_path / "split" / "tiles.csv", dtype={"tile_id": str})
-    for tid in manifest.loc[manifest["split"] != "train", "tile_id"]:
-        for sub in ("images", "masks"):
-            (ingested / "tiles" / sub / f"{tid}.png").write_bytes(b"not a png")
+    held_out = set(manifest.loc[manifest["split"] != "train", "tile_id"])
+    edit_tile_rows(ingested, "masks", held_out, 99)
     return tmp_path
+
+
+def edit_tile_rows(ingested: Path, kind: str, tile_ids: set[str], value: int) -> None:
+    """Set every pixel of the tiles ``tile_ids`` in the ingest stack ``kind`` to ``value``."""
+    ids = pd.read_csv(ingested / "tiles.csv", dtype={"tile_id": str})["tile_id"]
+    stack = np.load(ingested / "tiles" / f"{kind}.npy")
+    stack[ids.isin(tile_ids).to_numpy()] = value
+    np.save(ingested / "tiles" / f"{kind}.npy", stack)
+
+
+def ingested_tile(project: Path, kind: str, tile_id: str) -> np.ndarray:
+    """A tile of the ingest stack ``kind``, found by its row in ingest's tiles.csv."""
+    ids = pd.read_csv(project / "ingested" / "tiles.csv", dtype={"tile_id": str})["tile_id"].tolist()
+    return np.load(project / "ingested" / "tiles" / f"{kind}.npy")[ids.index(tile_id)]
 
 
 def run_augment(project: Path, out: str = "aug", seed: int = 0, **augment) -> Path:
@@ -153,22 +170,20 @@ def test_reruns_identical_for_any_worker_count_and_seed_matters(binary_project: 
     two = folder_hashes(run_augment(binary_project, "w2", workers=2, **common))
     again = folder_hashes(run_augment(binary_project, "w2b", workers=2, **common))
     three = folder_hashes(run_augment(binary_project, "w3", workers=3, **common))
-    assert len(one) == 2 * 24 + 2
+    assert sorted(one) == ["dataset.json", "images.npy", "masks.npy", "samples.csv"]
     assert one == two == again == three
-    other = folder_hashes(run_augment(binary_project, "s1", seed=1, workers=2, **common))
-    assert set(other) == set(one)
-    differing = [f for f in one if f.startswith("images/") and one[f] != other[f]]
-    assert len(differing) >= 20
+    other = run_augment(binary_project, "s1", seed=1, workers=2, **common)
+    first = np.load(binary_project / "w1" / "images.npy")
+    differing = (np.load(other / "images.npy") != first).any(axis=(1, 2))
+    assert differing.sum() >= 20
 
 
 def test_names_samples_and_dataset_json(binary_project: Path) -> None:
     out = run_augment(binary_project, "names", ops="RDZ", size=17, workers=2)
-    expected = [f"RDZ17_{i:05d}.png" for i in range(17)]
-    assert sorted(p.name for p in (out / "images").iterdir()) == expected
-    assert sorted(p.name for p in (out / "masks").iterdir()) == expected
+    assert sorted(p.name for p in out.iterdir()) == ["dataset.json", "images.npy", "masks.npy", "samples.csv"]
     samples = pd.read_csv(out / "samples.csv", dtype={"tile_id": str, "ops": str}, keep_default_na=False)
     assert samples["i"].tolist() == list(range(17))
-    assert samples["file"].tolist() == expected
+    assert samples["sample_id"].tolist() == [f"RDZ17_{i:05d}" for i in range(17)]
     info = json.loads((out / "dataset.json").read_text())
     assert info["name"] == "RDZ17" and info["size"] == 17 and info["ops"] == "RDZ"
     assert info["seed"] == 0 and info["n_source_tiles"] == 12 and info["tile_size"] == TILE
@@ -176,13 +191,13 @@ def test_names_samples_and_dataset_json(binary_project: Path) -> None:
     assert info["params"]["distort"] == {"probability": 0.9, "grid_width": 8, "grid_height": 8, "magnitude": 2}
     assert info["params"]["zoom"] == {"probability": 0.3, "min_factor": 1.1, "max_factor": 1.6}
     assert set(info["params"]) == {"rotate", "distort", "zoom"}
-    for f in expected[:3]:
-        image = cv2.imread(str(out / "images" / f), cv2.IMREAD_UNCHANGED)
-        assert image.dtype == np.uint8 and image.shape == (TILE, TILE)
+    for kind in ("images", "masks"):
+        stack = np.load(out / f"{kind}.npy")
+        assert stack.dtype == np.uint8 and stack.shape == (17, TILE, TILE)
 
 
 def test_only_train_tiles_are_used(binary_project: Path) -> None:
-    # val/test tile PNGs are garbage in this fixture: reading one would raise
+    # val/test mask tiles are garbage in this fixture: reading one would raise
     out = run_augment(binary_project, "train_only", ops="RZ", size=30, workers=2)
     samples = pd.read_csv(out / "samples.csv", dtype={"tile_id": str})
     train = train_tiles(binary_project)
@@ -207,11 +222,11 @@ def test_no_augmentation_copies_train_tiles(binary_project: Path, params: dict) 
     samples = pd.read_csv(out / "samples.csv", dtype={"tile_id": str, "ops": str}, keep_default_na=False)
     assert samples["tile_id"].tolist() == train["tile_id"].tolist()
     assert (samples["ops"] == "").all()
-    for i, tid in enumerate(train["tile_id"]):
-        for sub in ("images", "masks"):
-            got = cv2.imread(str(out / sub / f"orig12_{i:05d}.png"), cv2.IMREAD_UNCHANGED)
-            src = cv2.imread(str(binary_project / "ingested" / "tiles" / sub / f"{tid}.png"), cv2.IMREAD_UNCHANGED)
-            np.testing.assert_array_equal(got, src)
+    assert samples["sample_id"].tolist() == [f"orig12_{i:05d}" for i in range(12)]
+    for kind in ("images", "masks"):
+        got = np.load(out / f"{kind}.npy")
+        src = np.stack([ingested_tile(binary_project, kind, tid) for tid in train["tile_id"]])
+        np.testing.assert_array_equal(got, src)  # row i = sample i = tile i in tile_id order
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,12 +237,11 @@ def check_alignment(project: Path, out_name: str, n_classes: int, shown: set[int
     """Augment; the image thresholded at 115 (midway between the levels 0..29 and 200..229) must
     equal ``mask in shown`` except within 1 px of mask edges."""
     out = run_augment(project, out_name, ops="RDZF", size=40, workers=2)
-    samples = pd.read_csv(out / "samples.csv", keep_default_na=False)
+    samples = pd.read_csv(out / "samples.csv", dtype={"tile_id": str}, keep_default_na=False)
+    images, masks = np.load(out / "images.npy"), np.load(out / "masks.npy")
     changed = 0
     seen: set[int] = set()
-    for tile_id, file in zip(samples["tile_id"], samples["file"]):
-        image = cv2.imread(str(out / "images" / file), cv2.IMREAD_UNCHANGED)
-        mask = cv2.imread(str(out / "masks" / file), cv2.IMREAD_UNCHANGED)
+    for file, tile_id, image, mask in zip(samples["sample_id"], samples["tile_id"], images, masks):
         assert image.dtype == np.uint8 and mask.dtype == np.uint8
         assert image.shape == mask.shape == (TILE, TILE)
         values = set(np.unique(mask).tolist())
@@ -236,8 +250,7 @@ def check_alignment(project: Path, out_name: str, n_classes: int, shown: set[int
         edge = ndimage.maximum_filter(mask, size=3) != ndimage.minimum_filter(mask, size=3)
         disagree = ((image >= 115) != np.isin(mask, list(shown))) & ~edge
         assert not disagree.any(), (file, int(disagree.sum()))
-        src = cv2.imread(str(project / "ingested" / "tiles" / "masks" / f"{tile_id}.png"),
-                         cv2.IMREAD_UNCHANGED)
+        src = ingested_tile(project, "masks", tile_id)
         changed += int((src != mask).any())
     assert seen == set(range(n_classes))
     assert changed >= 30           # the transforms did something
@@ -255,9 +268,8 @@ def test_three_class_masks_exact_and_aligned(three_class_fg: Path, three_class_c
     a = pd.read_csv(three_class_fg / "align" / "samples.csv")
     b = pd.read_csv(three_class_c2 / "align" / "samples.csv")
     pd.testing.assert_frame_equal(a, b)
-    for file in a["file"]:
-        np.testing.assert_array_equal(cv2.imread(str(three_class_fg / "align" / "masks" / file), -1),
-                                      cv2.imread(str(three_class_c2 / "align" / "masks" / file), -1))
+    np.testing.assert_array_equal(np.load(three_class_fg / "align" / "masks.npy"),
+                                  np.load(three_class_c2 / "align" / "masks.npy"))
 
 
 def test_no_spurious_class_on_a_0_2_boundary() -> None:
@@ -400,9 +412,8 @@ def test_param_typo_names_the_closest_key(tmp_path: Path) -> None:
 def test_bad_train_mask_names_file_and_leaves_no_output(tmp_path: Path, workers: int) -> None:
     project = make_project(tmp_path, n_classes=2, n_sources=5, seed=3)
     tid = train_tiles(project)["tile_id"].iloc[1]
-    bad = np.full((TILE, TILE), 7, np.uint8)
-    cv2.imwrite(str(project / "ingested" / "tiles" / "masks" / f"{tid}.png"), bad)
-    with pytest.raises(AugmentError, match=rf"{tid}\.png: mask values \[7\]"):
+    edit_tile_rows(project / "ingested", "masks", {tid}, 7)
+    with pytest.raises(AugmentError, match=rf"masks\.npy, row \d+ \(tile {tid}\): mask values \[7\]"):
         run_augment(project, "bad", ops="R", size=40, workers=workers)
     assert not (project / "bad").exists()
     assert not [p for p in project.iterdir() if p.name.startswith(".bad")]
@@ -414,3 +425,22 @@ def test_project_params_yaml_augment_group_is_accepted() -> None:
     assert params == AugmentParams()  # the dataclass defaults are the params.yaml values
     operations = build_operations(params.ops, params)
     assert len(operations) == len(params.ops) + ("F" in params.ops)   # F = two flips
+
+
+def test_stack_out_of_step_with_tiles_csv_is_refused(tmp_path: Path) -> None:
+    project = make_project(tmp_path, n_classes=2, n_sources=5, seed=4)
+    stack = project / "ingested" / "tiles" / "images.npy"
+    np.save(stack, np.load(stack)[:-1])  # one tile short: the rows no longer say which tile
+    with pytest.raises(PipelineDataError, match=r"images\.npy: holds 19 tiles but its table has 20 rows"):
+        run_augment(project, "short", ops="F", size=8, workers=1)
+    assert not (project / "short").exists()
+
+
+def test_train_tile_without_a_mask_is_refused(tmp_path: Path) -> None:
+    project = make_project(tmp_path, n_classes=2, n_sources=5, seed=5)
+    tid = train_tiles(project)["tile_id"].iloc[2]
+    table = pd.read_csv(project / "ingested" / "tiles.csv", dtype=str, keep_default_na=False)
+    table.loc[table["tile_id"] == tid, "mask_sha256"] = ""  # ingested without a mask
+    table.to_csv(project / "ingested" / "tiles.csv", index=False)
+    with pytest.raises(AugmentError, match=rf"tiles\.csv: train tile\(s\) \['{tid}'\] have no mask"):
+        run_augment(project, "nomask", ops="F", size=8, workers=1)

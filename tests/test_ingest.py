@@ -4,6 +4,7 @@ input, the params group."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -125,7 +126,7 @@ def test_isbi_binary_foreground_zero(tmp_path):
     assert row["normalisation"] == "none" and row["pixel_size_nm"] == ""
     sid = row["source_id"]
     t = tiles[tiles["source_id"] == sid]
-    imgs = [_read_png(out / "tiles" / "images" / f"{tid}.png") for tid in t["tile_id"]]
+    imgs = list(np.load(out / "tiles" / "images.npy")[t.index])  # row k = row k of tiles.csv
     assert [array_sha256(a) for a in imgs] == list(t["image_sha256"])
     back = stitch(imgs, t[["y", "x"]].itertuples(index=False), (512, 512))
     np.testing.assert_array_equal(back, np.array(Image.open(ISBI / row["image_file"])))
@@ -155,7 +156,8 @@ def test_deterministic_bytes_and_workers(tmp_path):
 
     a, b = listing(tmp_path / "a"), listing(tmp_path / "b")
     assert a.keys() == b.keys() and a == b
-    assert len([k for k in a if k.startswith("tiles/images/")]) == 4 * 16
+    assert sorted(k for k in a if k.startswith("tiles/")) == ["tiles/images.npy", "tiles/masks.npy"]
+    assert np.load(tmp_path / "a" / "tiles" / "images.npy").shape == (4 * 16, 128, 128)
 
 
 def test_tetrahedra_rgb_big_endian(tmp_path):
@@ -215,9 +217,10 @@ def test_track_membranes_unlabelled(tmp_path, caplog):
     assert sources.loc["photo5", "height"] == 642
     assert any("photo5.jpg" in r.getMessage() and "scale bar" in r.getMessage()
                for r in caplog.records)
-    assert not any((out / "masks").iterdir()) and not any((out / "tiles" / "masks").iterdir())
+    assert not any((out / "masks").iterdir()) and not (out / "tiles" / "masks.npy").exists()
     tiles = pd.read_csv(out / "tiles.csv", keep_default_na=False)
     assert (tiles["fg_fraction"] == "").all()
+    assert np.load(out / "tiles" / "images.npy").shape == (len(tiles), 256, 256)
 
 
 # ============================================================================ synthetic cases
@@ -298,10 +301,44 @@ def test_labels_and_mask_suffix_and_small_image_padding(tmp_path):
     t = pd.read_csv(out / "tiles.csv").iloc[0]
     assert t["tile_id"] == "tiny img.v2__y00000_x00000"
     assert (t["valid_height"], t["valid_width"]) == (20, 24)
-    tile = _read_png(out / "tiles" / "masks" / f"{t['tile_id']}.png")
+    tile = np.load(out / "tiles" / "masks.npy")[0]
     assert tile.shape == (64, 64)
     np.testing.assert_array_equal(tile[:20, :24], lab)
     assert t["fg_fraction"] == pytest.approx(np.count_nonzero(lab) / lab.size)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_tile_stacks_follow_tiles_csv_row_for_row(tmp_path, workers):
+    """Row k of tiles/images.npy and tiles/masks.npy is the tile of row k of tiles.csv, checked
+    by the content hashes tiles.csv records; the files are what np.save writes. The images are
+    read in another order than the table's (dataset 'zeta' is listed first, the table is sorted
+    by source id) and one has no mask."""
+    rng = np.random.default_rng(5)
+    for name, stem, shape in (("zeta", "9", (70, 90)), ("zeta", "10", (40, 40)),
+                              ("alpha", "2", (65, 33)), ("alpha", "nomask", (50, 50))):
+        mask = np.zeros(shape, np.uint8)
+        mask[5:20, 3:17] = 255
+        _png(tmp_path / name / "images" / f"{stem}.png", rng.integers(0, 256, shape, dtype=np.uint8))
+        if stem != "nomask":
+            _png(tmp_path / name / "masks" / f"{stem}.png", mask)
+    out = tmp_path / "out"
+    sources = [{"name": n, "path": str(tmp_path / n)} for n in ("zeta", "alpha")]
+    run_ingest(tmp_path, out, parse_params({"tile_size": 32, "min_size": 16, "workers": workers,
+                                            "require_masks": False, "sources": sources}))
+    tiles = pd.read_csv(out / "tiles.csv", keep_default_na=False)
+    assert tiles["source_id"].drop_duplicates().tolist() == ["alpha__2", "alpha__nomask", "zeta__10", "zeta__9"]
+    images, masks = np.load(out / "tiles" / "images.npy"), np.load(out / "tiles" / "masks.npy")
+    assert images.shape == masks.shape == (len(tiles), 32, 32) and images.dtype == masks.dtype == np.uint8
+    assert [array_sha256(a) for a in images] == tiles["image_sha256"].tolist()
+    has_mask = (tiles["mask_sha256"] != "").to_numpy()
+    assert [array_sha256(a) for a in masks[has_mask]] == tiles.loc[has_mask, "mask_sha256"].tolist()
+    assert 0 < has_mask.sum() < len(tiles) and not masks[~has_mask].any()  # no mask: 0
+    for kind, stack in (("images", images), ("masks", masks)):
+        buf = io.BytesIO()
+        np.save(buf, stack)
+        assert (out / "tiles" / f"{kind}.npy").read_bytes() == buf.getvalue()
+    assert sorted(p.relative_to(out).as_posix() for p in (out / "tiles").iterdir()) == [
+        "tiles/images.npy", "tiles/masks.npy"]
 
 
 def test_existing_output_survives_a_failed_run(tmp_path):

@@ -131,7 +131,7 @@ def test_evaluate_metrics_are_fed_by_test_directly_and_train_val_through_the_mod
 
 @pytest.mark.slow
 def test_file_inside_an_output_folder(project: Path) -> None:
-    image = sorted((project / "data/augmented/images").iterdir())[0]
+    image = project / "data/augmented/images.npy"
     report = json.loads(lineage_cli(project, str(image.relative_to(project)), "--json").stdout)
     assert report["produced_by"]["stage"] == "augment"
     assert report["produced_by"]["out"] == "data/augmented"
@@ -156,9 +156,8 @@ def test_lineage_at_an_experiment(project: Path) -> None:
 # --verify
 # --------------------------------------------------------------------------------------------
 
-def _train_tile(project: Path) -> str:
-    with open(project / "data/split/tiles.csv", newline="") as fh:
-        return next(r["tile_id"] for r in csv.DictReader(fh) if r["split"] == "train")
+#: The ingest tiles, training tiles among them: one stack file (rows = data/ingested/tiles.csv).
+TILES = "data/ingested/tiles/images.npy"
 
 
 @pytest.mark.slow
@@ -170,26 +169,39 @@ def test_verify_passes_on_an_untouched_project(project: Path) -> None:
 
 @pytest.mark.slow
 def test_verify_names_a_tampered_training_tile_in_the_workspace(project: Path, restore) -> None:
-    rel = f"data/ingested/tiles/images/{_train_tile(project)}.png"
-    path = restore(project / rel)
+    path = restore(project / TILES)
     path.write_bytes(path.read_bytes() + b"\0")
     proc = lineage_cli(project, "models/model.pt", "--verify")
     assert proc.returncode == 1
     differs = [line for line in proc.stdout.splitlines() if "DIFFERS" in line]
-    assert len(differs) == 1 and rel in differs[0] and "[workspace]" in differs[0]
+    assert len(differs) == 1 and TILES in differs[0] and "[workspace]" in differs[0]
+
+
+@pytest.mark.slow
+def test_verify_names_a_tampered_file_of_a_folder_dep_inside_an_output(project: Path, restore) -> None:
+    # evaluate depends on data/ingested/images, a folder inside ingest's output: DVC caches no
+    # listing of its own for it, the file is named from data/ingested's listing
+    test_id = next(r["source_id"] for r in _sources(project) if r["split"] == "test")
+    rel = f"data/ingested/images/{test_id}.png"
+    path = restore(project / rel)
+    path.write_bytes(path.read_bytes() + b"\0")
+    proc = lineage_cli(project, "metrics/evaluate.json", "--verify")
+    assert proc.returncode == 1
+    differs = [line for line in proc.stdout.splitlines() if "DIFFERS" in line]
+    assert len(differs) == 1 and rel in differs[0] and "[workspace]" in differs[0], differs
 
 
 @pytest.mark.slow
 def test_verify_names_a_tampered_augmented_image(project: Path, restore) -> None:
-    image = sorted((project / "data/augmented/images").iterdir())[3]
-    restore(image).write_bytes(image.read_bytes()[:-1] + b"\x01")
+    image = project / "data/augmented/images.npy"
+    restore(image).write_bytes(image.read_bytes()[:-1] + bytes([image.read_bytes()[-1] ^ 1]))
     proc = lineage_cli(project, "models/model.pt", "--verify")
     assert proc.returncode == 1 and str(image.relative_to(project)) in proc.stdout
 
 
 @pytest.mark.slow
 def test_verify_names_a_tampered_training_tile_in_the_cache(project: Path, restore) -> None:
-    rel = f"data/ingested/tiles/images/{_train_tile(project)}.png"
+    rel = TILES
     md5 = hashlib.md5((project / rel).read_bytes()).hexdigest()
     obj = project / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
     assert obj.is_file() and not (obj.stat().st_ino == (project / rel).stat().st_ino and obj.stat().st_nlink > 1)

@@ -77,7 +77,7 @@ def test_ingest_writes_the_ignore_value_exactly(tmp_path: Path, fmt: str) -> Non
     mask, out = _ingest(tmp_path, raw, mask_format=fmt, **extra)
     np.testing.assert_array_equal(mask, expected)
     tiles = pd.read_csv(out / "tiles.csv")
-    t = _read(out / "tiles" / "masks" / f"{tiles['tile_id'][0]}.png")
+    t = np.load(out / "tiles" / "masks.npy")[0]  # the tile of row 0 of tiles.csv
     np.testing.assert_array_equal(t, expected[:32, :32])
     # fg_fraction counts objects only, never not-annotated pixels
     row = tiles[(tiles["y"] == 32) & (tiles["x"] == 32)].iloc[0]
@@ -122,15 +122,17 @@ def test_ingest_then_augment_keeps_ignore_exact(tmp_path: Path, ops: str) -> Non
     raw = np.where(hidden, 100, (lab > 0) * 255).astype(np.uint8)
     _, ingested = _ingest(tmp_path, raw, ignore_value=100, tile_size=64)
     tiles = pd.read_csv(ingested / "tiles.csv")
-    tiles["image_path"] = [str(ingested / "tiles/images" / f"{t}.png") for t in tiles["tile_id"]]
-    tiles["mask_path"] = [str(ingested / "tiles/masks" / f"{t}.png") for t in tiles["tile_id"]]
+    tiles["row"] = np.arange(len(tiles))  # the stacks' rows are tiles.csv's
     params = parse_group(AugmentParams, {"ops": ops, "size": 24, "workers": 1}, group="augment")
     out = tmp_path / "aug"
-    samples, _ = augment_tiles(tiles, out, params, [0, 1], 64, progress=False, seed=3)
-    by_tile = {t: _read(Path(p)) for t, p in zip(tiles["tile_id"], tiles["mask_path"])}
+    out.mkdir()
+    samples, _ = augment_tiles(tiles, out, params, [0, 1], 64, progress=False, seed=3,
+                               images=ingested / "tiles/images.npy", masks=ingested / "tiles/masks.npy")
+    by_tile = dict(zip(tiles["tile_id"], np.load(ingested / "tiles/masks.npy")))
+    augmented = np.load(out / "masks.npy")
     seen_ignore = 0
     for r in samples.itertuples():
-        m = _read(out / "masks" / r.file)
+        m = augmented[r.i]
         assert set(np.unique(m).tolist()) <= {0, 1, IGNORE_ID}  # nothing in between
         src = by_tile[r.tile_id]
         if ops == "F":  # flips only: the exact mirror image of the ingested tile

@@ -11,6 +11,8 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from pipeline_project import TINY, dvc, make_project, run, stages_run
@@ -34,7 +36,8 @@ def test_cold_repro_runs_every_stage_and_writes_outputs(project: Path) -> None:
     assert ran == set(yaml.safe_load((project / "dvc.yaml").read_text())["stages"])
     truth = (project / "data/synthetic/truth.csv").read_text().splitlines()
     assert len(truth) == 1 + TINY["synthesize"]["n_images"]
-    assert len(list((project / "data/augmented/images").glob("*.png"))) == TINY["augment"]["size"]
+    samples = np.load(project / "data/augmented/images.npy", mmap_mode="r")
+    assert samples.shape[0] == TINY["augment"]["size"] == len(pd.read_csv(project / "data/augmented/samples.csv"))
     assert (project / "models/model.pt").stat().st_size > 0
     ev = json.loads((project / "metrics/evaluate.json").read_text())
     assert ev["n_images"] >= 1 and 0.0 <= ev["pore"]["dice"]["mean"] <= 1.0

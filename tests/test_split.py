@@ -43,9 +43,9 @@ def write_ingested(root: Path, images: dict[str, np.ndarray], *, raw_variant: di
     raw file hash differs from an identical-pixel source (a re-encoded copy).
     """
     raw_variant = raw_variant or {}
-    for sub in ("images", "masks", "tiles/images", "tiles/masks"):
+    for sub in ("images", "masks", "tiles"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    src_rows, tile_rows = [], []
+    src_rows, tile_rows, stacks = [], [], {"images": [], "masks": []}
     for sid, image in images.items():
         mask = (image > 127).astype(np.uint8)
         level = raw_variant.get(sid, 3)
@@ -65,14 +65,16 @@ def write_ingested(root: Path, images: dict[str, np.ndarray], *, raw_variant: di
             for x in range(0, w, TILE):
                 tid = f"{sid}__y{y:05d}_x{x:05d}"
                 ti, tm = image[y:y + TILE, x:x + TILE], mask[y:y + TILE, x:x + TILE]
-                cv2.imwrite(str(root / "tiles/images" / f"{tid}.png"), ti)
-                cv2.imwrite(str(root / "tiles/masks" / f"{tid}.png"), tm)
+                stacks["images"].append(ti)
+                stacks["masks"].append(tm)
                 tile_rows.append({"tile_id": tid, "source_id": sid, "y": y, "x": x, "tile_size": TILE,
                                   "valid_height": TILE, "valid_width": TILE,
                                   "image_sha256": array_sha256(ti), "mask_sha256": array_sha256(tm),
                                   "fg_fraction": float(tm.mean())})
     pd.DataFrame(src_rows).to_csv(root / "sources.csv", index=False)
     pd.DataFrame(tile_rows).to_csv(root / "tiles.csv", index=False)
+    for kind, tiles in stacks.items():  # rows in the order of tiles.csv
+        np.save(root / "tiles" / f"{kind}.npy", np.stack(tiles))
     (root / "classes.json").write_text(json.dumps(classes or {"0": "background", "1": "pore"}))
     return root
 

@@ -344,3 +344,37 @@ def test_train_param_typo_fails_naming_the_key_it_meant(tmp_path: Path) -> None:
     with pytest.raises(ParamsError, match=r"train\.loss: unknown loss term"):
         train_stage.main(argv)
     assert not (tmp_path / "model").exists() and not (tmp_path / "live").exists()
+
+
+def test_load_data_reads_samples_in_order_and_val_tiles_by_id(tmp_path: Path) -> None:
+    """Train data = the augmented stacks row for row; val data = the val tiles' rows of the
+    ingest stacks, found through ingest's tiles.csv, in the split manifest's order (which here
+    differs from the stacks' order)."""
+    import pandas as pd
+
+    from porescope.io.tables import PipelineDataError
+    from porescope.segmentation.train_model import load_data
+
+    rng = np.random.default_rng(0)
+    ingested, split, augmented = (tmp_path / n for n in ("ingested", "split", "augmented"))
+    for folder in (ingested / "tiles", split, augmented):
+        folder.mkdir(parents=True)
+    ids = [f"t{k}" for k in range(6)]
+    tiles = rng.integers(0, 256, (6, 8, 8), dtype=np.uint8)
+    pd.DataFrame({"tile_id": ids}).to_csv(ingested / "tiles.csv", index=False)
+    np.save(ingested / "tiles" / "images.npy", tiles)
+    np.save(ingested / "tiles" / "masks.npy", tiles // 128)
+    pd.DataFrame({"tile_id": ["t5", "t0", "t3", "t1"], "split": ["val", "train", "val", "test"]}).to_csv(
+        split / "tiles.csv", index=False)
+    samples = rng.integers(0, 256, (3, 8, 8), dtype=np.uint8)
+    pd.DataFrame({"i": [0, 1, 2], "tile_id": ["t0"] * 3}).to_csv(augmented / "samples.csv", index=False)
+    np.save(augmented / "images.npy", samples)
+    np.save(augmented / "masks.npy", samples // 200)
+    train, val = load_data(augmented, ingested, split)
+    np.testing.assert_array_equal(train.images, samples)
+    np.testing.assert_array_equal(train.masks, samples // 200)
+    np.testing.assert_array_equal(val.images, tiles[[5, 3]])
+    np.testing.assert_array_equal(val.masks, tiles[[5, 3]] // 128)
+    pd.DataFrame({"i": [0, 1], "tile_id": ["t0"] * 2}).to_csv(augmented / "samples.csv", index=False)
+    with pytest.raises(PipelineDataError, match=r"images\.npy: holds 3 tiles but its table has 2 rows"):
+        load_data(augmented, ingested, split)

@@ -124,19 +124,27 @@ def _tmp_sibling(path: Path, suffix: str = "") -> Path:
     return Path(name)
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write; it is renamed to ``path`` when the block
+    ends normally and removed on any exception, Ctrl-C or SIGTERM (``path`` is then unchanged)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with exit_on_sigterm():
         tmp = _tmp_sibling(path)
         try:
-            tmp.write_bytes(data)
+            yield tmp
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-    return path
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

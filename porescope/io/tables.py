@@ -1,6 +1,7 @@
 """Reading the pipeline's own intermediate datasets (ingest / split / augment outputs).
 
-These are PNG files the pipeline wrote itself (uint8 grey images, uint8 class-id masks), so
+These are files the pipeline wrote itself (CSV tables, ``classes.json``, PNGs: uint8 grey
+images, uint8 class-id masks; the tile stacks are read with :mod:`porescope.io.stacks`), so
 reading is strict: a missing or undecodable file is an error naming it.
 """
 
@@ -30,22 +31,10 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
     return image
 
 
-def read_stack(folder: str | os.PathLike, names: Iterable[str], suffix: str = ".png") -> np.ndarray:
-    """Read same-sized images ``folder/<name><suffix>`` into one ``(N, H, W)`` array."""
-    folder = Path(folder)
-    arrays = [read_png(folder / f"{name}{suffix}") for name in names]
-    if not arrays:
-        return np.zeros((0, 0, 0), dtype=np.uint8)
-    shapes = {a.shape for a in arrays}
-    if len(shapes) != 1:
-        raise PipelineDataError(f"{folder}: images differ in size {sorted(shapes)}; expected equal tiles")
-    return np.stack(arrays)
-
-
 #: Columns read as strings (ids and hashes must not become numbers: "001" stays "001").
 STRING_COLUMNS = ("source_id", "tile_id", "image_id", "image_file", "mask_file", "image_sha256", "mask_sha256",
                   "normalisation", "pixel_size_source", "source_image_file", "source_image_sha256", "split",
-                  "file")
+                  "file", "sample_id")
 
 
 def read_table(path: str | os.PathLike, required: Iterable[str] = (), unique: str | None = None) -> pd.DataFrame:

@@ -37,7 +37,12 @@ both are seeded in the worker just before the operations run on that sample. The
 sample ``i`` comes from a balanced assignment (concatenated seeded permutations of the tiles, from
 ``SeedSequence(seed, spawn_key=(0,))``), so every tile is used ``floor`` or ``ceil`` of
 ``size / n_tiles`` times. Output files are therefore identical for any number of workers and any
-completion order. (Augmentor's own multi-threaded ``Pipeline.sample`` is not reproducible and
+completion order.
+
+Storage. The tiles are read from the ingest stacks (``tiles/images.npy``, ``tiles/masks.npy``,
+memory-mapped, one row per ``tiles.csv`` row; :mod:`porescope.io.stacks`) and the samples are
+written as two stacks, ``images.npy`` and ``masks.npy``, row ``i`` = sample ``i`` = row ``i`` of
+``samples.csv``. (Augmentor's own multi-threaded ``Pipeline.sample`` is not reproducible and
 names files with UUIDs; it is not used.)
 
 Masks. Augmentor resamples every image bicubically, so a mask passed through it comes out with
@@ -83,6 +88,7 @@ from PIL import Image
 from porescope.config import Fail, to_mapping
 from porescope.errors import PorescopeError
 from porescope.io.mask_encoding import IGNORE_ID
+from porescope.io.stacks import StackWriter, open_stack, table_rows
 from porescope.preprocessing.datasets import assign_tiles_by_dataset
 from porescope.parallel.processes import worker_context
 
@@ -413,8 +419,9 @@ class AugmentJob:
     name: str
     out_dir: str
     tile_ids: tuple[str, ...]
-    image_paths: tuple[str, ...]
-    mask_paths: tuple[str, ...]
+    images: str                 # the tile stacks (.npy) ...
+    masks: str
+    rows: tuple[int, ...]       # ... and the stack row of each tile
     tile_index: np.ndarray
     operations: tuple[Operation, ...]
     class_ids: tuple[int, ...]
@@ -423,88 +430,88 @@ class AugmentJob:
     tile_size: int | None = None
 
 
-def read_tile(path: str | os.PathLike, what: str = "image") -> np.ndarray:
-    """Read a 2-D uint8 PNG tile; ``AugmentError`` naming the file otherwise."""
-    array = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
-    if array is None:
-        raise AugmentError(f"{path}: cannot read the {what} tile (missing or not an image)")
-    if array.ndim != 2 or array.dtype != np.uint8:
-        raise AugmentError(f"{path}: {what} tile must be 2-D uint8 grey, got {array.dtype} {array.shape}")
-    return array
-
-
-def _write_png(path: str, array: np.ndarray) -> None:
-    if not cv2.imwrite(path, array):
-        raise AugmentError(f"{path}: OpenCV could not write the PNG")
-
-
-def make_sample(job: AugmentJob, i: int) -> dict[str, Any]:
-    """Make sample ``i`` of ``job``: read its tile, augment, write both PNGs; return its record."""
-    t = int(job.tile_index[i])
-    image = read_tile(job.image_paths[t], "image")
-    mask = read_tile(job.mask_paths[t], "mask")
-    if image.shape != mask.shape:
-        raise AugmentError(f"{job.mask_paths[t]}: mask shape {mask.shape} != image shape {image.shape}")
-    if job.tile_size is not None and image.shape != (job.tile_size, job.tile_size):
-        raise AugmentError(f"{job.image_paths[t]}: tile shape {image.shape}, expected "
+def open_tiles(job: AugmentJob) -> tuple[np.ndarray, np.ndarray]:
+    """The job's image and mask tile stacks, memory-mapped (``AugmentError`` if they differ)."""
+    images, masks = open_stack(job.images), open_stack(job.masks)
+    if images.shape != masks.shape:
+        raise AugmentError(f"{job.masks}: mask stack {masks.shape} != image stack {images.shape} "
+                           f"({job.images})")
+    if job.tile_size is not None and images.shape[1:] != (job.tile_size, job.tile_size):
+        raise AugmentError(f"{job.images}: tiles are {images.shape[1:]}, expected "
                            f"{job.tile_size} x {job.tile_size}")
+    return images, masks
+
+
+def make_sample(job: AugmentJob, i: int, tiles: tuple[np.ndarray, np.ndarray]
+                ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """Make sample ``i`` of ``job`` from its tile in ``tiles`` (:func:`open_tiles`); return its
+    record, image and mask."""
+    t = int(job.tile_index[i])
+    row = job.rows[t]
+    image, mask = np.array(tiles[0][row]), np.array(tiles[1][row])
     valid = np.zeros(256, dtype=bool)
     valid[list(job.class_ids)] = True
     valid[IGNORE_ID] = True  # not annotated (ingest.ignore_value)
     if not valid[mask].all():
         found = sorted(set(np.unique(mask).tolist()) - set(job.class_ids))
-        raise AugmentError(f"{job.mask_paths[t]}: mask values {found[:10]} are not declared class "
-                           f"ids {list(job.class_ids)} (classes.json)")
+        raise AugmentError(f"{job.masks}, row {row} (tile {job.tile_ids[t]}): mask values "
+                           f"{found[:10]} are not declared class ids {list(job.class_ids)} "
+                           "(classes.json)")
     probabilities = [op.probability for op in job.operations]
     fired, py_seed, np_seed = draw_sample(job.seed, i, probabilities, job.probability_mode)
     out_image, out_mask, drawn = augment_pair(image, mask, job.operations, fired, job.class_ids,
                                               py_seed, np_seed)
-    file = f"{job.name}_{i:05d}.png"
-    _write_png(os.path.join(job.out_dir, "images", file), out_image)
-    _write_png(os.path.join(job.out_dir, "masks", file), out_mask)
-    return {"i": i, "file": file, "tile_id": job.tile_ids[t],
-            "ops": "+".join(op.key for op, on in zip(job.operations, fired) if on),
-            "rotate_deg": drawn.get("rotate_deg"), "zoom_factor": drawn.get("zoom_factor"),
-            "py_seed": py_seed, "np_seed": np_seed}
+    record = {"i": i, "sample_id": f"{job.name}_{i:05d}", "tile_id": job.tile_ids[t],
+              "ops": "+".join(op.key for op, on in zip(job.operations, fired) if on),
+              "rotate_deg": drawn.get("rotate_deg"), "zoom_factor": drawn.get("zoom_factor"),
+              "py_seed": py_seed, "np_seed": np_seed}
+    return record, out_image, out_mask
 
 
-_WORKER_JOB: AugmentJob | None = None
+_WORKER: tuple[AugmentJob, tuple[np.ndarray, np.ndarray]] | None = None
 
 
 def _init_worker(job: AugmentJob) -> None:
-    global _WORKER_JOB
-    _WORKER_JOB = job
+    global _WORKER
+    _WORKER = (job, open_tiles(job))
     cv2.setNumThreads(1)
 
 
-def _worker_sample(i: int) -> dict[str, Any]:
-    assert _WORKER_JOB is not None
-    return make_sample(_WORKER_JOB, i)
+def _worker_sample(i: int) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    assert _WORKER is not None
+    return make_sample(_WORKER[0], i, _WORKER[1])
 
 
 def run_job(job: AugmentJob, workers: int = 2, progress: bool = True) -> pd.DataFrame:
     """Make every sample of ``job`` (``workers`` processes; 0 or 1 = in this process).
 
-    ``<job.out_dir>/images`` and ``/masks`` are created. Returns the samples table (one row per
-    sample, ordered by ``i``): ``i, file, tile_id, ops, rotate_deg, zoom_factor, py_seed, np_seed``.
+    Writes ``<job.out_dir>/images.npy`` and ``masks.npy`` (row ``i`` = sample ``i``). Returns
+    the samples table (one row per sample, ordered by ``i``): ``i, sample_id, tile_id, ops,
+    rotate_deg, zoom_factor, py_seed, np_seed``.
     """
     from tqdm import tqdm
 
     size = len(job.tile_index)
-    for sub in ("images", "masks"):
-        Path(job.out_dir, sub).mkdir(parents=True, exist_ok=True)
+    tiles = open_tiles(job)
+    shape = tiles[0].shape[1:]
     records: list[dict[str, Any]] = []
-    if workers <= 1 or size <= 1:
-        for i in tqdm(range(size), desc=job.name, unit="sample", disable=not progress):
-            records.append(make_sample(job, i))
-    else:
-        chunksize = max(1, min(32, size // (workers * 8)))
-        with worker_context([__name__]).Pool(workers, initializer=_init_worker, initargs=(job,)) as pool:
-            with tqdm(total=size, desc=job.name, unit="sample", disable=not progress) as bar:
-                for record in pool.imap(_worker_sample, range(size), chunksize=chunksize):
-                    records.append(record)
-                    bar.update(1)
-    columns = ["i", "file", "tile_id", "ops", "rotate_deg", "zoom_factor", "py_seed", "np_seed"]
+    with StackWriter(Path(job.out_dir, "images.npy"), size, shape) as images, \
+            StackWriter(Path(job.out_dir, "masks.npy"), size, shape) as masks, \
+            tqdm(total=size, desc=job.name, unit="sample", disable=not progress) as bar:
+        with contextlib.ExitStack() as stack:
+            if workers <= 1 or size <= 1:
+                made: Iterator = (make_sample(job, i, tiles) for i in range(size))
+            else:
+                chunksize = max(1, min(32, size // (workers * 8)))
+                pool = stack.enter_context(worker_context([__name__]).Pool(
+                    workers, initializer=_init_worker, initargs=(job,)))
+                made = pool.imap(_worker_sample, range(size), chunksize=chunksize)
+            for record, image, mask in made:  # in the order of i
+                records.append(record)
+                images.append(image)
+                masks.append(mask)
+                bar.update(1)
+    columns = ["i", "sample_id", "tile_id", "ops", "rotate_deg", "zoom_factor", "py_seed", "np_seed"]
     table = pd.DataFrame.from_records(records, columns=columns)
     table["rotate_deg"] = table["rotate_deg"].astype("Int64")
     table["zoom_factor"] = table["zoom_factor"].astype("Float64")
@@ -513,27 +520,33 @@ def run_job(job: AugmentJob, workers: int = 2, progress: bool = True) -> pd.Data
 
 def augment_tiles(tiles: pd.DataFrame, out_dir: str | os.PathLike, params: AugmentParams,
                   class_ids: Sequence[int], tile_size: int | None = None,
-                  progress: bool = True, *, seed: int) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Build an augmented dataset from training tiles into ``out_dir/images`` and ``out_dir/masks``.
+                  progress: bool = True, *, seed: int, images: str | os.PathLike,
+                  masks: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Build an augmented dataset from training tiles into ``out_dir/images.npy`` and
+    ``out_dir/masks.npy`` (row ``i`` = sample ``i``).
 
     Parameters
     ----------
     tiles : DataFrame
-        Columns ``tile_id``, ``image_path``, ``mask_path`` (optionally ``source_id``; and
-        ``dataset`` with ``weight`` for several datasets, ``ingest.sources``): the TRAIN tiles
-        only. They are sorted by ``tile_id`` first, so row order does not matter.
+        Columns ``tile_id`` and ``row``, the tile's row in the stacks ``images`` / ``masks``
+        (optionally ``source_id``; and ``dataset`` with ``weight`` for several datasets,
+        ``ingest.sources``): the TRAIN tiles only. They are sorted by ``tile_id`` first, so row
+        order does not matter.
     out_dir : folder to fill (the caller makes it atomic, e.g. ``atomic_io.output_dir``).
     params : the ``augment`` params group.
     class_ids : declared class ids (classes.json); 0 = background must be among them.
     tile_size : expected tile side in pixels, checked when given.
     seed : the shared seed; sample ``i`` depends only on ``(seed, i)``.
+    images, masks : ``.npy`` stacks of the tiles, uint8 ``(N, H, W)`` (grey; class ids), e.g. the
+        ingest stacks ``tiles/images.npy`` and ``tiles/masks.npy``; only the rows of ``tiles``
+        are read.
 
     With a ``dataset`` column the samples are shared among the datasets by their weights
     (:func:`porescope.preprocessing.datasets.assign_tiles_by_dataset`), else spread evenly over
     the tiles (:func:`assign_tiles`).
 
     ``size == 0`` or ``ops == ""`` means no augmentation: every tile is written once, unchanged,
-    in ``tile_id`` order, as ``orig<n>_<i:05d>.png`` (same layout, so training reads one format).
+    in ``tile_id`` order, as sample ``orig<n>_<i:05d>`` (same layout, so training reads one format).
 
     Returns ``(samples, info)``: the samples table (plus ``source_id`` if given) and the
     ``dataset.json`` content (name, size, ops, params, seed, n_source_tiles, ...).
@@ -542,7 +555,7 @@ def augment_tiles(tiles: pd.DataFrame, out_dir: str | os.PathLike, params: Augme
     ids = sorted({int(k) for k in class_ids})
     if 0 not in ids or not all(0 <= k <= 255 for k in ids):
         raise AugmentError(f"class ids {ids}: need 0 (background) and ids in 0..255 (classes.json)")
-    missing = {"tile_id", "image_path", "mask_path"} - set(tiles.columns)
+    missing = {"tile_id", "row"} - set(tiles.columns)
     if missing:
         raise AugmentError(f"augment_tiles: tiles table lacks column(s) {sorted(missing)}")
     if tiles["tile_id"].duplicated().any():
@@ -568,8 +581,8 @@ def augment_tiles(tiles: pd.DataFrame, out_dir: str | os.PathLike, params: Augme
         tile_index = np.arange(n, dtype=np.int64)
     job = AugmentJob(name=name, out_dir=os.fspath(out_dir),
                      tile_ids=tuple(tiles["tile_id"].astype(str)),
-                     image_paths=tuple(str(x) for x in tiles["image_path"]),
-                     mask_paths=tuple(str(x) for x in tiles["mask_path"]),
+                     images=os.fspath(images), masks=os.fspath(masks),
+                     rows=tuple(int(r) for r in tiles["row"]),
                      tile_index=tile_index, operations=operations, class_ids=tuple(ids),
                      seed=seed, probability_mode=p.probability_mode, tile_size=tile_size)
     samples = run_job(job, workers=p.workers, progress=progress)
@@ -608,13 +621,18 @@ class LeakageError(AssertionError):
     """An augmented sample was made from a tile outside the training split (a bug, not bad input)."""
 
 
-def train_tiles(split_tiles: pd.DataFrame, ingested: str | os.PathLike) -> pd.DataFrame:
-    """Rows of the split manifest with ``split == train``, plus ``image_path`` / ``mask_path``
-    (``<ingested>/tiles/images/<tile_id>.png`` and ``.../masks/...``, the ingest layout)."""
-    ingested = Path(ingested)
+def train_tiles(split_tiles: pd.DataFrame, ingested_tiles: pd.DataFrame,
+                table: str | os.PathLike = "tiles.csv") -> pd.DataFrame:
+    """Rows of the split manifest with ``split == train`` (``tile_id``, ``source_id``), plus
+    ``row``: the tile's row in the ingest stacks, i.e. in ``ingested_tiles`` (ingest's
+    ``tiles.csv``, named ``table`` in errors). Raises ``AugmentError`` for a train tile without
+    a mask."""
     train = split_tiles.loc[split_tiles["split"] == "train", ["tile_id", "source_id"]].copy()
-    train["image_path"] = [str(ingested / "tiles" / "images" / f"{t}.png") for t in train["tile_id"]]
-    train["mask_path"] = [str(ingested / "tiles" / "masks" / f"{t}.png") for t in train["tile_id"]]
+    train["row"] = table_rows(ingested_tiles["tile_id"], train["tile_id"], table)
+    unmasked = ingested_tiles["mask_sha256"].isna().to_numpy()[train["row"].to_numpy()]
+    if unmasked.any():
+        raise AugmentError(f"{table}: train tile(s) {train['tile_id'][unmasked].tolist()[:5]} have no "
+                           "mask; every training image needs its mask (ingest.require_masks)")
     return train.reset_index(drop=True)
 
 
@@ -633,8 +651,10 @@ def run_augment(params: AugmentParams, seed: int, ingested: str | os.PathLike, s
     """Augment the train tiles of a split into the folder ``out``; returns the dataset.json content.
 
     Reads the audit manifest ``<split>/tiles.csv`` (only ``split == train`` tiles are used), the
-    tile PNGs and ``<ingested>/classes.json``; writes ``images/``, ``masks/``, ``samples.csv`` and
-    ``dataset.json`` atomically, after checking that every sample comes from a train tile.
+    ingest stacks ``<ingested>/tiles/images.npy`` and ``masks.npy`` (rows as in
+    ``<ingested>/tiles.csv``), ``<ingested>/classes.json`` and ``sources.csv``; writes
+    ``images.npy``, ``masks.npy``, ``samples.csv`` and ``dataset.json`` atomically, after
+    checking that every sample comes from a train tile.
     """
     from porescope.io import atomic as atomic_io
     from porescope.io.tables import read_classes, read_table
@@ -643,7 +663,11 @@ def run_augment(params: AugmentParams, seed: int, ingested: str | os.PathLike, s
     manifest = read_table(split / "tiles.csv", ("tile_id", "source_id", "split", "tile_size"),
                           unique="tile_id")
     class_ids = sorted(read_classes(ingested))
-    tiles = train_tiles(manifest, ingested)
+    ingested_tiles = read_table(ingested / "tiles.csv", ("tile_id", "mask_sha256"), unique="tile_id")
+    tiles = train_tiles(manifest, ingested_tiles, ingested / "tiles.csv")
+    stacks = {k: ingested / "tiles" / f"{k}.npy" for k in ("images", "masks")}
+    for path in stacks.values():  # rows = the rows of tiles.csv
+        open_stack(path, n_rows=len(ingested_tiles))
     sources = read_table(ingested / "sources.csv") if (ingested / "sources.csv").is_file() else None
     if sources is not None and "dataset" in sources.columns:  # ingest.sources: by their weights
         by_source = sources.assign(source_id=sources["source_id"].astype(str)).set_index("source_id")
@@ -656,7 +680,7 @@ def run_augment(params: AugmentParams, seed: int, ingested: str | os.PathLike, s
         raise AugmentError(f"{split / 'tiles.csv'}: train tiles have several tile_size values {sorted(sizes)}")
     with atomic_io.output_dir(out) as tmp:
         samples, info = augment_tiles(tiles, tmp, params, class_ids, tile_size=int(sizes[0]),
-                                      progress=progress, seed=seed)
+                                      progress=progress, seed=seed, **stacks)
         check_train_only(samples, manifest)
         atomic_io.write_csv(tmp / "samples.csv", samples)
         atomic_io.write_json(tmp / "dataset.json", info)

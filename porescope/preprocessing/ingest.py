@@ -2,11 +2,17 @@
 
 :func:`run_ingest` reads every image (and mask) of a dataset folder, decodes the masks to class
 ids, crops SEM data bars, converts to 8-bit grey, tiles, and writes (``out``, built in a
-temporary folder and swapped in only when complete): ``images/``, ``masks/``, ``tiles/images/``,
-``tiles/masks/``, ``sources.csv``, ``tiles.csv``, ``classes.json``. ``image_file`` /
-``mask_file`` are paths relative to the source folder; ``fg_fraction`` is the fraction of a
-tile's valid (unpadded) pixels whose class is not 0. Without a mask, the mask columns are empty
-and no mask PNGs are written.
+temporary folder and swapped in only when complete): ``images/`` and ``masks/`` (one PNG per
+source, full size), ``tiles/images.npy`` and ``tiles/masks.npy``, ``sources.csv``,
+``tiles.csv``, ``classes.json``. ``image_file`` / ``mask_file`` are paths relative to the source
+folder; ``fg_fraction`` is the fraction of a tile's valid (unpadded) pixels whose class is not 0.
+Without a mask, the mask columns are empty and no mask PNG is written.
+
+The tiles are two stacks (:mod:`porescope.io.stacks`), uint8 ``(N, tile_size, tile_size)``, row
+``k`` = row ``k`` of ``tiles.csv``: ``tiles/images.npy`` (grey) and ``tiles/masks.npy`` (class
+ids; the rows of tiles without a mask, empty ``mask_sha256``, are 0 and stand for nothing;
+absent when no source has a mask). Every tile has the same shape: ``tile_size`` is one value for
+all datasets of ``sources`` and the images are 8-bit grey.
 
 The settings are :class:`IngestParams` (the ``ingest`` params group):
 
@@ -63,6 +69,7 @@ The settings are :class:`IngestParams` (the ``ingest`` params group):
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -94,6 +101,7 @@ from porescope.io.mask_encoding import (
 )
 from porescope.io.micrograph import NormalisationParams, page_micrograph
 from porescope.io.pairing import IngestError, SourcePair, find_pairs
+from porescope.io.stacks import StackWriter
 from porescope.parallel.processes import worker_context
 from porescope.preprocessing.datasets import DATASET_COLUMNS, DatasetParams, source_id
 from porescope.preprocessing.tiling import cut_tiles
@@ -106,6 +114,9 @@ SOURCES_COLUMNS = ["source_id", "image_file", "image_sha256", "mask_file", "mask
                    "normalisation", "pixel_size_nm", "pixel_size_source"]
 TILES_COLUMNS = ["tile_id", "source_id", "y", "x", "tile_size", "valid_height", "valid_width",
                  "image_sha256", "mask_sha256", "fg_fraction"]
+
+#: Folder (inside the temporary output) of each image's tiles, gathered into the stacks at the end.
+_PARTS = ".tile_parts"
 
 
 class _Bad(Exception):
@@ -340,11 +351,13 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def ingest_pair(pair: SourcePair, params: IngestParams, source_root: Path, out: Path,
-                dataset: DatasetParams | None = None
+                dataset: DatasetParams | None = None, part: int = 0
                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Read, check, crop, normalise, decode and tile one image (and mask); write its PNGs under
-    ``out``. Returns its ``sources.csv`` and ``tiles.csv`` rows. Raises ``IngestError``.
-    ``dataset`` (one of ``ingest.sources``) prefixes the source id and adds its columns."""
+    ``out`` and its tiles, in the order of its ``tiles.csv`` rows, to
+    ``out/.tile_parts/<part>.images.npy`` (and ``.masks.npy``). Returns its ``sources.csv`` and
+    ``tiles.csv`` rows. Raises ``IngestError``. ``dataset`` (one of ``ingest.sources``) prefixes
+    the source id and adds its columns."""
     # header size check first: a bomb is refused before the file is read whole
     image_size(pair.image, params.multipage, max_pixels=params.max_pixels)
     data = _read(pair.image)
@@ -366,7 +379,7 @@ def ingest_pair(pair: SourcePair, params: IngestParams, source_root: Path, out: 
                                          "ingest.multipage: all each page needs its mask page")
         mask_file = _rel(pair.mask, source_root)
 
-    source_rows, tile_rows = [], []
+    source_rows, tile_rows, tile_images, tile_masks = [], [], [], []
     for k, page in enumerate(image.pages):
         name = str(pair.image)
         sid = pair.stem if image.n_pages == 1 or params.multipage == "first" \
@@ -430,21 +443,26 @@ def ingest_pair(pair: SourcePair, params: IngestParams, source_root: Path, out: 
 
         tiles, positions = cut_tiles(u8, params.tile_size, params.pad_mode)
         mtiles = cut_tiles(ids, params.tile_size, params.pad_mode)[0] if ids is not None else None
+        tile_images.append(tiles)
         for i, pos in enumerate(positions):
             tid = f"{sid}__y{pos.y:05d}_x{pos.x:05d}"
-            _write_png(out / "tiles" / "images" / f"{tid}.png", tiles[i])
             row = {"tile_id": tid, "source_id": sid, "y": pos.y, "x": pos.x,
                    "tile_size": params.tile_size, "valid_height": pos.valid_height,
                    "valid_width": pos.valid_width, "image_sha256": array_sha256(tiles[i]),
                    "mask_sha256": None, "fg_fraction": None}
             if mtiles is not None:
-                _write_png(out / "tiles" / "masks" / f"{tid}.png", mtiles[i])
                 valid = mtiles[i][:pos.valid_height, :pos.valid_width]
                 row["mask_sha256"] = array_sha256(mtiles[i])
                 # not-annotated pixels are no foreground
                 fg = np.count_nonzero(valid) - np.count_nonzero(valid == IGNORE_ID)
                 row["fg_fraction"] = float(fg) / valid.size
             tile_rows.append(row)
+        if mtiles is not None:
+            tile_masks.append(mtiles)
+    # a file has a mask for every page or for none (a page count mismatch is refused above)
+    for kind, arrays in (("images", tile_images), ("masks", tile_masks)):
+        if arrays:
+            np.save(out / _PARTS / f"{part:06d}.{kind}.npy", np.concatenate(arrays), allow_pickle=False)
     return source_rows, tile_rows
 
 
@@ -472,8 +490,32 @@ def _mask_classes(array: np.ndarray, params: IngestParams, name: str, palette: n
     return ids
 
 
-def _worker(args: tuple[SourcePair, IngestParams, Path, Path, DatasetParams | None]):
+def _worker(args: tuple[SourcePair, IngestParams, Path, Path, DatasetParams | None, int]):
     return ingest_pair(*args)
+
+
+def _write_tile_stacks(out: Path, tiles: pd.DataFrame, tile_size: int) -> None:
+    """Gather the parts written by :func:`ingest_pair` into ``out/tiles/images.npy`` and
+    ``masks.npy``, row ``k`` = row ``k`` of ``tiles`` (its ``_part`` / ``_row`` columns say where
+    each tile lies), then remove them. A masks row of a tile without a mask is 0; no masks file
+    when no tile has a mask."""
+    parts, shape = out / _PARTS, (tile_size, tile_size)
+    where = tiles[["_part", "_row"]].to_numpy()
+    masked = tiles["mask_sha256"].notna().to_numpy()
+    for kind in ("images", "masks"):
+        if kind == "masks" and not masked.any():
+            continue
+        opened: dict[int, np.ndarray] = {}  # the tiles of one source are consecutive rows
+        with StackWriter(out / "tiles" / f"{kind}.npy", len(tiles), shape) as stack:
+            for (k, j), has_mask in zip(where, masked):
+                if kind == "masks" and not has_mask:
+                    stack.append(np.zeros(shape, np.uint8))
+                    continue
+                if k not in opened:
+                    opened = {k: np.load(parts / f"{k:06d}.{kind}.npy", mmap_mode="r")}
+                stack.append(opened[k][j])
+        del opened
+    shutil.rmtree(parts)
 
 
 def _pairs(source: Path, out: Path, params: IngestParams
@@ -504,9 +546,10 @@ def run_ingest(source: str | Path, out: str | Path, params: IngestParams) -> dic
     source, out = Path(source), Path(out)
     pairs = _pairs(source, out, params)
     with atomic_io.output_dir(out) as tmp:
-        for sub in ("images", "masks", "tiles/images", "tiles/masks"):
+        for sub in ("images", "masks", "tiles", _PARTS):
             (tmp / sub).mkdir(parents=True, exist_ok=True)
-        jobs = [(p, dparams, root, tmp, dataset) for p, dparams, root, dataset in pairs]
+        jobs = [(p, dparams, root, tmp, dataset, k)
+                for k, (p, dparams, root, dataset) in enumerate(pairs)]
         bar = tqdm(total=len(jobs), desc="ingest", unit="img", file=sys.stderr)
         results = []
         try:
@@ -530,7 +573,8 @@ def run_ingest(source: str | Path, out: str | Path, params: IngestParams) -> dic
         finally:
             bar.close()
         srows = [r for s, _ in results for r in s]
-        trows = [r for _, t in results for r in t]
+        trows = [{**r, "_part": k, "_row": j} for k, (_, t) in enumerate(results)
+                 for j, r in enumerate(t)]
         seen: dict[str, str] = {}
         roots = {} if params.sources is None else {d.name: Path(d.path) for d in params.sources}
         for r in srows:
@@ -543,8 +587,10 @@ def run_ingest(source: str | Path, out: str | Path, params: IngestParams) -> dic
         columns = SOURCES_COLUMNS + ([] if params.sources is None else list(DATASET_COLUMNS))
         sources = pd.DataFrame(srows, columns=columns).sort_values(
             "source_id", kind="stable").reset_index(drop=True)
-        tiles = pd.DataFrame(trows, columns=TILES_COLUMNS).sort_values(
+        tiles = pd.DataFrame(trows, columns=[*TILES_COLUMNS, "_part", "_row"]).sort_values(
             ["source_id", "y", "x"], kind="stable").reset_index(drop=True)
+        _write_tile_stacks(tmp, tiles, params.tile_size)
+        tiles = tiles[TILES_COLUMNS]
         atomic_io.write_csv(tmp / "sources.csv", sources)
         atomic_io.write_csv(tmp / "tiles.csv", tiles)
         atomic_io.write_json(tmp / "classes.json",

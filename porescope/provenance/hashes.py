@@ -75,3 +75,16 @@ def dvc_dir_hash(path: str | os.PathLike, repo_root: str | os.PathLike, hash_nam
             size += nbytes
     tree.digest()
     return DirHash(md5=tree.hash_info.value, files=files, size=size)
+
+
+def dvc_listing_hash(files: Mapping[str, str], hash_name: str = "md5") -> str:
+    """DVC's ``.dir`` hash (``<hex>.dir``) of a folder whose files are ``files`` (relative POSIX
+    path -> MD5), as :func:`dvc_dir_hash` gives it for the folder itself (sizes do not enter it)."""
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.tree import Tree
+
+    tree = Tree()
+    for rel, md5 in sorted(files.items()):
+        tree.add(tuple(rel.split("/")), None, HashInfo(hash_name, md5))
+    tree.digest()
+    return tree.hash_info.value

@@ -24,7 +24,7 @@ Digests (recomputable with ``sha256sum``-style tools): each is the SHA-256 of UT
 * ``sources_digest``: ``source_id, image_sha256`` of the split's sources;
 * ``tiles_digest``: ``tile_id, image_sha256, mask_sha256`` of the split's tiles;
 * ``files_digest`` (augmented dataset): ``relative path, SHA-256 of the file's bytes`` of
-  every file of the dataset folder (images, masks, ``samples.csv``, ``dataset.json``).
+  every file of the dataset folder (``images.npy``, ``masks.npy``, ``samples.csv``, ``dataset.json``).
 
 Determinism. The card is a DVC output, so it must be a pure function of the inputs: the same
 data, params, code, commit and machine give the same bytes (two cold ``dvc repro`` in two
@@ -129,7 +129,7 @@ def dataset_inputs(augmented_dir: str | os.PathLike) -> dict[str, Any]:
             full = Path(root, name)
             with open(full, "rb") as fh:
                 rows.append((full.relative_to(folder).as_posix(), hashlib.file_digest(fh, "sha256").hexdigest()))
-    samples = _read_csv(folder / "samples.csv", ("file", "tile_id"))
+    samples = _read_csv(folder / "samples.csv", ("sample_id", "tile_id"))
     return {"name": meta.get("name"), "size": meta.get("size"), "ops": meta.get("ops"),
             "n_samples": len(samples), "n_source_tiles": len({r["tile_id"] for r in samples}),
             "n_files": len(rows), "files_digest": digest_lines(rows)}

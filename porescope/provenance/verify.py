@@ -14,7 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from porescope.provenance.hashes import dvc_dir_hash, dvc_file_md5, lock_hash_name, sha256_file
+from porescope.provenance.hashes import (
+    dvc_dir_hash,
+    dvc_file_md5,
+    dvc_listing_hash,
+    lock_hash_name,
+    sha256_file,
+)
 from porescope.provenance.pipeline import producer_of
 from porescope.provenance.repo_view import LineageError, RepoView, find_repo_root
 
@@ -31,13 +37,27 @@ class Problem:
         return f"{self.path}: {self.detail} [{self.kind}]"
 
 
+def _listing_in_output(view: RepoView, path: str, md5: str, hash_name: str) -> dict[str, str] | None:
+    """``{relpath: md5}`` of the folder ``path`` that lies inside an output folder (a dep such as
+    ``data/ingested/images``; DVC caches no listing of its own for it), taken from that output's
+    cached listing when those files give the recorded hash ``md5``; else ``None``."""
+    where = view.locate(path)
+    if where is None or not where[2]:
+        return None
+    outer = view.listing(str(where[1].get("md5", "")))
+    prefix = where[2] + "/"
+    files = {rel[len(prefix):]: m for rel, m in (outer or {}).items() if rel.startswith(prefix)}
+    return files if files and dvc_listing_hash(files, hash_name) == md5 else None
+
+
 def verify_lineage(report: Mapping[str, Any], root: str | os.PathLike | None = None,
                    *, check_cache: bool = True) -> tuple[list[Problem], list[str], int]:
     """Re-hash everything a :func:`lineage` report (of the workspace) names.
 
     Every dep and out of every stage in the chain: the workspace file (DVC MD5) or folder (DVC
     ``.dir`` hash; on a mismatch each differing, added or removed file is named using the
-    ``.dir`` listing in the cache); with ``check_cache``, every cache object of those outputs
+    ``.dir`` listing in the cache, for a folder inside an output folder the listing of that
+    output); with ``check_cache``, every cache object of those outputs
     (its MD5 must equal its name); and the raw source files that feed the target against the
     manifest's SHA-256 (image and mask).
 
@@ -65,7 +85,8 @@ def verify_lineage(report: Mapping[str, Any], root: str | os.PathLike | None = N
     seen_objects: set[str] = set()
     for (path, md5), (hash_name, cached) in sorted(entries.items()):
         full = root / path
-        listing = view.listing(md5) if md5.endswith(".dir") else None
+        listing = (view.listing(md5) or _listing_in_output(view, path, md5, hash_name)) \
+            if md5.endswith(".dir") else None
         if md5.endswith(".dir"):
             if full.is_dir():
                 checked += 1
@@ -137,4 +158,7 @@ def verify_lineage(report: Mapping[str, Any], root: str | os.PathLike | None = N
             if got != row[f"{key}_sha256"]:
                 problems.append(Problem(row[key], "source", f"sha256 {got} != {sources.get('manifest')} "
                                                             f"{row[f'{key}_sha256']}"))
+    # a file dep inside an output folder (train's data/ingested/tiles/images.npy) is checked as
+    # the dep and again within the output's listing: name it once
+    problems = list({(p.path, p.kind, p.detail): p for p in problems}.values())
     return problems, absent, checked

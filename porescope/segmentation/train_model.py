@@ -30,7 +30,8 @@ import torch
 
 from porescope.config import Fail, ParamsError, to_mapping
 from porescope.io.mask_encoding import annotated
-from porescope.io.tables import read_classes, read_stack, read_table
+from porescope.io.stacks import open_stack, table_rows
+from porescope.io.tables import read_classes, read_table
 from porescope.segmentation import devices, inference, losses, models, training
 
 LOG = logging.getLogger("porescope.train")
@@ -113,16 +114,22 @@ class TrainRun:
 
 def load_data(augmented: Path, ingested: Path, split: Path) -> tuple[training.SegmentationData,
                                                                      training.SegmentationData]:
-    """The augmented train samples and the val tiles of the split (images and class-id masks)."""
-    samples = read_table(augmented / "samples.csv")
-    names = [Path(f).stem for f in samples["file"]]
-    train = training.SegmentationData(read_stack(augmented / "images", names), read_stack(augmented / "masks", names))
+    """The augmented train samples (``images.npy`` / ``masks.npy``, the rows of ``samples.csv``)
+    and the val tiles of the split (their rows of the ingest stacks ``tiles/images.npy`` /
+    ``masks.npy``, in the split manifest's order): images and class-id masks."""
+    n = len(read_table(augmented / "samples.csv"))
+    # read whole into memory: every sample is used every epoch
+    train = training.SegmentationData(np.array(open_stack(augmented / "images.npy", n_rows=n)),
+                                      np.array(open_stack(augmented / "masks.npy", n_rows=n)))
     tiles = read_table(split / "tiles.csv")
     val_ids = tiles.loc[tiles["split"] == "val", "tile_id"].tolist()
     if not val_ids:
         raise ParamsError(f"{split / 'tiles.csv'}: the val split is empty; raise split.val_fraction")
-    val = training.SegmentationData(read_stack(ingested / "tiles" / "images", val_ids),
-                                    read_stack(ingested / "tiles" / "masks", val_ids))
+    ingested_ids = read_table(ingested / "tiles.csv", ("tile_id",), unique="tile_id")["tile_id"]
+    rows = table_rows(ingested_ids, val_ids, ingested / "tiles.csv")
+    # the ingest stacks are memory-mapped: only the val rows are read
+    val = training.SegmentationData(*(open_stack(ingested / "tiles" / f"{kind}.npy", n_rows=len(ingested_ids))[rows]
+                                      for kind in ("images", "masks")))
     return train, val
 
 
