@@ -41,18 +41,21 @@ def sha256(path: Path) -> str:
 
 
 def train_processes(project: Path) -> set[int]:
-    """Ids of live ``python -m stages.train`` processes whose working folder is ``project``."""
-    found = set()
+    """Ids of live ``python -m stages.train`` processes whose working folder is ``project``,
+    not counting their own children: a child forked to run ``git`` or another tool carries the
+    train command line until it execs, and a loaded machine can show it in that moment."""
+    found: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
             if b"stages.train" in argv and os.readlink(entry / "cwd") == str(project):
-                found.add(int(entry.name))
-        except OSError:  # the process ended while we looked, or is not ours to inspect
+                stat = (entry / "stat").read_text()
+                found[int(entry.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
+        except (OSError, ValueError):  # ended while we looked, or not ours to inspect
             continue
-    return found
+    return {pid for pid, parent in found.items() if parent not in found}
 
 
 class TrainWatch:
