@@ -232,19 +232,22 @@ class _PixelParts:
 
 
 def _split(fg: np.ndarray, mask: np.ndarray, params: AnalyzeParams,
-           class_names: Mapping[Any, str] | None) -> tuple[np.ndarray, int, np.ndarray]:
-    """Pore labels of ``fg`` (border-class seeds or the watershed split) and their numbering:
-    how many grew from a seed or marker, and each one's seed / marker first pixel."""
+           class_names: Mapping[Any, str] | None, order: bool = False
+           ) -> np.ndarray | tuple[np.ndarray, int, np.ndarray]:
+    """Pore labels of ``fg`` (border-class seeds or the watershed split); with ``order`` also
+    their numbering: how many grew from a seed or marker, and each one's seed / marker first
+    pixel."""
     border, interior = border_classes(class_names)
     if border:
         cm = np.zeros(mask.shape, np.uint8)
         cm[fg & np.isin(mask, interior)] = 1
         cm[fg & np.isin(mask, border)] = 2
         return instances_from_three_class(cm, 1, 2, connectivity=params.connectivity,
-                                          seed_h=params.split.seed_h, return_order=True)
+                                          seed_h=params.split.seed_h, return_order=order)
     sp = params.split
     return split_touching(fg, method=sp.method, h=sp.h, min_distance=sp.min_distance,
-                          connectivity=params.connectivity, return_order=True)
+                          connectivity=params.connectivity, return_order=order)
+
 
 def _pixels_whole(mask: np.ndarray, window: tuple[int, int, int, int], bar_rows: int,
                   px: float | None, params: AnalyzeParams,
@@ -267,7 +270,7 @@ def _pixels_whole(mask: np.ndarray, window: tuple[int, int, int, int], bar_rows:
     region_table = measure_objects(regions, pixel_size=px, bar_rows=bar_rows, region=region,
                                    length_unit=unit)
     del regions     # labelled again below: never two int32 images beside the split's work
-    labels = _split(fg, mask, params, class_names)[0]
+    labels = _split(fg, mask, params, class_names)
     split_method = _split_name(params, class_names)
     pore_table = measure_objects(labels, pixel_size=px, bar_rows=bar_rows, region=region,
                                  length_unit=unit)
@@ -358,7 +361,7 @@ def _pixels_in_bands(mask: np.ndarray, window: tuple[int, int, int, int], px: fl
         regions = label_mask(fg, params.connectivity)
         region_table = measure_objects(regions, pixel_size=px, region=region, length_unit=unit,
                                        row_offset=off)
-        labels, n_marked, firsts = _split(fg, sub, params, class_names)
+        labels, n_marked, firsts = _split(fg, sub, params, class_names, order=True)
         pore_table = measure_objects(labels, pixel_size=px, region=region, length_unit=unit,
                                      row_offset=off)
         lut = _region_of(labels, regions)
