@@ -1,73 +1,50 @@
-"""dvc.yaml declares its code dependencies exactly: what each stage imports, no more, no less.
+"""dvc.yaml declares the code each stage runs exactly: no more, no less.
 
-DVC reruns a stage only when a declared dependency changes, so a module missing from ``deps``
-means an edited module silently leaves stale results; an extra one means needless reruns.
+DVC reruns a stage only when a declared dependency changes. Each python stage depends on its code
+fingerprint ``data/code/<stage>.json``, written by the ``code`` stage from the stage module's
+import closure, and the ``code`` stage depends on every file of every closure. A module missing
+from the ``code`` stage's deps means an edited module silently leaves stale results; an extra
+one means needless runs of the (cheap) ``code`` stage.
 """
 
 from __future__ import annotations
 
-import ast
-import re
 from pathlib import Path
 
 import pytest
 import yaml
 
+from porescope.provenance.code_fingerprint import import_closure, imported_modules
+
 ROOT = Path(__file__).resolve().parents[1]
 DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
-PROJECT = ("stages", "porescope")
-
-
-def _module_path(name: str) -> Path:
-    path = ROOT / Path(*name.split("."))
-    return path.with_suffix(".py") if path.with_suffix(".py").is_file() else path / "__init__.py"
-
-
-def _imports(path: Path) -> set[str]:
-    """Project modules (``stages`` and ``porescope``) that ``path`` imports at module level or inside functions."""
-    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(parent + ([base] if base else []))
-            if not base.startswith(PROJECT):
-                continue
-            for alias in node.names:
-                candidate = f"{base}.{alias.name}"
-                found.add(candidate if _module_path(candidate).is_file() else base)
-        elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith(PROJECT))
-    return found
-
-
-def _closure(module: str) -> set[Path]:
-    seen: set[str] = set()
-    todo = [module]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        todo.extend(_imports(_module_path(name)))
-    paths = {_module_path(n).relative_to(ROOT) for n in seen}
-    return {p for p in paths if p.name != "__init__.py"}  # package inits hold only docstrings
-
+CODE_STAGE = DVC_YAML["stages"]["code"]
 
 STAGES = {name: spec for name, spec in DVC_YAML["stages"].items() if "python -m stages." in spec["cmd"]}
+FINGERPRINTED = [n for n in STAGES if n != "code"]
 
 
-@pytest.mark.parametrize("name", sorted(STAGES))
-def test_code_deps_are_exactly_the_imported_modules(name: str) -> None:
-    spec = STAGES[name]
-    module = re.search(r"python -m (stages\.\w+)", spec["cmd"]).group(1)
-    declared = {Path(d) for d in spec["deps"] if str(d).startswith(("stages/", "porescope/"))}
-    needed = _closure(module)
-    assert needed - declared == set(), f"{name}: imported but not declared as deps"
-    assert declared - needed == set(), f"{name}: declared but not imported"
+def test_the_code_stage_fingerprints_every_python_stage() -> None:
+    args = CODE_STAGE["cmd"].split()
+    assert args[:5] == ["python", "-m", "stages.code", "--out", "data/code"]
+    assert args[5:] == FINGERPRINTED, "the code stage must name every python stage, in pipeline order"
+    assert CODE_STAGE["outs"] == ["data/code"] and not CODE_STAGE.get("params")
+
+
+def test_the_code_stage_depends_on_exactly_the_imported_modules() -> None:
+    needed = {f for name in STAGES for f in import_closure(f"stages.{name}", ROOT)}
+    declared = set(CODE_STAGE["deps"])
+    assert needed - declared == set(), "imported by a stage but not a dep of the code stage: add them"
+    assert declared - needed == set(), "a dep of the code stage that no stage imports: remove them"
+
+
+@pytest.mark.parametrize("name", FINGERPRINTED)
+def test_each_stage_depends_on_its_fingerprint_and_on_no_code_file(name: str) -> None:
+    deps = STAGES[name]["deps"]
+    assert f"data/code/{name}.json" in deps
+    assert [d for d in deps if str(d).startswith(("stages/", "porescope/"))] == []
+    assert [d for d in deps if str(d).startswith("data/code")] == [f"data/code/{name}.json"]
 
 
 @pytest.mark.parametrize("name", sorted(STAGES))
@@ -88,12 +65,13 @@ def test_metrics_are_git_tracked_json_in_metrics_folder() -> None:
 
 
 def test_package_inits_import_nothing_from_the_project() -> None:
-    """The deps above skip ``__init__.py`` files; that is sound only while no package init
+    """Import closures skip ``__init__.py`` files; that is sound only while no package init
     imports project modules (the top-level init loads its public names lazily)."""
     for init in sorted((ROOT / "porescope").rglob("__init__.py")) + [ROOT / "stages" / "__init__.py"]:
         if "resources" in init.parts:
             continue
-        assert _imports(init) == set(), f"{init.relative_to(ROOT)} imports project modules at import time"
+        module = ".".join(init.relative_to(ROOT).parent.parts)
+        assert imported_modules(module, ROOT) == set(), f"{init.relative_to(ROOT)} imports project modules at import time"
 
 
 @pytest.mark.parametrize("name", ["dvc.yaml", "dvc.lock", "params.yaml"])

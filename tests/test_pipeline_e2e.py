@@ -82,6 +82,25 @@ def test_second_repro_is_a_no_op(project: Path) -> None:
     assert "up to date" in dvc("status", cwd=project).lower()
 
 
+@pytest.mark.parametrize("module", ["porescope/analysis/truth.py", "porescope/evaluation/figures.py"])
+def test_editing_one_module_reruns_exactly_the_stages_that_import_it(project: Path, module: str) -> None:
+    """The code fingerprints keep reruns as precise as per-file code deps: the ``code`` stage
+    reruns, then only the stages whose fingerprint lists the edited file (a comment changes no
+    output, so nothing downstream of them reruns)."""
+    users = {p.stem for p in (project / "data/code").glob("*.json")
+             if module in json.loads(p.read_text())["files"]}
+    assert users and "train" not in users
+    path = project / module
+    original = path.read_text()
+    path.write_text(original + "# an edit that changes no behaviour\n")
+    try:
+        assert stages_run(dvc("repro", cwd=project)) == {"code"} | users
+    finally:
+        path.write_text(original)
+        assert stages_run(dvc("repro", cwd=project)) == {"code"} | users
+    assert "up to date" in dvc("status", cwd=project).lower()
+
+
 def _declaring(stages: dict, key: str) -> set[str]:
     """Stages that declare the parameter ``key`` (its group or the key itself) as a dependency."""
     return {name for name, spec in stages.items()

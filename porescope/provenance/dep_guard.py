@@ -13,6 +13,12 @@ exits non-zero and DVC records nothing (the stage stays "changed" in ``dvc statu
     with guard_dependencies("train"):
         main()
 
+Code fingerprints. A stage whose deps include a code fingerprint (``data/code/<stage>.json``,
+written by the pipeline's ``code`` stage: :mod:`porescope.provenance.code_fingerprint`) runs the
+files it lists, so the guard checks on entry that they still have the recorded MD5s (else
+:class:`StaleCodeError`: the code was edited after the fingerprint was written, e.g. under
+``dvc repro --single-item``) and watches them like declared deps while the stage runs.
+
 Every stage runs under the guard, so this module imports only the standard library and
 ``yaml`` at import time.
 
@@ -43,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from porescope.errors import PorescopeError
+from porescope.provenance.code_fingerprint import read_fingerprint, stale_files
 from porescope.provenance.hashes import sha256_file
 from porescope.provenance.pipeline import (
     PARAMS_FILE,
@@ -70,6 +77,19 @@ class DependencyChangedError(PorescopeError, RuntimeError):
             f"stage '{stage}': {len(self.changes)} input(s) changed while it ran, so its result "
             f"must not be recorded (DVC would store the new hashes next to a result computed from "
             f"the old content):\n  {lines}\nRerun `dvc repro` once the inputs are final.")
+
+
+class StaleCodeError(PorescopeError, RuntimeError):
+    """A stage's code differs from its code fingerprint (edited after the ``code`` stage ran)."""
+
+    def __init__(self, stage: str, files: list[str]) -> None:
+        self.stage = stage
+        self.files = list(files)
+        lines = "\n  ".join(self.files)
+        super().__init__(
+            f"stage '{stage}': its code differs from the fingerprint the code stage wrote, so DVC would "
+            f"record a result of other code:\n  {lines}\nRun `dvc repro` (it reruns the code stage first), "
+            f"not `dvc repro --single-item`.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,7 +224,8 @@ def guard_dependencies(stage_name: str, dvc_yaml: str | os.PathLike = PIPELINE_F
     spec = resolve_stage(stage_name, path, params)
     root = path.parent
     t0 = time.perf_counter()
-    files_before = snapshot(spec.deps, root)
+    watched = [*spec.deps, *fingerprinted_code(stage_name, spec.deps, root)]
+    files_before = snapshot(watched, root)
     params_before = params_values(spec, root)
     LOG.info("dep guard: %d dependency file(s) of stage '%s' hashed in %.1f s", len(files_before),
              stage_name, time.perf_counter() - t0)
@@ -213,15 +234,35 @@ def guard_dependencies(stage_name: str, dvc_yaml: str | os.PathLike = PIPELINE_F
     except SystemExit as exc:  # `sys.exit(main())` inside the block: a zero status is a success
         if exc.code not in (None, 0):
             raise
-        _check(stage_name, spec, root, files_before, params_before)
+        _check(stage_name, spec, watched, root, files_before, params_before)
         raise
-    _check(stage_name, spec, root, files_before, params_before)
+    _check(stage_name, spec, watched, root, files_before, params_before)
 
 
-def _check(stage_name: str, spec: StageSpec, root: Path, files_before: Mapping[str, FileState],
-           params_before: Mapping[str, Any]) -> None:
+def fingerprinted_code(stage_name: str, deps: list[str], root: str | os.PathLike) -> list[str]:
+    """The code files named by the code fingerprints among ``deps`` (files written by the
+    pipeline's ``code`` stage, :mod:`porescope.provenance.code_fingerprint`).
+
+    Raises :class:`StaleCodeError` when one of those files no longer has the MD5 its fingerprint
+    records: the stage would run other code than the fingerprint DVC records next to its result.
+    """
+    files: dict[str, str] = {}
+    for dep in deps:
+        full = Path(root, dep)
+        if full.suffix == ".json" and full.is_file():
+            found = read_fingerprint(full.read_bytes())
+            if found is not None:
+                files.update(found)
+    stale = stale_files(files, root)
+    if stale:
+        raise StaleCodeError(stage_name, stale)
+    return sorted(files)
+
+
+def _check(stage_name: str, spec: StageSpec, watched: list[str], root: Path,
+           files_before: Mapping[str, FileState], params_before: Mapping[str, Any]) -> None:
     """Raise :class:`DependencyChangedError` when deps or params differ from the snapshot."""
-    changes = changed_files(files_before, spec.deps, root)
+    changes = changed_files(files_before, watched, root)
     try:
         params_after = params_values(spec, root)
     except StageSpecError as exc:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from porescope.provenance.code_fingerprint import read_fingerprint
 from porescope.provenance.hashes import dvc_dir_hash, dvc_file_md5, sha256_file
 from porescope.provenance.pipeline import StageSpec, producer_of, stage_chain
 from porescope.provenance.repo_view import (
@@ -188,13 +189,21 @@ def lineage(path: str | os.PathLike, root: str | os.PathLike | None = None, rev:
             rows.append(item)
         sources = {"manifest": manifest.path, "manifest_stage": manifest.stage, "origin_stage": manifest.origin_stage,
                    "roots": manifest.roots, "files": rows}
-    raw, code = [], []
+    raw, code, declared_code = [], [], []
+    fingerprinting: set[str] = set()  # stages that write code fingerprints: their deps are every stage's code
     for name in chain:
         for dep in view.lock[name].get("deps", []):
-            if producer_of(dep["path"], view.stages) is not None:
+            hit = producer_of(dep["path"], view.stages)
+            if hit is not None:
+                files = read_fingerprint(view.read_bytes(dep["path"]) or b"") \
+                    if dep["path"].endswith(".json") else None
+                if files is not None:  # the exact code this stage ran
+                    fingerprinting.add(hit[0])
+                    code.extend({"path": p, "md5": m, "stage": name} for p, m in files.items())
                 continue
             record = {"path": dep["path"], "md5": dep.get("md5"), "stage": name}
-            (code if _is_code(dep["path"]) else raw).append(record)
+            (declared_code if _is_code(dep["path"]) else raw).append(record)
+    code += [r for r in declared_code if r["stage"] not in fingerprinting]
     raw = _unique(raw)
     if sha is None:  # list the files of raw inputs the manifest does not already list
         for record in raw:

@@ -49,6 +49,7 @@ import yaml
 
 from porescope.errors import PorescopeError
 from porescope.io.atomic import write_json
+from porescope.provenance.code_fingerprint import read_fingerprint
 from porescope.provenance.hashes import dvc_dir_hash, dvc_file_md5, lock_hash_name
 from porescope.provenance.pipeline import ancestors, is_inside, load_pipeline, params_values, producer_of
 
@@ -358,8 +359,13 @@ def build_model_card(*, model_config: Mapping[str, Any], class_names: Mapping[An
     code = {}
     for dep in stages[stage].deps:
         full = root / dep
-        if producer_of(dep, stages) is None and full.is_file():
+        if not full.is_file():
+            continue
+        if producer_of(dep, stages) is None:
             code[dep] = dvc_file_md5(full)
+        elif full.suffix == ".json":  # the code fingerprint the stage ran under (checked by the guard)
+            code.update(read_fingerprint(full.read_bytes()) or {})
+    code = {k: code[k] for k in sorted(code, key=lambda p: (not p.startswith("stages/"), p))}
     aug = dataset_inputs(augmented_dir)
     aug_path = _rel(augmented_dir, root)
     aug_lock = next((o for outs in upstream_outs.values() for o in outs if o["path"] == aug_path), None)
