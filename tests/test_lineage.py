@@ -105,7 +105,7 @@ def test_model_chain_params_hashes_and_sources(project: Path) -> None:
     chain = [s["stage"] for s in report["stages"]]
     assert chain[0] == "train" and set(chain) == _dag_ancestors(project, "train")
     for stage in report["stages"]:
-        assert stage["params"] == lock[stage["stage"]]["params"]
+        assert stage["params"] == lock[stage["stage"]].get("params", {})  # the code stage has none
         assert {d["path"]: d["md5"] for d in stage["deps"]} == {d["path"]: d["md5"] for d in lock[stage["stage"]]["deps"]}
         assert {o["path"]: o["md5"] for o in stage["outs"]} == {o["path"]: o["md5"] for o in lock[stage["stage"]]["outs"]}
     # a model is fed by the train and val sources only, each with the sha256 of its raw file
@@ -117,6 +117,17 @@ def test_model_chain_params_hashes_and_sources(project: Path) -> None:
         assert hashlib.sha256((project / row["image"]).read_bytes()).hexdigest() == row["image_sha256"]
     head = run(["git", "rev-parse", "HEAD"], project).strip()
     assert report["git"]["commit"] == head and report["git"]["dirty"] == []
+    # the code the chain ran: exactly the files its stages' fingerprints list, with their MD5s
+    # (not the code stage's deps, which are every stage's code)
+    listed: dict[str, str] = {}
+    for name in chain:
+        if name != "code":
+            listed.update(json.loads((project / f"data/code/{name}.json").read_text())["files"])
+    assert {r["path"]: r["md5"] for r in report["code"]} == listed
+    assert all(hashlib.md5((project / f).read_bytes()).hexdigest() == m for f, m in listed.items())
+    assert not [r for r in report["code"] if r["stage"] == "code"]
+    assert "porescope/report/document.py" not in listed  # the report's code did not feed the model
+    assert "porescope/segmentation/train_model.py" in {r["path"] for r in report["code"] if r["stage"] == "train"}
 
 
 @pytest.mark.slow

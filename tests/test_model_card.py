@@ -20,6 +20,7 @@ import yaml
 from pipeline_project import dvc, make_project, run
 
 from porescope.provenance import model_card as mc
+from porescope.provenance.code_fingerprint import import_closure
 
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
@@ -122,8 +123,9 @@ def test_card_params_hashes_code_git_and_environment(project: Path) -> None:
     assert used["data/synthetic"] is None  # not read by train: not re-hashed
     for path, md5 in card["code"].items():
         assert hashlib.md5((project / path).read_bytes()).hexdigest() == md5
-    assert set(card["code"]) == {d for d in yaml.safe_load((project / "dvc.yaml").read_text())["stages"]["train"]["deps"]
-                                 if d.startswith(("stages/", "porescope/"))}
+    # the code train ran: its fingerprint, i.e. the import closure of stages.train
+    assert card["code"] == json.loads((project / "data/code/train.json").read_text())["files"]
+    assert set(card["code"]) == set(import_closure("stages.train", project))
     assert card["git"]["commit"] == run(["git", "rev-parse", "HEAD"], project).strip()
     assert card["model"]["class_names"] == {"0": "background", "1": "pore"}
     env = card["environment"]
