@@ -6,7 +6,9 @@ with the model (the network sees the full context), keep the reference's analyse
 and compare with the manual count and, where a hand-checked mask exists, its porosity.
 
     python bench/real_sem_reference.py --model models/model.pt [--scale 1.0 | auto] [--json out.json]
+        [--set counting.split_max_pores=2 ...]
 
+``--set KEY=VALUE`` changes an ``analyze`` setting (YAML value, dotted key inside the group).
 ``--scale auto``: per image, the factor of ``measure.scale: auto``
 (:mod:`porescope.measure.scale_auto`: a first pass at scale 1, the median ECD of its objects
 brought to the model's trained median); the rows then show the estimate and the factor.
@@ -20,17 +22,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from porescope.analysis.params import AnalyzeParams
 from porescope.io.images import read_image, to_grey
 from porescope.measure.measurement import measure_micrograph
 from porescope.measure.params import MeasureParams
 from porescope.measure.reference import reference_errors
 from porescope.measure.scale_auto import choose_scale, first_pass_pore_size
 from porescope.measure.segment import load_model, predict_mask
+from quality_run import dotted, merge
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "data" / "reference" / "track-membranes-sem"
@@ -44,6 +49,20 @@ def region(row: pd.Series, shape: tuple[int, int]) -> tuple[slice, slice]:
             slice(int(row.margin_left), w - int(row.margin_right)))
 
 
+def with_settings(raw: dict, sets: list[str]) -> AnalyzeParams:
+    """:class:`AnalyzeParams` of the ``analyze`` mapping ``raw`` with the changes
+    ``["counting.split_max_pores=2", ...]`` (dotted keys inside the group, YAML values)."""
+    return AnalyzeParams.from_mapping(merge(raw, dotted(sets)), source="--set")
+
+
+def measure_params(sets: list[str] | None = None) -> MeasureParams:
+    """The bench's measure settings, with ``analyze`` changes (:func:`with_settings`)."""
+    params = MeasureParams(device="cpu", figures=False, scale_bar=False)
+    if not sets:
+        return params
+    return replace(params, analysis=with_settings(params.analysis.to_dict(), sets))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, required=True)
@@ -51,12 +70,14 @@ def main() -> None:
                     help="resize factor before inference, or auto")
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--json", type=Path, default=None, help="write the comparison here")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="analyze setting, e.g. counting.split_max_pores=2 (repeatable)")
     args = ap.parse_args()
     if not IMAGES.is_dir():
         raise SystemExit(f"{IMAGES} not found: the real images are in ../shared/data")
     counts = pd.read_csv(REFERENCE / "counts.csv")
     model = load_model(args.model, device="cpu")
-    params = MeasureParams(device="cpu", figures=False, scale_bar=False)
+    params = measure_params(args.set)
     rows = []
     for r in counts.itertuples(index=False):
         grey = to_grey(read_image(IMAGES / r.file).pages[0].array, None, r.file)
@@ -88,7 +109,8 @@ def main() -> None:
                         "porosity": got["mask_porosity"]})
     table, metrics = reference_errors(got, ref)
     pd.set_option("display.width", 200)
-    print(f"model {args.model}, scale {args.scale}, backend {args.backend}")
+    print(f"model {args.model}, scale {args.scale}, backend {args.backend}"
+          + (f", analyze {' '.join(args.set)}" if args.set else ""))
     print(table.round(3).to_string(index=False))
     if args.scale == "auto":
         print(got[["image_id", "est_ecd_px", "est_n", "scale", "flags"]].round(3).to_string(index=False))
@@ -96,6 +118,7 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"model": str(args.model), "scale": args.scale,
+                                         "set": args.set,
                                          "table": table.round(4).to_dict(orient="records"),
                                          "metrics": metrics}, indent=1))
 

@@ -518,7 +518,8 @@ def analyse_mask(mask: np.ndarray, *, pixel_size_nm: float | None = None,
         analysed_px, parts.foreground_px, region_table, pore_table, include_edges=edges,
         small_factor=cp.small_factor, large_factor=cp.large_factor,
         mean_area=cp.mean_pore_area_px, min_solidity=cp.single_pore_min_solidity,
-        area_band=cp.single_pore_area_band, min_area=cp.split_min_area_px, pixel_size=px)
+        area_band=cp.single_pore_area_band, min_area=cp.split_min_area_px, pixel_size=px,
+        min_area_at_edges=cp.split_min_area_at_edges, split_max_pores=cp.split_max_pores)
     counts.insert(0, "image_id", image_id)
     split_method = parts.split_method
 

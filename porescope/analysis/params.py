@@ -42,6 +42,13 @@ class CountingParams:
     single_pore_min_solidity, single_pore_area_band: that estimate's rule (solidity; area band
         as fractions of the median area, ``lo < 1 < hi``).
     split_min_area_px: split objects smaller than this (px) are debris, not counted.
+    split_min_area_at_edges: false = an object touching the edge of the analysed region is
+        counted whatever its area, as the guard frame wants for a pore cut by an inclusion edge
+        (true, the default: ``split_min_area_px`` applies to it too).
+    split_max_pores: pores one split object may count for: 1 (default) = one per object;
+        k >= 2 or ``None`` (no bound) = ``round(Area / E[A])`` pores, between 1 and k, with
+        ``E[A]`` as for the Boolean model (overlapping pores whose union has no neck stay one
+        object; see :func:`porescope.measure.counting.split_count_table`).
     """
 
     small_factor: float = field(default=0.5, metadata={"ge": 0, "lt": 1})
@@ -50,6 +57,8 @@ class CountingParams:
     single_pore_min_solidity: float = field(default=0.9, metadata={"gt": 0, "le": 1})
     single_pore_area_band: tuple[float, float] = (0.6, 1.4)
     split_min_area_px: int = field(default=20, metadata={"ge": 1})
+    split_min_area_at_edges: bool = True
+    split_max_pores: int | None = field(default=1, metadata={"ge": 1})
 
     def check(self, fail: Fail) -> None:
         lo, hi = self.single_pore_area_band
@@ -124,13 +133,20 @@ class AnalyzeParams:
         return parse_group(cls, raw, group=group, source=source)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (lists for tuples), e.g. to record with the results; ``split.seed_h``
-        only when set (so what runs without it record is unchanged)."""
+        """Plain nested dict (lists for tuples), e.g. to record with the results; ``split.seed_h``,
+        ``counting.split_min_area_at_edges`` and ``counting.split_max_pores`` only when not at
+        their defaults (so what runs without them record is unchanged)."""
         out = to_mapping(self)
         if self.split.seed_h is None:
             del out["split"]["seed_h"]
+        for key in _RECORDED_IF_SET:
+            if getattr(self.counting, key) == getattr(CountingParams, key):
+                del out["counting"][key]
         return out
 
+
+#: counting keys recorded by :meth:`AnalyzeParams.to_dict` only when not at their defaults
+_RECORDED_IF_SET = ("split_min_area_at_edges", "split_max_pores")
 
 #: The former name of :class:`AnalyzeParams`.
 AnalysisParams = AnalyzeParams

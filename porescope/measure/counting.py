@@ -47,6 +47,7 @@ __all__ = [
     "median_area_count_table",
     "split_count",
     "split_count_table",
+    "split_pores_per_object",
     "single_pore_mean_area",
     "boolean_model_count",
     "count_pores",
@@ -115,29 +116,110 @@ def median_area_count_table(table: pd.DataFrame, *, include_edges: Iterable[str]
 
 
 def split_count(split_labels: np.ndarray, *, bar_rows: int = 0, region: np.ndarray | None = None,
-                include_edges: Iterable[str] = ("top", "left"), min_area: int = 1
-                ) -> dict[str, Any]:
+                include_edges: Iterable[str] = ("top", "left"), min_area: int = 1,
+                min_area_at_edges: bool = True, mean_area: float | None = None,
+                max_pores: int | None = 1) -> dict[str, Any]:
     """Count the objects of a label image whose touching pores are already split.
 
-    Objects smaller than ``min_area`` pixels are ignored; the guard-frame rule applies.
-    Returns ``count``, ``n_objects`` (all labels in the analysed region), ``n_small``.
+    Objects smaller than ``min_area`` pixels are ignored (with ``min_area_at_edges=False``
+    only those not touching the analysed region's edge); the guard-frame rule applies; with
+    ``max_pores`` other than 1 an object counts for several pores by its area
+    (:func:`split_count_table`). Returns ``count``, ``n_objects`` (all labels in the analysed
+    region), ``n_small``.
     """
     if min_area < 1:
         raise ValueError(f"min_area: expected >= 1, got {min_area!r}")
     table = measure_objects(split_labels, bar_rows=bar_rows, region=region,
                             shape_descriptors=False)
-    return split_count_table(table, include_edges=include_edges, min_area=min_area)
+    return split_count_table(table, include_edges=include_edges, min_area=min_area,
+                             min_area_at_edges=min_area_at_edges, mean_area=mean_area,
+                             max_pores=max_pores)
 
 
 def split_count_table(table: pd.DataFrame, *, include_edges: Iterable[str] = ("top", "left"),
-                      min_area: int = 1) -> dict[str, Any]:
-    """:func:`split_count` from the :func:`measure_objects` table of the split labels."""
+                      min_area: int = 1, min_area_at_edges: bool = True,
+                      mean_area: float | None = None, max_pores: int | None = 1
+                      ) -> dict[str, Any]:
+    """:func:`split_count` from the :func:`measure_objects` table of the split labels.
+
+    Parameters
+    ----------
+    table : the split objects (``Area`` in px, ``touches_*`` columns).
+    include_edges : guard-frame inclusion edges.
+    min_area : objects smaller than this (px) are debris, not counted.
+    min_area_at_edges : False: an object touching the analysed region's edge is counted
+        whatever its area (a pore cut by an inclusion edge is counted by the guard frame however
+        little of it lies inside, as the debris filter ``min_region_area_px`` keeps it).
+    mean_area : ``E[A]``, the mean area of one pore (px), for ``max_pores``.
+    max_pores : pores one object may stand for. 1: each object is one pore. Otherwise an object
+        counts ``round(Area / mean_area)`` pores, at least 1 and at most ``max_pores``
+        (``None``: no bound): overlapping pores whose union has no neck (no distance-transform
+        saddle for the watershed) stay one object, but their area says how many they are.
+        Without a finite ``mean_area`` every object counts one.
+
+    Returns
+    -------
+    dict: ``count``, ``n_objects``, ``n_small`` (objects below ``min_area``), and with
+    ``max_pores`` other than 1 ``n_multi`` (counted objects standing for 2+ pores) and
+    ``pores_in_multi``.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"Area": [100, 160, 310, 12], "touches_top": [0, 0, 0, 1],
+    ...                   "touches_bottom": 0, "touches_left": 0, "touches_right": 0})
+    >>> t["touches_border"] = t["touches_top"] > 0
+    >>> split_count_table(t, min_area=20)["count"]
+    3
+    >>> split_count_table(t, min_area=20, min_area_at_edges=False)["count"]
+    4
+    >>> split_count_table(t, min_area=20, mean_area=100.0, max_pores=None)["count"]
+    6
+    >>> split_count_table(t, min_area=20, mean_area=100.0, max_pores=2)["count"]
+    5
+    """
+    per = split_pores_per_object(table, include_edges=include_edges, min_area=min_area,
+                                 min_area_at_edges=min_area_at_edges, mean_area=mean_area,
+                                 max_pores=max_pores)
+    small = table["Area"].to_numpy() < min_area
+    if not min_area_at_edges:
+        small &= ~table["touches_border"].to_numpy(bool)
+    out: dict[str, Any] = {"count": int(per.sum()), "n_objects": int(len(table)),
+                           "n_small": int(small.sum())}
+    if max_pores != 1:
+        multi = per > 1
+        out.update(n_multi=int(multi.sum()), pores_in_multi=int(per[multi].sum()))
+    return out
+
+
+def split_pores_per_object(table: pd.DataFrame, *, include_edges: Iterable[str] = ("top", "left"),
+                           min_area: int = 1, min_area_at_edges: bool = True,
+                           mean_area: float | None = None, max_pores: int | None = 1
+                           ) -> np.ndarray:
+    """How many pores each split object counts for in :func:`split_count_table` (same
+    arguments): 0 (not counted: guard frame or below ``min_area``), 1, or with ``max_pores``
+    other than 1 up to ``max_pores``. int64 array, one per row of ``table``.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"Area": [100, 160, 310, 12], "touches_top": [0, 0, 0, 1],
+    ...                   "touches_bottom": [0, 0, 1, 0], "touches_left": 0, "touches_right": 0})
+    >>> t["touches_border"] = (t["touches_top"] + t["touches_bottom"]) > 0
+    >>> split_pores_per_object(t, min_area=20, mean_area=100.0, max_pores=None).tolist()
+    [1, 2, 0, 0]
+    """
     if min_area < 1:
         raise ValueError(f"min_area: expected >= 1, got {min_area!r}")
-    big = table["Area"].to_numpy() >= min_area
-    counted = guard_frame_counted(table, include_edges) & big
-    return {"count": int(counted.sum()), "n_objects": int(len(table)),
-            "n_small": int((~big).sum())}
+    if max_pores is not None and max_pores < 1:
+        raise ValueError(f"max_pores: expected >= 1 or None, got {max_pores!r}")
+    area = table["Area"].to_numpy(float)
+    big = area >= min_area
+    if not min_area_at_edges:
+        big |= table["touches_border"].to_numpy(bool)
+    per = np.ones(len(table), np.int64)
+    if max_pores != 1 and mean_area is not None and math.isfinite(mean_area) and mean_area > 0:
+        top = np.inf if max_pores is None else max_pores
+        per = np.clip(np.round(area / mean_area), 1, top).astype(np.int64)
+    return np.where(guard_frame_counted(table, include_edges) & big, per, 0)
 
 
 def single_pore_mean_area(table: pd.DataFrame, *, min_solidity: float = 0.9,
@@ -217,7 +299,8 @@ def count_pores(mask: np.ndarray, *, split_labels: np.ndarray | None = None,
                 small_factor: float = 0.5, large_factor: float = 1.5,
                 mean_area: float | None = None, min_solidity: float = 0.9,
                 area_band: tuple[float, float] = (0.6, 1.4), min_area: int = 1,
-                pixel_size: float | None = None) -> pd.DataFrame:
+                pixel_size: float | None = None, min_area_at_edges: bool = True,
+                split_max_pores: int | None = 1) -> pd.DataFrame:
     """All three estimators for one image, one row each (tidy table).
 
     Parameters
@@ -229,6 +312,8 @@ def count_pores(mask: np.ndarray, *, split_labels: np.ndarray | None = None,
     mean_area : known ``E[A]`` in pixels for (c); estimated by :func:`single_pore_mean_area`
         (``min_solidity``, ``area_band``) when None.
     pixel_size : nm per pixel, for ``density_per_cm2``.
+    min_area_at_edges, split_max_pores : estimator (b)'s ``min_area_at_edges`` and
+        ``max_pores`` (:func:`split_count_table`; ``E[A]`` as for (c)).
 
     Returns
     -------
@@ -252,7 +337,9 @@ def count_pores(mask: np.ndarray, *, split_labels: np.ndarray | None = None,
                                    include_edges=include_edges, small_factor=small_factor,
                                    large_factor=large_factor, mean_area=mean_area,
                                    min_solidity=min_solidity, area_band=area_band,
-                                   min_area=min_area, pixel_size=pixel_size)
+                                   min_area=min_area, pixel_size=pixel_size,
+                                   min_area_at_edges=min_area_at_edges,
+                                   split_max_pores=split_max_pores)
 
 
 def count_pores_from_tables(analysed_px: int, foreground_px: int, table: pd.DataFrame,
@@ -261,7 +348,8 @@ def count_pores_from_tables(analysed_px: int, foreground_px: int, table: pd.Data
                             small_factor: float = 0.5, large_factor: float = 1.5,
                             mean_area: float | None = None, min_solidity: float = 0.9,
                             area_band: tuple[float, float] = (0.6, 1.4), min_area: int = 1,
-                            pixel_size: float | None = None) -> pd.DataFrame:
+                            pixel_size: float | None = None, min_area_at_edges: bool = True,
+                            split_max_pores: int | None = 1) -> pd.DataFrame:
     """:func:`count_pores` from what it measures on the image: the analysed and foreground pixel
     counts, the :func:`measure_objects` table of the regions (with shape descriptors) and,
     for estimator (b), that of the split labels (``None``: row omitted). Images measured in
@@ -285,14 +373,17 @@ def count_pores_from_tables(analysed_px: int, foreground_px: int, table: pd.Data
     med = median_area_count_table(table, include_edges=include_edges,
                                   small_factor=small_factor, large_factor=large_factor)
     add("median_area", med["count"], med)
-    if split_table is not None:
-        sp = split_count_table(split_table, include_edges=include_edges, min_area=min_area)
-        add("split_labels", sp["count"], sp)
+    # E[A] first: the Boolean model needs it, and so does a split count by area
     if mean_area is None:
         est = single_pore_mean_area(table, min_solidity=min_solidity, area_band=area_band)
         ea, source = est["mean_area"], "single_pores"
     else:
         est, ea, source = {}, float(mean_area), "given"
+    if split_table is not None:
+        sp = split_count_table(split_table, include_edges=include_edges, min_area=min_area,
+                               min_area_at_edges=min_area_at_edges, mean_area=ea,
+                               max_pores=split_max_pores)
+        add("split_labels", sp["count"], sp)
     if math.isfinite(ea) and porosity < 1.0:
         bm = boolean_model_count(porosity, analysed_px, ea)
         add("boolean_model", bm["count"], {**bm, "mean_area_source": source, **est})
