@@ -163,10 +163,16 @@ def test_overlapping_pair_split_and_region_bookkeeping():
     disc(m, 50, 60, 14)
     disc(m, 74, 60, 14)          # centre distance 24 px: dynamic 14 - sqrt(14^2 - 12^2) = 6.8 > h
     disc(m, 125, 60, 10)
-    a = ma.analyse_mask(m, pixel_size_nm=None, params=FAST, rng=np.random.default_rng(2),
+    one_each = params({"spatial": {"n_sim": 19}, "counting": {"split_max_pores": 1}})
+    a = ma.analyse_mask(m, pixel_size_nm=None, params=one_each, rng=np.random.default_rng(2),
                         image_id="pair", spatial=False)
     assert a.summary["n_regions"] == 2 and a.summary["n_pores"] == 3
     assert a.summary["count_split_labels"] == 3
+    # by default a split object counts round(Area / E[A]) pores, at most 2: E[A] comes from the
+    # only single pore (r 10), so each r-14 half (twice its area) counts as two
+    by_area = ma.analyse_mask(m, pixel_size_nm=None, params=FAST, rng=np.random.default_rng(2),
+                              image_id="pair", spatial=False)
+    assert by_area.summary["count_split_labels"] == 5
     assert sorted(a.objects["region_pores"]) == [1, 2, 2]
     reg = ma.analyse_mask(m, pixel_size_nm=None,
                           params=params({"objects": "regions"}),

@@ -62,7 +62,8 @@ def test_a_doublet_without_neck_is_one_watershed_object():
 @pytest.mark.parametrize("pairs", [1, 3])
 def test_area_rule_counts_each_doublet_twice(pairs):
     m = membrane(pairs)
-    assert analyse(m)["count_split_labels"] == len(SINGLES) + pairs
+    assert analyse(m, split_max_pores=1)["count_split_labels"] == len(SINGLES) + pairs
+    assert analyse(m)["count_split_labels"] == len(SINGLES) + 2 * pairs  # the default bound is 2
     for bound in (2, None):
         s = analyse(m, split_max_pores=bound)
         assert s["count_split_labels"] == len(SINGLES) + 2 * pairs
@@ -78,7 +79,8 @@ def test_area_rule_bound_and_big_objects():
     assert analyse(m, split_max_pores=None)["count_split_labels"] == len(SINGLES) + 5
     assert analyse(m, split_max_pores=2)["count_split_labels"] == len(SINGLES) + 2
     assert analyse(m, split_max_pores=3)["count_split_labels"] == len(SINGLES) + 3
-    assert analyse(m)["count_split_labels"] == len(SINGLES) + 1
+    assert analyse(m, split_max_pores=1)["count_split_labels"] == len(SINGLES) + 1
+    assert analyse(m)["count_split_labels"] == len(SINGLES) + 2
 
 
 def test_area_rule_needs_a_finite_single_pore_area():
@@ -122,7 +124,7 @@ def test_params_bounds_and_record():
     with pytest.raises(ParamsError, match="split_max_pore"):
         AnalyzeParams.from_mapping({"counting": {"split_max_pore": 2}})
     default = AnalyzeParams().to_dict()["counting"]
-    assert "split_max_pores" not in default and "split_min_area_at_edges" not in default
+    assert default["split_max_pores"] == 2 and "split_min_area_at_edges" not in default
     p = AnalyzeParams.from_mapping({"counting": {"split_max_pores": None,
                                                  "split_min_area_at_edges": False}})
     rec = p.to_dict()["counting"]
