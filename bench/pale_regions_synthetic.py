@@ -4,7 +4,8 @@ Draws development membranes (the ``validate`` sizes, porosity and diameter range
 ``params.yaml`` WITH the ``synthesize.artefacts``: frames, text, logos, rough patches, charging,
 JPEG ...; seeds ``seed + offset`` for each ``--offsets`` value, never the validation images),
 segments them with the model and measures every predicted 8-connected region's contrast
-against its surface ring (:func:`porescope.measure.pale_regions.region_contrast`). A region is
+against its surface ring (:func:`porescope.measure.pale_regions.region_contrast`; burned-in
+overlays left out of the rings as ``measure`` does, unless ``--keep-overlays``). A region is
 *false* when under 20 % of its pixels lie on (1-px dilated) true openings. Prints, for each
 threshold of ``--thresholds``, the false and true regions that ``measure.min_region_contrast``
 would drop (all regions, and those of ``split_min_area_px`` or more, which the split count can
@@ -17,6 +18,7 @@ prints the split-count and porosity errors of the predicted masks.
 
     python bench/pale_regions_synthetic.py --model models/model.pt [--offsets 2000003 3000017]
         [--n-images 24] [--thresholds 0.1 0.2 0.3 0.4] [--validate 0.3] [--csv regions.csv]
+        [--keep-overlays]
 """
 
 from __future__ import annotations
@@ -34,17 +36,21 @@ import porescope.synthetic.membranes as syn
 from porescope.analysis.params import AnalyzeParams
 from porescope.analysis.validation import ValidateParams, validate_on_truth, validation_specs
 from porescope.measure.pale_regions import region_contrast
+from porescope.measure.quality import overlay_mask
 from porescope.measure.segment import load_model, predict_mask
 from porescope.synthetic.artefacts import rough_patches
 from real_sem_reference import ROOT
 
 
-def regions_of(model, spec: syn.MembraneSpec, rng: np.random.Generator, edge: int) -> pd.DataFrame:
+def regions_of(model, spec: syn.MembraneSpec, rng: np.random.Generator, edge: int,
+               overlay_level: int | None) -> pd.DataFrame:
     """The contrast table of one membrane's predicted regions with ``false``, ``near_edge``
-    (within ``edge`` px of an overlay or the image border) and ``on_rough``."""
+    (within ``edge`` px of an overlay or the image border) and ``on_rough``; the rings leave
+    out the overlays of ``overlay_level`` and brighter, as ``measure`` does (None: keep them)."""
     res = syn.synthesize_image(spec, rng)
     pred = predict_mask(model, res.image, backend="auto")
-    labels, table = region_contrast(res.image, pred)
+    exclude = None if overlay_level is None else overlay_mask(res.image, overlay_level)
+    labels, table = region_contrast(res.image, pred, exclude=exclude)
     n = len(table) + 1
 
     def share(pixels: np.ndarray) -> np.ndarray:
@@ -78,17 +84,20 @@ def main() -> None:
     ap.add_argument("--thresholds", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4, 0.5])
     ap.add_argument("--validate", type=float, nargs="*", default=[])
     ap.add_argument("--csv", type=Path, default=None, help="write the region table here")
+    ap.add_argument("--keep-overlays", action="store_true",
+                    help="rings include the burned-in overlays (measure leaves them out)")
     args = ap.parse_args()
     p = yaml.safe_load(args.params.read_text())
     vp = ValidateParams.from_mapping(p["validate"])
     analysis = AnalyzeParams.from_mapping(p["analyze"])
     min_area = analysis.counting.split_min_area_px
+    level = None if args.keep_overlays else p["measure"]["quality"]["overlay_level"]
     model = load_model(args.model, device="cpu")
     tables = []
     for off in args.offsets:
         dev = replace(vp, artefacts=True, seed_offset=off, n_images=args.n_images)
         for k, spec in enumerate(validation_specs(dev, p["synthesize"], p["seed"])):
-            t = regions_of(model, spec, syn.image_rng(p["seed"] + off, k), args.edge)
+            t = regions_of(model, spec, syn.image_rng(p["seed"] + off, k), args.edge, level)
             tables.append(t.assign(offset=off, image=k))
     regions = pd.concat(tables, ignore_index=True)
     if args.csv:

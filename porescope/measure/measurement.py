@@ -126,8 +126,10 @@ def _measure(mg: Micrograph, image_id: str, params: MeasureParams, *, image_file
         pred, n_uncertain, trained = mask, None, None
     pale = None
     if params.min_region_contrast is not None:
+        # our own prediction is cleared in place; a given mask is the caller's
         pred, pale = drop_pale_regions(grey, pred, params.min_region_contrast,
-                                       overlay_level=params.quality.overlay_level)
+                                       overlay_level=params.quality.overlay_level,
+                                       band_pixels=params.band_pixels, in_place=model is not None)
     banded = pred.size > params.band_pixels
     pixels = ObjectPixels(grey, params.quality.overlay_level) if banded else None
     canvas = OutlineCanvas(grey.shape) if banded and overlay else None

@@ -7,18 +7,23 @@ bright frame or overlay edge (the frame looks like a pore's bright rim), sometim
 rough patch. Such a region has the grey of the surface it lies on.
 
 :func:`region_contrast` measures, per 8-connected region of a mask, its mean grey against the
-median grey of the surface ring around it (the non-region pixels within ``ring_px`` px, burned-in
-overlays left out: a white frame beside a strip is not the surface the strip lies on),
+median grey of the surface ring around it (the non-foreground pixels within ``ring_px`` px of the
+region, whether or not they are near another region too; burned-in overlays left out: a white
+frame beside a strip is not the surface the strip lies on),
 
     contrast = (ring median - region mean) / max(ring median, 1),
 
 and :func:`drop_pale_regions` removes the regions whose contrast is below a threshold (the
-``measure.min_region_contrast`` param; off by default). A region that holds a real pore and a
+``measure.min_region_contrast`` param, 0.3 by default). A region that holds a real pore and a
 pale strip touching it is judged as a whole, so it is kept.
 
 The threshold was chosen on synthetic membranes drawn with artefacts (frames, overlays, rough
 patches; ``bench/pale_regions_synthetic.py``), where each predicted region is known to be a
 pore or not.
+
+Each region is judged on its bounding box grown by ``ring_px``, so the result does not depend
+on how the regions are numbered, and a mask above ``band_pixels`` is judged band by band
+(:mod:`porescope.measure.region_bands`) with the same result as the whole image.
 """
 
 from __future__ import annotations
@@ -26,9 +31,39 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pandas as pd
-from scipy import ndimage as ndi
 
 from porescope.measure.quality import overlay_mask
+from porescope.measure.region_bands import owned_bands, owned_rows
+
+
+def _judge(grey: np.ndarray, fg: np.ndarray, exclude: np.ndarray | None, labels: np.ndarray,
+           stats: np.ndarray, ring_px: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Area, mean grey and ring median of regions 1..n of ``labels`` (with OpenCV's ``stats``);
+    ``grey``, ``fg`` and ``exclude`` cover the same rows, ``ring_px`` beyond the regions'
+    where the image has them."""
+    n = stats.shape[0] - 1
+    rows, cols = labels.shape
+    kernel = np.ones((2 * ring_px + 1, 2 * ring_px + 1), np.uint8)
+    area = stats[1:, cv2.CC_STAT_AREA].astype(np.int64)
+    mean, median = np.empty(n), np.full(n, np.nan)
+    for i in range(1, n + 1):
+        x, y, w, h = stats[i, :4]
+        a0, a1 = max(0, y - ring_px), min(rows, y + h + ring_px)
+        c0, c1 = max(0, x - ring_px), min(cols, x + w + ring_px)
+        own = labels[a0:a1, c0:c1] == i
+        g = grey[a0:a1, c0:c1]
+        mean[i - 1] = g[own].sum(dtype=np.int64) / area[i - 1]
+        # the dilation's border adds nothing: a clipped square stops at the image edge
+        ring = cv2.dilate(own.view(np.uint8), kernel).view(bool) & ~fg[a0:a1, c0:c1]
+        if exclude is not None:
+            ring &= ~exclude[a0:a1, c0:c1]
+        if ring.any():
+            median[i - 1] = np.median(g[ring])
+    return area, mean, median
+
+
+def _contrast(mean: np.ndarray, median: np.ndarray) -> np.ndarray:
+    return (median - mean) / np.maximum(median, 1.0)
 
 
 def region_contrast(grey: np.ndarray, mask: np.ndarray, ring_px: int = 3,
@@ -42,9 +77,9 @@ def region_contrast(grey: np.ndarray, mask: np.ndarray, ring_px: int = 3,
     mask : (rows, cols) ndarray
         Non-zero = foreground (class ids or bool), same shape.
     ring_px : int
-        Width of the surface ring, px: the non-foreground pixels within a
-        ``(2 ring_px + 1)``-square of a region; where two regions' rings overlap, a pixel
-        belongs to the ring of the region with the higher label.
+        Width of the surface ring, px: the non-foreground pixels within the
+        ``(2 ring_px + 1)``-square around any pixel of a region, also those near another
+        region (a pixel may be in several rings).
     exclude : (rows, cols) bool ndarray, optional
         Pixels never in a ring (burned-in overlays, :func:`porescope.measure.quality.overlay_mask`).
 
@@ -60,7 +95,8 @@ def region_contrast(grey: np.ndarray, mask: np.ndarray, ring_px: int = 3,
 
     Notes
     -----
-    Memory: the label image and its dilation, 8 B per pixel.
+    Memory: the label image, 4 B per pixel, and per region its grown bounding box.
+    :func:`drop_pale_regions` with ``band_pixels`` needs no image-sized label image.
 
     Examples
     --------
@@ -77,36 +113,19 @@ def region_contrast(grey: np.ndarray, mask: np.ndarray, ring_px: int = 3,
     fg = np.asarray(mask) > 0
     if grey.shape != fg.shape:
         raise ValueError(f"region_contrast: grey {grey.shape} and mask {fg.shape} differ in shape")
-    n, labels = cv2.connectedComponents(fg.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-    n -= 1
-    flat = labels.ravel()
-    g = grey.ravel()
-    area = np.bincount(flat, minlength=n + 1)[1:]
-    sums = np.bincount(flat, weights=g, minlength=n + 1)[1:]
-    size = 2 * int(ring_px) + 1
-    near = ndi.maximum_filter(labels, size=size, mode="constant", cval=0)
-    ring = (near > 0) & ~fg
-    if exclude is not None:
-        ring &= ~np.asarray(exclude, bool)
-    ring_lab, ring_grey = near[ring], grey[ring]
-    # the median of each ring: sort by (label, grey), take the middle of each label's run
-    order = np.lexsort((ring_grey, ring_lab))
-    ring_lab, ring_grey = ring_lab[order], ring_grey[order].astype(float)
-    count = np.bincount(ring_lab, minlength=n + 1)[1:]
-    start = np.concatenate([[0], np.cumsum(count)[:-1]])
-    median = np.full(n, np.nan)
-    has = count > 0
-    lo, hi = start[has] + (count[has] - 1) // 2, start[has] + count[has] // 2
-    median[has] = (ring_grey[lo] + ring_grey[hi]) / 2.0
-    mean = sums / np.maximum(area, 1)
-    table = pd.DataFrame({"label": np.arange(1, n + 1), "area": area, "mean_grey": mean,
-                          "ring_grey": median,
-                          "contrast": (median - mean) / np.maximum(median, 1.0)})
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg.view(np.uint8), connectivity=8,
+                                                           ltype=cv2.CV_32S)
+    ex = None if exclude is None else np.asarray(exclude, bool)
+    area, mean, median = _judge(grey, fg, ex, labels, stats, int(ring_px))
+    table = pd.DataFrame({"label": np.arange(1, n), "area": area, "mean_grey": mean,
+                          "ring_grey": median, "contrast": _contrast(mean, median)})
     return labels, table
 
 
 def drop_pale_regions(grey: np.ndarray, mask: np.ndarray, min_contrast: float,
-                      ring_px: int = 3, overlay_level: int | None = 245) -> tuple[np.ndarray, int]:
+                      ring_px: int = 3, overlay_level: int | None = 245, *,
+                      band_pixels: int | None = None, in_place: bool = False
+                      ) -> tuple[np.ndarray, int]:
     """``mask`` without the regions whose :func:`region_contrast` is below ``min_contrast``.
 
     Parameters
@@ -122,11 +141,18 @@ def drop_pale_regions(grey: np.ndarray, mask: np.ndarray, min_contrast: float,
         Rings leave out the burned-in overlays of this grey and brighter
         (:func:`porescope.measure.quality.overlay_mask`, ``measure.quality.overlay_level``);
         None = they count as surface.
+    band_pixels : int, optional
+        A mask of more pixels is judged in bands of about this many pixels
+        (:func:`porescope.measure.region_bands.owned_bands`; ``measure.band_pixels``), each
+        region with the rows ``ring_px`` around it: the same result as the whole image, with
+        no image-sized label image. None = the whole image at once.
+    in_place : bool
+        Clear the pale regions in ``mask`` itself instead of a copy.
 
     Returns
     -------
     mask : ndarray
-        A copy of ``mask`` (same dtype) with the pale regions cleared.
+        ``mask`` (``in_place``) or a copy of it (same dtype) with the pale regions cleared.
     n_dropped : int
         Regions removed.
 
@@ -141,14 +167,61 @@ def drop_pale_regions(grey: np.ndarray, mask: np.ndarray, min_contrast: float,
     >>> kept, n = drop_pale_regions(grey, mask, 0.3)
     >>> n, int(kept.sum()), int(kept[10:20, 10:20].sum())
     (1, 100, 100)
-
+    >>> banded, _ = drop_pale_regions(grey, mask, 0.3, band_pixels=120)
+    >>> bool(np.array_equal(banded, kept))
+    True
     """
+    out = mask if in_place else np.array(mask, copy=True)
+    if band_pixels is not None and out.size > band_pixels:
+        return out, _drop_in_bands(np.asarray(grey), out, min_contrast, int(ring_px),
+                                   overlay_level, int(band_pixels))
     exclude = None if overlay_level is None else overlay_mask(grey, overlay_level)
-    labels, table = region_contrast(grey, mask, ring_px, exclude)
+    labels, table = region_contrast(grey, out, ring_px, exclude)
     pale = table["label"].to_numpy()[(table["contrast"] < min_contrast).to_numpy()]
-    out = np.array(mask, copy=True)
     if pale.size:
         drop = np.zeros(len(table) + 1, bool)
         drop[pale] = True
         out[drop[labels]] = 0
     return out, int(pale.size)
+
+
+def _drop_in_bands(grey: np.ndarray, mask: np.ndarray, min_contrast: float, ring_px: int,
+                   overlay_level: int | None, band_pixels: int) -> int:
+    """:func:`drop_pale_regions` band by band, in place; returns the number dropped."""
+    rows, cols = mask.shape
+    if grey.shape != mask.shape:
+        raise ValueError(f"drop_pale_regions: grey {grey.shape} and mask {mask.shape} differ "
+                         "in shape")
+
+    def fg_rows(a: int, b: int) -> np.ndarray:
+        return mask[a:b] != 0
+
+    # first judge every band, then clear: a cleared region would join the rings of the
+    # regions judged after it
+    pale_bands = []
+    for r0, own_end, r1, owned in owned_bands(fg_rows, 0, rows, cols, band_pixels):
+        a, b = max(0, r0 - ring_px), min(rows, r1 + ring_px)
+        win = np.zeros((b - a, cols), np.uint8)
+        win[r0 - a:r1 - a] = owned
+        del owned
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(win, connectivity=8,
+                                                               ltype=cv2.CV_32S)
+        del win
+        exclude = None if overlay_level is None else overlay_mask(grey, overlay_level, (a, b))
+        _, mean, median = _judge(grey[a:b], fg_rows(a, b), exclude, labels, stats, ring_px)
+        pale = np.flatnonzero(_contrast(mean, median) < min_contrast) + 1
+        if pale.size:
+            # each pale region by its first pixel (its top row's leftmost), in image rows
+            top = stats[pale, cv2.CC_STAT_TOP]
+            left = [int(np.argmax(labels[t] == i)) for t, i in zip(top, pale)]
+            pale_bands.append((r0, own_end, top + a, np.array(left)))
+        del labels, exclude
+    for r0, own_end, top, left in pale_bands:
+        r1, owned = owned_rows(fg_rows, r0, own_end, rows)
+        _, labels = cv2.connectedComponents(owned.view(np.uint8), connectivity=8,
+                                            ltype=cv2.CV_32S)
+        drop = np.zeros(int(labels.max()) + 1, bool)
+        drop[labels[top - r0, left]] = True
+        band = mask[r0:r1]
+        band[drop[labels]] = 0
+    return sum(len(t) for _, _, t, _ in pale_bands)
