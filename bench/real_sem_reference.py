@@ -6,8 +6,10 @@ with the model (the network sees the full context), keep the reference's analyse
 and compare with the manual count and, where a hand-checked mask exists, its porosity.
 
     python bench/real_sem_reference.py --model models/model.pt [--scale 1.0 | auto] [--json out.json]
-        [--set counting.split_max_pores=2 ...]
+        [--set counting.split_max_pores=2 ...] [--min-contrast 0.3]
 
+``--min-contrast``: ``measure.min_region_contrast`` (drop the predicted regions that are not
+darker than the surface around them, :mod:`porescope.measure.pale_regions`).
 ``--set KEY=VALUE`` changes an ``analyze`` setting (YAML value, dotted key inside the group).
 ``--scale auto``: per image, the factor of ``measure.scale: auto``
 (:mod:`porescope.measure.scale_auto`: a first pass at scale 1, the median ECD of its objects
@@ -55,9 +57,12 @@ def with_settings(raw: dict, sets: list[str]) -> AnalyzeParams:
     return AnalyzeParams.from_mapping(merge(raw, dotted(sets)), source="--set")
 
 
-def measure_params(sets: list[str] | None = None) -> MeasureParams:
-    """The bench's measure settings, with ``analyze`` changes (:func:`with_settings`)."""
-    params = MeasureParams(device="cpu", figures=False, scale_bar=False)
+def measure_params(sets: list[str] | None = None, min_contrast: float | None = None
+                   ) -> MeasureParams:
+    """The bench's measure settings, with ``analyze`` changes (:func:`with_settings`) and
+    ``min_region_contrast``."""
+    params = MeasureParams(device="cpu", figures=False, scale_bar=False,
+                           min_region_contrast=min_contrast)
     if not sets:
         return params
     return replace(params, analysis=with_settings(params.analysis.to_dict(), sets))
@@ -72,12 +77,14 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write the comparison here")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="analyze setting, e.g. counting.split_max_pores=2 (repeatable)")
+    ap.add_argument("--min-contrast", type=float, default=None,
+                    help="measure.min_region_contrast (default: off)")
     args = ap.parse_args()
     if not IMAGES.is_dir():
         raise SystemExit(f"{IMAGES} not found: the real images are in ../shared/data")
     counts = pd.read_csv(REFERENCE / "counts.csv")
     model = load_model(args.model, device="cpu")
-    params = measure_params(args.set)
+    params = measure_params(args.set, args.min_contrast)
     rows = []
     for r in counts.itertuples(index=False):
         grey = to_grey(read_image(IMAGES / r.file).pages[0].array, None, r.file)
@@ -110,7 +117,8 @@ def main() -> None:
     table, metrics = reference_errors(got, ref)
     pd.set_option("display.width", 200)
     print(f"model {args.model}, scale {args.scale}, backend {args.backend}"
-          + (f", analyze {' '.join(args.set)}" if args.set else ""))
+          + (f", analyze {' '.join(args.set)}" if args.set else "")
+          + (f", min_region_contrast {args.min_contrast}" if args.min_contrast is not None else ""))
     print(table.round(3).to_string(index=False))
     if args.scale == "auto":
         print(got[["image_id", "est_ecd_px", "est_n", "scale", "flags"]].round(3).to_string(index=False))
@@ -118,7 +126,7 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"model": str(args.model), "scale": args.scale,
-                                         "set": args.set,
+                                         "set": args.set, "min_contrast": args.min_contrast,
                                          "table": table.round(4).to_dict(orient="records"),
                                          "metrics": metrics}, indent=1))
 

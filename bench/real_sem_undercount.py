@@ -29,7 +29,10 @@ centres: yellow matched, red missed, magenta merged; false / fragment objects ou
 go to ``--out``.
 
     python bench/real_sem_undercount.py --model models/model.pt [--out /tmp/undercount]
-        [--set counting.split_max_pores=2 ...]
+        [--set counting.split_max_pores=2 ...] [--min-contrast 0.3]
+
+``--min-contrast``: the predicted regions that are not darker than the surface around them are
+dropped first (``measure.min_region_contrast``, :mod:`porescope.measure.pale_regions`).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from porescope.io.images import read_image, to_grey
 from porescope.measure.measurement import measure_micrograph
 from porescope.measure.counting import split_pores_per_object
 from porescope.measure.morphometry import label_mask
+from porescope.measure.pale_regions import drop_pale_regions
 from porescope.measure.segment import load_model, predict_mask
 from real_sem_reference import IMAGES, REFERENCE, measure_params, region
 
@@ -145,10 +149,12 @@ def main() -> None:
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="analyze setting, e.g. counting.split_max_pores=2 (repeatable)")
+    ap.add_argument("--min-contrast", type=float, default=None,
+                    help="measure.min_region_contrast (default: off)")
     args = ap.parse_args()
     counts = pd.read_csv(REFERENCE / "counts.csv")
     model = load_model(args.model, device="cpu")
-    params = measure_params(args.set)
+    params = measure_params(args.set, args.min_contrast)
     ap_ = params.analysis
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -157,6 +163,9 @@ def main() -> None:
         pred = predict_mask(model, grey, backend=args.backend)
         ys, xs = region(r, grey.shape)
         sub = pred[ys, xs] > 0
+        if args.min_contrast is not None:     # as measure_micrograph does it with the param
+            sub = drop_pale_regions(grey[ys, xs], sub, args.min_contrast,
+                                    overlay_level=params.quality.overlay_level)[0]
         a = analyse_mask(sub, params=ap_, image_id=r.image, spatial=False)
         _, summary = measure_micrograph(grey[ys, xs], mask=sub, params=params, image_id=r.image)
         assert a.summary["count_split_labels"] == summary["count_split_labels"]
@@ -187,7 +196,8 @@ def main() -> None:
     table.loc[len(table)] = {"image": "all", **total.to_dict(),
                              "err_pct": round(100 * (total["split"] / total["manual"] - 1), 1)}
     pd.set_option("display.width", 200)
-    print(f"model {args.model}, analyze {' '.join(args.set) or 'defaults'}, tol {args.tol} px; "
+    print(f"model {args.model}, analyze {' '.join(args.set) or 'defaults'}, min_region_contrast "
+          f"{args.min_contrast}, tol {args.tol} px; "
           f"overlays in {args.out}")
     print(table.to_string(index=False))
 

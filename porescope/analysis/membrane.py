@@ -65,6 +65,7 @@ from porescope.measure.morphometry import (
     measure_objects,
     summary_from_table,
 )
+from porescope.measure.region_bands import owned_bands
 from porescope.measure.spatial import (
     Window,
     biovoxxel_test,
@@ -281,33 +282,6 @@ def _pixels_whole(mask: np.ndarray, window: tuple[int, int, int, int], bar_rows:
                        split_method, labels)
 
 
-def _owned_rows(fg_rows: Callable[[int, int], np.ndarray], r0: int, own_end: int, end: int
-                ) -> tuple[int, np.ndarray]:
-    """The rows ``[r0, r1)`` holding, whole, every region whose top row lies in
-    ``[r0, own_end)``, and a mask of just those regions (the regions coming from above ``r0``
-    and those starting at ``own_end`` or below left out). ``end``: the last analysed row + 1."""
-    import cv2
-
-    above = fg_rows(r0 - 1, r0)[0] if r0 > 0 else None
-    step = max(2, own_end - r0)
-    r1 = min(end, own_end + step)
-    while True:
-        fg = fg_rows(r0, r1)
-        _, lab, stats, _ = cv2.connectedComponentsWithStats(fg.view(np.uint8), connectivity=8)
-        owned = np.zeros(stats.shape[0], bool)
-        owned[1:] = stats[1:, cv2.CC_STAT_TOP] < own_end - r0
-        if above is not None and above.any():
-            # 8-adjacent to a region pixel in the row above: that region began higher up
-            near = above.copy()
-            near[1:] |= above[:-1]
-            near[:-1] |= above[1:]
-            owned[lab[0][near & fg[0]]] = False
-        bottom = stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT]
-        if r1 >= end or not (owned & (bottom == r1 - r0)).any():
-            return r1, owned[lab]
-        step *= 2
-        r1 = min(end, r1 + step)
-
 def _pixels_in_bands(mask: np.ndarray, window: tuple[int, int, int, int], px: float | None,
                      params: AnalyzeParams, class_names: Mapping[Any, str] | None,
                      band_pixels: int, on_labels: Callable[[int, np.ndarray], None] | None
@@ -335,11 +309,8 @@ def _pixels_in_bands(mask: np.ndarray, window: tuple[int, int, int, int], px: fl
         return fg
 
     bands = []
-    own_rows = max(2, band_pixels // w // 2 * 2)
-    r0 = wr0        # the rows outside the analysed region hold no object
-    while r0 < wr1:
-        own_end = min(wr1, max(r0 + 2, (r0 + own_rows) // 2 * 2))
-        r1, owned = _owned_rows(fg_rows, r0, own_end, wr1)
+    # the rows outside the analysed region hold no object
+    for r0, _, r1, owned in owned_bands(fg_rows, wr0, wr1, w, band_pixels):
         # blank rows above, so many that the crop starts on an even image row: OpenCV labels
         # 8-connected regions in 2 x 2 blocks, so the numbering follows the row pairs
         pt, pb = (0 if r0 == 0 else 2 - r0 % 2), int(r1 < h)
@@ -376,7 +347,6 @@ def _pixels_in_bands(mask: np.ndarray, window: tuple[int, int, int, int], px: fl
         bands.append((region_table, pore_table, lut[local], local > n_marked,
                       firsts[local - 1] + off * w, int(np.count_nonzero(fg)), region_first))
         del labels, fg, region, regions
-        r0 = own_end
 
     # regions: band order is their numbering; pores: grown from a marker first, each group by
     # its marker's (or its own) first pixel, as split_touching numbers the whole image

@@ -58,6 +58,7 @@ from porescope.analysis.figures import (
 from porescope.analysis.membrane import ESTIMATORS, analyse_mask, image_rng
 from porescope.analysis.params import AnalyzeParams
 from porescope.analysis.truth import synthetic_reference
+from porescope.measure.pale_regions import drop_pale_regions
 from porescope.config import Fail, ParamsError, parse_group
 from porescope.synthetic import membranes as syn
 from porescope.synthetic.params import artefacts_off
@@ -289,7 +290,8 @@ def _predictor(model_path: Path, params: ValidateParams):
 
 
 def validate_on_truth(params: ValidateParams, synth: Mapping[str, Any], analysis: AnalyzeParams,
-                      seed: int, *, model_path: str | Path | None = None) -> ValidationResult:
+                      seed: int, *, model_path: str | Path | None = None,
+                      min_region_contrast: float | None = None) -> ValidationResult:
     """Generate the validation set, analyse its masks and compare them with the exact truth.
 
     Parameters
@@ -304,6 +306,9 @@ def validate_on_truth(params: ValidateParams, synth: Mapping[str, Any], analysis
         The shared seed.
     model_path : path, optional
         Trained model file; without it only the ground-truth masks are analysed.
+    min_region_contrast : float, optional
+        Remove the pale predicted regions first, as ``measure.min_region_contrast`` does
+        (:func:`porescope.measure.pale_regions.drop_pale_regions`); None = keep them all.
 
     Returns
     -------
@@ -339,6 +344,9 @@ def validate_on_truth(params: ValidateParams, synth: Mapping[str, Any], analysis
         masks = {"ground truth": gt}
         if predict is not None:
             masks["predicted"] = predict(res.image)
+            if min_region_contrast is not None:
+                masks["predicted"] = drop_pale_regions(res.image, masks["predicted"],
+                                                       min_region_contrast)[0]
         for label, mask in masks.items():
             a = analyse_mask(mask, pixel_size_nm=spec.pixel_size_nm, params=analysis,
                              rng=image_rng(seed, iid, label), image_id=iid,

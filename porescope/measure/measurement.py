@@ -11,7 +11,9 @@ Per image (:func:`measure_one` for a file, :func:`measure_micrograph` for an arr
 3. segmentation at the model's training pixel size (:mod:`porescope.measure.segment`), at an
    explicit ``scale``, or with ``scale: auto`` at the factor that brings the image's estimated
    pore size to the trained one (:mod:`porescope.measure.scale_auto`);
-4. the analysis of the mask: :func:`porescope.analysis.membrane.analyse_mask` (the ``analyze``
+4. with ``min_region_contrast``, the predicted (or given) regions that are not darker than
+   the surface around them are removed (:mod:`porescope.measure.pale_regions`);
+5. the analysis of the mask: :func:`porescope.analysis.membrane.analyse_mask` (the ``analyze``
    settings, ``MeasureParams.analysis``), with a generator that depends only on the seed and
    the image id.
 
@@ -36,6 +38,7 @@ from porescope.config import ParamsError
 from porescope.io.images import image_size
 from porescope.io.micrograph import Micrograph, read_micrograph
 from porescope.analysis.figures import OutlineCanvas
+from porescope.measure.pale_regions import drop_pale_regions
 from porescope.measure.quality import ObjectPixels, quality_flags
 from porescope.measure.params import MeasureParams
 from porescope.measure.scale_auto import AutoScale, choose_scale, first_pass_pore_size
@@ -121,6 +124,12 @@ def _measure(mg: Micrograph, image_id: str, params: MeasureParams, *, image_file
         class_names = model.class_names
     else:
         pred, n_uncertain, trained = mask, None, None
+    pale = None
+    if params.min_region_contrast is not None:
+        # our own prediction is cleared in place; a given mask is the caller's
+        pred, pale = drop_pale_regions(grey, pred, params.min_region_contrast,
+                                       overlay_level=params.quality.overlay_level,
+                                       band_pixels=params.band_pixels, in_place=model is not None)
     banded = pred.size > params.band_pixels
     pixels = ObjectPixels(grey, params.quality.overlay_level) if banded else None
     canvas = OutlineCanvas(grey.shape) if banded and overlay else None
@@ -160,6 +169,8 @@ def _measure(mg: Micrograph, image_id: str, params: MeasureParams, *, image_file
             "quality_flags": "; ".join(quality.flags),
             **{f"quality_{k}": v for k, v in quality.values.items() if k != "n_objects"},
             "warnings": "; ".join(warnings)}
+    if pale is not None:    # only then: the summary of a run without the rule is unchanged
+        info["pale_regions_dropped"] = pale
     return MeasureResult(image_id, grey, full, analysis, info, overlay=canvas)
 
 

@@ -47,6 +47,12 @@ class MeasureParams:
     (exit 2) after writing the outputs, so that ``dvc repro`` does not record a run with
     micrographs silently missing. ``porescope measure`` always exits 3 after a partial run.
 
+    min_region_contrast: drop predicted regions that are not darker than the surface around
+    them: contrast ``(ring median - region mean) / ring median`` below this
+    (:mod:`porescope.measure.pale_regions`: strips along bright frames, surface grain);
+    None = keep every region. 0.3 was chosen on synthetic membranes with artefacts
+    (``bench/pale_regions_synthetic.py``).
+
     quality: the out-of-distribution guard's limits (:class:`~porescope.measure.quality.QualityLimits`);
     an image with any flag is "not certified".
     specimens: how images are grouped into specimens for the certificate
@@ -80,6 +86,7 @@ class MeasureParams:
     figures: bool = True
     strict: bool = False
     allow_partial: bool = False
+    min_region_contrast: float | None = field(default=0.3, metadata={"ge": 0, "lt": 1})
     quality: QualityLimits = field(default_factory=QualityLimits)
     specimens: SpecimenParams = field(default_factory=SpecimenParams)
     reference: str | None = None
@@ -110,7 +117,9 @@ class MeasureParams:
                 "reference": self.reference, "validation": self.validation,
                 "analysis": self.analysis.to_dict(), "seed": self.seed,
                 # only then: the run.json of a run without auto is unchanged
-                **({"scale_auto": to_mapping(self.scale_auto)} if self.scale == "auto" else {})}
+                **({"scale_auto": to_mapping(self.scale_auto)} if self.scale == "auto" else {}),
+                **({"min_region_contrast": self.min_region_contrast}
+                   if self.min_region_contrast is not None else {})}
 
 
 def parse_measure_params(raw: Mapping[str, Any] | None, analysis: AnalysisParams | None = None,
