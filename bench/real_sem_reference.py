@@ -6,10 +6,11 @@ with the model (the network sees the full context), keep the reference's analyse
 and compare with the manual count and, where a hand-checked mask exists, its porosity.
 
     python bench/real_sem_reference.py --model models/model.pt [--scale 1.0 | auto] [--json out.json]
-        [--set counting.split_max_pores=2 ...] [--min-contrast 0.3]
+        [--set counting.split_max_pores=2 ...] [--min-contrast 0.3 | none]
 
+Every setting is the pipeline's default (``MeasureParams``, ``AnalyzeParams``) unless changed.
 ``--min-contrast``: ``measure.min_region_contrast`` (drop the predicted regions that are not
-darker than the surface around them, :mod:`porescope.measure.pale_regions`).
+darker than the surface around them, :mod:`porescope.measure.pale_regions`; ``none`` = off).
 ``--set KEY=VALUE`` changes an ``analyze`` setting (YAML value, dotted key inside the group).
 ``--scale auto``: per image, the factor of ``measure.scale: auto``
 (:mod:`porescope.measure.scale_auto`: a first pass at scale 1, the median ECD of its objects
@@ -57,15 +58,26 @@ def with_settings(raw: dict, sets: list[str]) -> AnalyzeParams:
     return AnalyzeParams.from_mapping(merge(raw, dotted(sets)), source="--set")
 
 
-def measure_params(sets: list[str] | None = None, min_contrast: float | None = None
+#: ``min_region_contrast`` of :func:`measure_params` when not given: the pipeline's default
+DEFAULT_CONTRAST = MeasureParams().min_region_contrast
+
+
+def measure_params(sets: list[str] | None = None, min_contrast: float | None = DEFAULT_CONTRAST
                    ) -> MeasureParams:
     """The bench's measure settings, with ``analyze`` changes (:func:`with_settings`) and
-    ``min_region_contrast``."""
+    ``min_region_contrast`` (None = off)."""
     params = MeasureParams(device="cpu", figures=False, scale_bar=False,
                            min_region_contrast=min_contrast)
     if not sets:
         return params
     return replace(params, analysis=with_settings(params.analysis.to_dict(), sets))
+
+
+def add_contrast_option(ap: argparse.ArgumentParser) -> None:
+    """``--min-contrast VALUE | none``, by default the pipeline's ``measure.min_region_contrast``."""
+    ap.add_argument("--min-contrast", type=lambda v: None if v.lower() in ("none", "null") else float(v),
+                    default=DEFAULT_CONTRAST,
+                    help=f"measure.min_region_contrast, or none (default: {DEFAULT_CONTRAST}, the pipeline's)")
 
 
 def main() -> None:
@@ -77,8 +89,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write the comparison here")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="analyze setting, e.g. counting.split_max_pores=2 (repeatable)")
-    ap.add_argument("--min-contrast", type=float, default=None,
-                    help="measure.min_region_contrast (default: off)")
+    add_contrast_option(ap)
     args = ap.parse_args()
     if not IMAGES.is_dir():
         raise SystemExit(f"{IMAGES} not found: the real images are in ../shared/data")

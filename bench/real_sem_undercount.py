@@ -29,7 +29,7 @@ centres: yellow matched, red missed, magenta merged; false / fragment objects ou
 go to ``--out``.
 
     python bench/real_sem_undercount.py --model models/model.pt [--out /tmp/undercount]
-        [--set counting.split_max_pores=2 ...] [--min-contrast 0.3]
+        [--set counting.split_max_pores=2 ...] [--min-contrast 0.3 | none]
 
 ``--min-contrast``: the predicted regions that are not darker than the surface around them are
 dropped first (``measure.min_region_contrast``, :mod:`porescope.measure.pale_regions`).
@@ -52,7 +52,7 @@ from porescope.measure.counting import split_pores_per_object
 from porescope.measure.morphometry import label_mask
 from porescope.measure.pale_regions import drop_pale_regions
 from porescope.measure.segment import load_model, predict_mask
-from real_sem_reference import IMAGES, REFERENCE, measure_params, region
+from real_sem_reference import IMAGES, REFERENCE, add_contrast_option, measure_params, region
 
 CLASSES = ("miss", "miss_debris", "merge_doublet", "merge_bridged", "merge_edge", "small",
            "border_minus", "border_plus", "area_plus", "fragment", "false")
@@ -149,8 +149,7 @@ def main() -> None:
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="analyze setting, e.g. counting.split_max_pores=2 (repeatable)")
-    ap.add_argument("--min-contrast", type=float, default=None,
-                    help="measure.min_region_contrast (default: off)")
+    add_contrast_option(ap)
     args = ap.parse_args()
     counts = pd.read_csv(REFERENCE / "counts.csv")
     model = load_model(args.model, device="cpu")

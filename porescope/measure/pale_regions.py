@@ -14,7 +14,7 @@ frame beside a strip is not the surface the strip lies on),
     contrast = (ring median - region mean) / max(ring median, 1),
 
 and :func:`drop_pale_regions` removes the regions whose contrast is below a threshold (the
-``measure.min_region_contrast`` param, 0.3 by default). A region that holds a real pore and a
+``measure.min_region_contrast`` param, 0.2 by default). A region that holds a real pore and a
 pale strip touching it is judged as a whole, so it is kept.
 
 The threshold was chosen on synthetic membranes drawn with artefacts (frames, overlays, rough
