@@ -131,6 +131,25 @@ def test_model_chain_params_hashes_and_sources(project: Path) -> None:
 
 
 @pytest.mark.slow
+def test_model_code_is_what_train_ran_not_a_newer_fingerprint(project: Path) -> None:
+    """After an edit, ``dvc repro code`` rewrites train's fingerprint while the model stays the
+    one trained on the old code: lineage reports the MD5s train recorded, not the workspace's."""
+    path = project / "stages/train.py"
+    original = path.read_bytes()
+    old_md5 = hashlib.md5(original).hexdigest()
+    try:
+        path.write_bytes(original + b"# edited after training\n")
+        dvc("repro", "code", cwd=project)
+        assert json.loads((project / "data/code/train.json").read_text())["files"]["stages/train.py"] != old_md5
+        report = json.loads(lineage_cli(project, "models/model.pt", "--json").stdout)
+        assert {r["path"]: r["md5"] for r in report["code"]}["stages/train.py"] == old_md5
+    finally:
+        path.write_bytes(original)
+        dvc("repro", "code", cwd=project)
+    assert json.loads((project / "data/code/train.json").read_text())["files"]["stages/train.py"] == old_md5
+
+
+@pytest.mark.slow
 def test_evaluate_metrics_are_fed_by_test_directly_and_train_val_through_the_model(project: Path) -> None:
     report = json.loads(lineage_cli(project, "metrics/evaluate.json", "--json").stdout)
     assert report["produced_by"] == {**report["produced_by"], "stage": "evaluate", "kind": "metrics"}

@@ -195,7 +195,7 @@ def lineage(path: str | os.PathLike, root: str | os.PathLike | None = None, rev:
         for dep in view.lock[name].get("deps", []):
             hit = producer_of(dep["path"], view.stages)
             if hit is not None:
-                files = read_fingerprint(view.read_bytes(dep["path"]) or b"") \
+                files = read_fingerprint(_recorded_bytes(view, dep) or b"") \
                     if dep["path"].endswith(".json") else None
                 if files is not None:  # the exact code this stage ran
                     fingerprinting.add(hit[0])
@@ -221,6 +221,16 @@ def lineage(path: str | os.PathLike, root: str | os.PathLike | None = None, rev:
         "raw_inputs": raw,
         "code": _unique(code),
     }
+
+
+def _recorded_bytes(view: RepoView, dep: Mapping[str, Any]) -> bytes | None:
+    """A dependency file's content as its stage recorded it: the cache object of the MD5 in
+    ``dvc.lock`` (the workspace copy may be newer, e.g. a code fingerprint rewritten since),
+    else the file as ``view`` has it."""
+    md5 = str(dep.get("md5") or "")
+    if md5 and not md5.endswith(".dir") and view.cache_object(md5).is_file():
+        return view.cache_object(md5).read_bytes()
+    return view.read_bytes(dep["path"])
 
 
 def _raw_files(root: Path, record: Mapping[str, Any]) -> dict[str, Any]:
