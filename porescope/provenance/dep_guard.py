@@ -66,30 +66,35 @@ LOG = logging.getLogger("porescope.dep_guard")
 RACY_WINDOW_NS = 2_000_000_000
 
 
-class DependencyChangedError(PorescopeError, RuntimeError):
+class _StageInputsError(PorescopeError, RuntimeError):
+    """A stage's inputs are not what DVC would record next to its result: one line per item."""
+
+    def __init__(self, stage: str, items: list[str], problem: str, advice: str) -> None:
+        self.stage = stage
+        lines = "\n  ".join(items)
+        super().__init__(f"stage '{stage}': {problem}:\n  {lines}\n{advice}")
+
+
+class DependencyChangedError(_StageInputsError):
     """A stage's declared inputs differ between its start and its end; nothing may be recorded."""
 
     def __init__(self, stage: str, changes: list[str]) -> None:
-        self.stage = stage
         self.changes = list(changes)
-        lines = "\n  ".join(self.changes)
-        super().__init__(
-            f"stage '{stage}': {len(self.changes)} input(s) changed while it ran, so its result "
-            f"must not be recorded (DVC would store the new hashes next to a result computed from "
-            f"the old content):\n  {lines}\nRerun `dvc repro` once the inputs are final.")
+        super().__init__(stage, self.changes,
+                         f"{len(self.changes)} input(s) changed while it ran, so its result must not be "
+                         f"recorded (DVC would store the new hashes next to a result computed from the old "
+                         f"content)", "Rerun `dvc repro` once the inputs are final.")
 
 
-class StaleCodeError(PorescopeError, RuntimeError):
+class StaleCodeError(_StageInputsError):
     """A stage's code differs from its code fingerprint (edited after the ``code`` stage ran)."""
 
     def __init__(self, stage: str, files: list[str]) -> None:
-        self.stage = stage
         self.files = list(files)
-        lines = "\n  ".join(self.files)
-        super().__init__(
-            f"stage '{stage}': its code differs from the fingerprint the code stage wrote, so DVC would "
-            f"record a result of other code:\n  {lines}\nRun `dvc repro` (it reruns the code stage first), "
-            f"not `dvc repro --single-item`.")
+        super().__init__(stage, self.files,
+                         "its code differs from the fingerprint the code stage wrote, so DVC would record "
+                         "a result of other code",
+                         "Run `dvc repro` (it reruns the code stage first), not `dvc repro --single-item`.")
 
 
 # --------------------------------------------------------------------------------------------
