@@ -350,3 +350,34 @@ def test_objects_seed_h_splits_the_prediction_never_the_truth() -> None:
     assert object_labels(cm, cm, kw)[1].max() == 1
     with pytest.raises(ParamsError, match="seed_h"):
         parse_group(ObjectsParams, {"seed_h": 0}, group="evaluate.objects")
+
+
+def test_objects_truth_seed_h_splits_the_annotation_only() -> None:
+    """``truth_seed_h`` cuts annotated interiors joined through a neck (two touching discs with
+    no line between them) into one true object each, whatever the prediction; the prediction is
+    cut only by ``seed_h``. A single disc is never cut."""
+    from porescope.config import ParamsError, parse_group
+    from porescope.evaluation.evaluate_model import ObjectsParams, object_labels
+    from porescope.evaluation.metrics import match_objects
+
+    rr, cc = np.mgrid[:60, :100]
+    left, right = (rr - 30) ** 2 + (cc - 30) ** 2 <= 400, (rr - 30) ** 2 + (cc - 68) ** 2 <= 400
+    pair = np.zeros((60, 100), np.uint8)
+    pair[left | right] = 1
+    pair[27:34, 49:49 + 1] = 1  # the discs touch through a 7 px wide neck
+    assert pair[30, 45:55].all()
+    single = left.astype(np.uint8)
+    kw = dataclasses.asdict(parse_group(ObjectsParams, {"method": "three_class", "connectivity": 4,
+                                                        "truth_seed_h": 2.0}, group="o"))
+    truth, pred = object_labels(pair, pair, kw)
+    assert (truth.max(), pred.max()) == (2, 1)
+    assert set(np.unique(truth[left & ~right])) == {1} and set(np.unique(truth[right & ~left])) == {2}
+    # a prediction of the two particles now matches both true objects, the cluster one at most
+    two = np.where(right, 2, left).astype(np.int32)
+    assert int(match_objects(truth, two, [0.5])["tp"][0]) == 2
+    assert int(match_objects(truth, pred, [0.5])["tp"][0]) <= 1
+    assert object_labels(single, single, kw)[0].max() == 1
+    kw["truth_seed_h"] = None
+    assert object_labels(pair, pair, kw)[0].max() == 1
+    with pytest.raises(ParamsError, match="truth_seed_h"):
+        parse_group(ObjectsParams, {"truth_seed_h": -1}, group="evaluate.objects")

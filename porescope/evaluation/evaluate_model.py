@@ -48,8 +48,11 @@ class ObjectsParams:
     class, else ``watershed``. Other keys as :func:`porescope.segmentation.instances.separate_objects`.
     ``seed_h`` (px, ``three_class`` only, ``None`` = off) splits the *predicted* interiors at
     necks before they seed the objects, for a model whose border lines break where objects
-    touch; the true objects stay those that the annotated classes draw (never split), so the
-    object scores keep their meaning.
+    touch. ``truth_seed_h`` (px, ``three_class`` only, ``None`` = off, the default) does the same
+    to the *annotated* interiors: for annotations whose touching objects share no separating
+    line (Au tetrahedra: red touches red where two particles meet), so that each annotated
+    particle, not each cluster, is a true object. It depends on the annotation only, never on
+    the prediction; by default the true objects are the annotated classes' components.
     """
 
     method: Literal["auto", "components", "watershed", "three_class"] = "auto"
@@ -60,6 +63,7 @@ class ObjectsParams:
     interior: int = field(default=1, metadata={"ge": 1})
     border: int = field(default=2, metadata={"ge": 1})
     seed_h: float | None = field(default=None, metadata={"gt": 0})
+    truth_seed_h: float | None = field(default=None, metadata={"gt": 0})
 
 
 @dataclass(frozen=True)
@@ -96,13 +100,15 @@ def resolve_objects(objects: ObjectsParams, class_names: dict[str, str]) -> Obje
 def object_labels(truth: np.ndarray, pred: np.ndarray, objects_kw: dict[str, Any]
                   ) -> tuple[np.ndarray, np.ndarray]:
     """True and predicted object labels of one image, separated by ``objects_kw``
-    (:func:`~porescope.segmentation.instances.separate_objects`; ``seed_h`` for the prediction
-    only: the annotation's own objects are the truth). With not-annotated pixels
+    (:func:`~porescope.segmentation.instances.separate_objects`; ``seed_h`` cuts the predicted
+    interiors at necks, ``truth_seed_h`` the annotated ones). With not-annotated pixels
     (``IGNORE_ID``) in ``truth``, the truth is separated on its annotated part and
     :func:`~porescope.evaluation.metrics.drop_unannotated_objects` removes the objects lying
     mostly in the not-annotated region from both.
     """
-    truth_kw = {**objects_kw, "seed_h": None}
+    objects_kw = dict(objects_kw)
+    truth_h = objects_kw.pop("truth_seed_h", None)
+    truth_kw = {**objects_kw, "seed_h": truth_h}
     hidden = ~annotated(truth)
     if not hidden.any():
         return separate_objects(truth, **truth_kw), separate_objects(pred, **objects_kw)
