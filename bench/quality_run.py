@@ -16,6 +16,7 @@ depend on ``train.epochs``, so this is the start of the full run).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import shutil
@@ -78,6 +79,44 @@ def dotted(assignments: list[str]) -> dict:
     return out
 
 
+def sweep_seed_h(eval_p: EvaluateParams, values: list[float], work: Path, ingested: Path, ds) -> pd.DataFrame:
+    """Object scores with ``evaluate.objects.seed_h`` = each of ``values``, on the validation and
+    the test images (the validation images scored as a test split of their own)."""
+    sources = read_table(work / "split" / "sources.csv")
+    rows = []
+    for part in ("val", "test"):
+        split = work / "sweep" / f"split_{part}"
+        split.mkdir(parents=True, exist_ok=True)
+        # the part's images become the test split; the others are never read
+        relabelled = sources.assign(split=sources["split"].map(lambda s: "test" if s == part else "unused"))
+        relabelled.to_csv(split / "sources.csv", index=False)
+        for h in values:
+            p = dataclasses.replace(eval_p, objects=dataclasses.replace(eval_p.objects, seed_h=h))
+            out = work / "sweep" / f"{part}_{h:g}"
+            summary = run_evaluate(p, model=work / "model.pt", ingested=ingested, split=split,
+                                   predictions=out / "pred", metrics=out / "metrics.json", plots=out / "plots")
+            rows.append({"split": part, "seed_h": h, **scores(summary, out / "plots", ds)})
+    return pd.DataFrame(rows)
+
+
+def chosen_seed_h(sweep: pd.DataFrame) -> dict:
+    """The ``seed_h`` with the best validation AP@0.5 (the smaller one on a tie) and its test scores.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"split": ["val", "val", "test", "test"], "seed_h": [2.0, 5.0, 2.0, 5.0],
+    ...                   "object_ap_0.5": [0.8, 0.9, 0.75, 0.7]})
+    >>> chosen_seed_h(t)["seed_h"], chosen_seed_h(t)["test"]["object_ap_0.5"]
+    (5.0, 0.7)
+    """
+    val = sweep[sweep["split"] == "val"].sort_values(["object_ap_0.5", "seed_h"], ascending=[False, True])
+    h = float(val["seed_h"].iloc[0])
+    test = sweep[(sweep["split"] == "test") & (sweep["seed_h"] == h)].iloc[0]
+    return {"seed_h": h, "chosen_on": "validation AP@0.5",
+            "val": {k: v for k, v in val.iloc[0].items() if k not in ("split", "seed_h")},
+            "test": {k: v for k, v in test.items() if k not in ("split", "seed_h")}}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", type=Path, required=True, help="the project's params.yaml")
@@ -89,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, required=True, help="folder for scores.json and epochs.csv")
     ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--sweep-seed-h", type=float, nargs="+", default=None, metavar="PX",
+                    help="also score evaluate.objects.seed_h = each value on the validation and the test "
+                         "images; the test scores at the value best on validation go to scores.json")
     args = ap.parse_args(argv)
     args.limit_images, args.reference = 0, None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -141,7 +183,12 @@ def main(argv: list[str] | None = None) -> int:
                   "train_metrics": run.metrics(),
                   "cpu_threads": args.threads, "augment_s": round(augment_s, 1), "train_s": round(train_s, 1),
                   "evaluate_s": round(evaluate_s, 1)}
+        if args.sweep_seed_h:
+            sweep = sweep_seed_h(eval_p, args.sweep_seed_h, work, ingested, ds)
+            result["seed_h_sweep"] = chosen_seed_h(sweep)
         args.out.mkdir(parents=True, exist_ok=True)
+        if args.sweep_seed_h:
+            sweep.to_csv(args.out / "seed_h_sweep.csv", index=False)
         (args.out / "scores.json").write_text(json.dumps(result, indent=2) + "\n")
         pd.DataFrame(epochs).to_csv(args.out / "epochs.csv", index=False)
         print(json.dumps(result, indent=2))
