@@ -13,8 +13,8 @@ compares both with the particle centres that a person marked by eye on the image
         --figure plots/readme/au_truth_objects.png
 
 Prints one row per image and definition: true objects, objects holding exactly one marked
-centre, none (no particle marked there: e.g. a speck of annotation), two or more (a cluster),
-and marked centres outside every object.
+centre, none (no particle marked there), of those the specks (at most 1 annotated particle
+pixel), two or more (a cluster), and marked centres outside every object.
 """
 
 from __future__ import annotations
@@ -44,20 +44,30 @@ def class_map(path: Path) -> np.ndarray:
     return decode_rgb(np.asarray(Image.open(path).convert("RGB")), COLOURS, name=str(path))
 
 
-def centre_census(labels: np.ndarray, xy: np.ndarray) -> dict[str, int]:
+def centre_census(labels: np.ndarray, xy: np.ndarray, interior: np.ndarray | None = None) -> dict[str, int]:
     """How the marked centres ``xy`` (N x 2, x = column, y = row) fall on the objects ``labels``.
+
+    With the annotated ``interior`` (bool, the particle class), ``no_centre_specks`` counts the
+    objects without a centre whose interior is at most 1 pixel: specks of annotation.
 
     Examples
     --------
     >>> lab = np.zeros((10, 10), int); lab[:5] = 1; lab[6:] = 2
     >>> centre_census(lab, np.array([[1, 1], [2, 2], [5, 5]]))
     {'objects': 2, 'one_centre': 0, 'no_centre': 1, 'several_centres': 1, 'centres_outside': 1}
+    >>> centre_census(lab, np.array([[1, 1]]), interior=lab == 1)["no_centre_specks"]
+    1
     """
     hit = labels[xy[:, 1], xy[:, 0]]
-    per_object = np.bincount(hit[hit > 0], minlength=int(labels.max()) + 1)[1:]
-    return {"objects": int(labels.max()), "one_centre": int((per_object == 1).sum()),
-            "no_centre": int((per_object == 0).sum()), "several_centres": int((per_object >= 2).sum()),
-            "centres_outside": int((hit == 0).sum())}
+    n = int(labels.max())
+    per_object = np.bincount(hit[hit > 0], minlength=n + 1)[1:]
+    out = {"objects": n, "one_centre": int((per_object == 1).sum()),
+           "no_centre": int((per_object == 0).sum()), "several_centres": int((per_object >= 2).sum()),
+           "centres_outside": int((hit == 0).sum())}
+    if interior is not None:
+        inner = np.bincount(labels[interior], minlength=n + 1)[1:]
+        out["no_centre_specks"] = int(((per_object == 0) & (inner <= 1)).sum())
+    return out
 
 
 def figure(image: np.ndarray, before: np.ndarray, after: np.ndarray, cm: np.ndarray, xy: np.ndarray,
@@ -106,10 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         for h in [None, *args.truth_seed_h]:
             lab = instances_from_three_class(cm, 1, 2, connectivity=4, seed_h=h)
             rows.append({"file": name, "marked": len(xy), "truth_seed_h": "null" if h is None else h,
-                         **centre_census(lab, xy)})
+                         **centre_census(lab, xy, interior=cm == 1)})
     table = pd.DataFrame(rows)
     pooled = table.groupby("truth_seed_h", sort=False)[
-        ["marked", "objects", "one_centre", "no_centre", "several_centres", "centres_outside"]].sum()
+        ["marked", "objects", "one_centre", "no_centre", "no_centre_specks", "several_centres",
+         "centres_outside"]].sum()
     pd.set_option("display.width", 200)
     print(table.to_string(index=False))
     print("\npooled over the images:\n" + pooled.to_string())

@@ -112,9 +112,10 @@ def chosen_seed_h(sweep: pd.DataFrame) -> dict:
     val = sweep[sweep["split"] == "val"].sort_values(["object_ap_0.5", "seed_h"], ascending=[False, True])
     h = float(val["seed_h"].iloc[0])
     test = sweep[(sweep["split"] == "test") & (sweep["seed_h"] == h)].iloc[0]
-    return {"seed_h": h, "chosen_on": "validation AP@0.5",
-            "val": {k: v for k, v in val.iloc[0].items() if k not in ("split", "seed_h")},
-            "test": {k: v for k, v in test.items() if k not in ("split", "seed_h")}}
+    def plain(row: pd.Series) -> dict:
+        return {k: float(v) for k, v in row.items() if k not in ("split", "seed_h")}
+
+    return {"seed_h": h, "chosen_on": "validation AP@0.5", "val": plain(val.iloc[0]), "test": plain(test)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,6 +34,12 @@ def test_centre_census_counts_single_empty_and_clustered_objects() -> None:
                                "centres_outside": 1}
     assert census(lab, xy[:1]) == {"objects": 3, "one_centre": 1, "no_centre": 2, "several_centres": 0,
                                    "centres_outside": 0}
+    # object 2 without a centre: a speck when its annotated interior is a single pixel
+    interior = (lab == 1) | (lab == 3)
+    interior[4, 14] = True
+    assert census(lab, xy[:1], interior=interior)["no_centre_specks"] == 1
+    interior[4, 15] = True
+    assert census(lab, xy[:1], interior=interior)["no_centre_specks"] == 0
 
 
 def test_neck_cut_truth_matches_the_particles_marked_by_eye(capsys) -> None:
