@@ -112,10 +112,9 @@ def chosen_seed_h(sweep: pd.DataFrame) -> dict:
     val = sweep[sweep["split"] == "val"].sort_values(["object_ap_0.5", "seed_h"], ascending=[False, True])
     h = float(val["seed_h"].iloc[0])
     test = sweep[(sweep["split"] == "test") & (sweep["seed_h"] == h)].iloc[0]
-    def plain(row: pd.Series) -> dict:
-        return {k: float(v) for k, v in row.items() if k not in ("split", "seed_h")}
-
-    return {"seed_h": h, "chosen_on": "validation AP@0.5", "val": plain(val.iloc[0]), "test": plain(test)}
+    scores_of = [k for k in sweep.columns if k not in ("split", "seed_h")]
+    return {"seed_h": h, "chosen_on": "validation AP@0.5",
+            "val": {k: float(val.iloc[0][k]) for k in scores_of}, "test": {k: float(test[k]) for k in scores_of}}
 
 
 def main(argv: list[str] | None = None) -> int:
