@@ -332,6 +332,21 @@ def test_objects_auto_resolves_by_the_model_classes() -> None:
     assert resolve_objects(ObjectsParams(method="components"), {"0": "b", "1": "i", "2": "border"}).method == "components"
 
 
+@pytest.mark.parametrize("key", ["seed_h", "truth_seed_h"])
+def test_seed_h_without_interiors_is_an_error_not_ignored(key: str) -> None:
+    """``seed_h`` / ``truth_seed_h`` cut interiors: with a binary model (watershed) or an explicit
+    non-three-class method they would do nothing, so evaluation refuses them by name."""
+    from porescope.config import ParamsError
+    from porescope.evaluation.evaluate_model import ObjectsParams, resolve_objects
+
+    three = {"0": "background", "1": "interior", "2": "border"}
+    assert resolve_objects(ObjectsParams(**{key: 2.0}), three).method == "three_class"
+    with pytest.raises(ParamsError, match=rf"evaluate\.objects\.{key} = 2: .*'watershed'"):
+        resolve_objects(ObjectsParams(**{key: 2.0}), {"0": "background", "1": "pore"})
+    with pytest.raises(ParamsError, match=rf"evaluate\.objects\.{key} = 3: .*'components'"):
+        resolve_objects(ObjectsParams(method="components", **{key: 3.0}), three)
+
+
 def test_objects_seed_h_splits_the_prediction_never_the_truth() -> None:
     """``seed_h`` separates predicted interiors at necks; the truth keeps the annotated objects."""
     from porescope.config import ParamsError, parse_group

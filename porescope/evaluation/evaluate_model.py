@@ -88,13 +88,35 @@ class EvaluateParams:
 
 def resolve_objects(objects: ObjectsParams, class_names: dict[str, str]) -> ObjectsParams:
     """``method: auto`` resolved: a model with a border class separates objects by its
-    interior/border classes (paper 003), any other by the distance watershed."""
-    if objects.method != "auto":
-        return objects
-    border, interior = border_classes(class_names)
-    if border and interior:
-        return dataclasses.replace(objects, method="three_class", interior=interior[0], border=border[0])
-    return dataclasses.replace(objects, method="watershed")
+    interior/border classes (paper 003), any other by the distance watershed.
+
+    Raises :class:`~porescope.config.ParamsError` when ``seed_h`` or ``truth_seed_h`` is set but
+    the method is not ``three_class``: they cut interiors, which only that method has, and a
+    setting that silently does nothing would mislead whoever compares the scores.
+
+    Examples
+    --------
+    >>> resolve_objects(ObjectsParams(), {"0": "background", "1": "pore"}).method
+    'watershed'
+    >>> resolve_objects(ObjectsParams(seed_h=2.0), {"0": "background", "1": "pore"})
+    Traceback (most recent call last):
+    ...
+    porescope.config.ParamsError: evaluate.objects.seed_h = 2: cuts interiors, which only the three_class method has; this model's classes ['background', 'pore'] resolve to 'watershed'. Set it to null, or train three-class targets (ingest.target: three_class).
+    """
+    resolved = objects
+    if objects.method == "auto":
+        border, interior = border_classes(class_names)
+        resolved = (dataclasses.replace(objects, method="three_class", interior=interior[0], border=border[0])
+                    if border and interior else dataclasses.replace(objects, method="watershed"))
+    if resolved.method != "three_class":
+        for key in ("seed_h", "truth_seed_h"):
+            if getattr(resolved, key) is not None:
+                names = [class_names[k] for k in sorted(class_names, key=int)]
+                raise ParamsError(
+                    f"evaluate.objects.{key} = {getattr(resolved, key):g}: cuts interiors, which only the "
+                    f"three_class method has; this model's classes {names} resolve to {resolved.method!r}. "
+                    "Set it to null, or train three-class targets (ingest.target: three_class).")
+    return resolved
 
 
 def object_labels(truth: np.ndarray, pred: np.ndarray, objects_kw: dict[str, Any]
