@@ -61,6 +61,41 @@ def test_each_architecture_builds_and_takes_a_training_step(arch: str) -> None:
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters())), "no weight changed"
 
 
+def test_full_resolution_skip_sees_single_pixels_and_keeps_smp_names(tmp_path: Path) -> None:
+    """``full_res_channels`` adds convolutions on the input at full resolution: a change of one
+    input pixel then reaches the output at that pixel through a path that does not pass the
+    half-resolution decoder. Parameter names of the smp part stay smp's, so a plain model file
+    initialises everything but ``full_res.*``; the file round-trips; 0 is the plain smp model."""
+    kw = dict(encoder_depth=3, decoder_channels=[32, 16, 8])
+    assert "full_res_channels" not in models.model_config("Unet", "resnet18", 1, **kw)
+    assert type(models.build_model(models.model_config("Unet", "resnet18", 1, **kw))).__name__ == "Unet"
+    config = models.model_config("Unet", "resnet18", 1, full_res_channels=8, **kw)
+    torch.manual_seed(0)
+    net = models.build_model(config).eval()
+    # the stem's contribution alone: the fuse sees [decoder, stem]; zeroing the decoder part of
+    # the fuse weights leaves a model whose output at a pixel depends on inputs within 3 px
+    with torch.no_grad():
+        net.full_res["fuse"][0].weight[:, :8] = 0
+    x = torch.rand(1, 1, 32, 32)
+    y = x.clone()
+    y[0, 0, 16, 16] += 1.0
+    diff = (net(y) - net(x)).abs()[0, 0]
+    assert diff[16, 16] > 0 and diff[:12].max() == 0 and diff[21:].max() == 0
+    plain_config = models.model_config("Unet", "resnet18", 1, **kw)
+    plain = tmp_path / "plain.pt"
+    models.save_model_file(plain, models.build_model(plain_config), plain_config, {"0": "background", "1": "pore"})
+    moved = models.init_from_model(models.build_model(config), plain)
+    assert moved["skipped"] == [] and len(moved["copied"]) == len(models.build_model(plain_config).state_dict())
+    path = tmp_path / "full_res.pt"
+    models.save_model_file(path, net, config, {"0": "background", "1": "pore"})
+    loaded = models.load_model(path)
+    assert loaded.config["full_res_channels"] == 8
+    with torch.no_grad():
+        assert torch.equal(loaded.model(x), net(x))
+    with pytest.raises(ValueError, match="channels must be >= 1"):
+        models.FullResolutionSkip(models.build_model(plain_config), 1, 0)
+
+
 @pytest.mark.parametrize("spec", LOSSES, ids=str)
 @pytest.mark.parametrize("n_classes", [1, 3])
 def test_each_loss_gives_a_finite_gradient(spec, n_classes: int) -> None:

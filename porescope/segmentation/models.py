@@ -36,13 +36,74 @@ class ModelFileError(PorescopeError, ValueError):
 
 
 def model_config(arch: str, encoder: str, classes: int, *, encoder_depth: int = 5,
-                 decoder_channels: list[int] | None = None) -> dict[str, Any]:
-    """The JSON-able dict that :func:`build_model` rebuilds a network from."""
+                 decoder_channels: list[int] | None = None, full_res_channels: int = 0) -> dict[str, Any]:
+    """The JSON-able dict that :func:`build_model` rebuilds a network from.
+
+    ``full_res_channels`` > 0 adds a :class:`FullResolutionSkip` of that many channels; 0 (the
+    default) leaves the key out, so configs of plain smp models are unchanged.
+    """
     config: dict[str, Any] = {"arch": str(arch), "encoder": str(encoder), "classes": int(classes),
                               "in_channels": 1, "encoder_depth": int(encoder_depth)}
     if decoder_channels:
         config["decoder_channels"] = [int(c) for c in decoder_channels]
+    if full_res_channels:
+        config["full_res_channels"] = int(full_res_channels)
     return config
+
+
+def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+
+class FullResolutionSkip(nn.Module):
+    """An smp encoder-decoder with a skip connection at the input resolution.
+
+    smp's U-Net decoders drop the encoder's full-resolution feature map (for ResNet and
+    MobileNet encoders it is the input itself): their last block upsamples half-resolution
+    features with no pixel-level input. Structures a few pixels wide (EM membranes, pore
+    edges) then have their edges placed from half-resolution features. This module adds what
+    the original U-Net's first level has: two 3 x 3 convolutions on the input at full
+    resolution (``channels`` each), concatenated with the decoder output and fused by one more
+    3 x 3 convolution before the segmentation head.
+
+    The encoder, decoder and head keep smp's parameter names (``encoder.*``, ``decoder.*``,
+    ``segmentation_head.*``), so encoder weights and ``train.init_from`` of a plain smp model
+    load into it; only ``full_res.*`` starts from random init.
+
+    Parameters
+    ----------
+    base : segmentation_models_pytorch.base.SegmentationModel
+        A built smp model (``encoder``, ``decoder``, ``segmentation_head``).
+    in_channels : int
+        Input channels (1 for porescope's grey images).
+    channels : int
+        Channels of the full-resolution convolutions, >= 1.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = build_model(model_config("Unet", "resnet18", 1, encoder_depth=3,
+    ...                                decoder_channels=[32, 16, 8], full_res_channels=8))
+    >>> type(net).__name__, tuple(net(torch.zeros(1, 1, 64, 64)).shape)
+    ('FullResolutionSkip', (1, 1, 64, 64))
+    """
+
+    def __init__(self, base: nn.Module, in_channels: int, channels: int) -> None:
+        super().__init__()
+        if channels < 1:
+            raise ValueError(f"channels must be >= 1, got {channels}")
+        self.encoder, self.decoder = base.encoder, base.decoder
+        self.segmentation_head = base.segmentation_head
+        decoded = self.segmentation_head[0].in_channels  # the decoder's last width
+        self.full_res = nn.ModuleDict({
+            "stem": nn.Sequential(_conv_bn_relu(in_channels, channels), _conv_bn_relu(channels, channels)),
+            "fuse": _conv_bn_relu(decoded + channels, decoded)})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        decoded = self.decoder(self.encoder(x))
+        fused = self.full_res["fuse"](torch.cat([decoded, self.full_res["stem"](x)], dim=1))
+        return self.segmentation_head(fused)
 
 
 def build_model(config: Mapping[str, Any]) -> nn.Module:
@@ -59,11 +120,14 @@ def build_model(config: Mapping[str, Any]) -> nn.Module:
         kwargs["encoder_depth"] = int(config["encoder_depth"])
         if "decoder_channels" not in kwargs and config["arch"] in ("Unet", "UnetPlusPlus", "MAnet"):
             kwargs["decoder_channels"] = [256, 128, 64, 32, 16][: kwargs["encoder_depth"]]
+    in_channels = int(config.get("in_channels", 1))
     try:
-        return smp.create_model(config["arch"], encoder_name=config["encoder"], encoder_weights=None,
-                                in_channels=int(config.get("in_channels", 1)),
-                                classes=int(config["classes"]), **kwargs)
-    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        model = smp.create_model(config["arch"], encoder_name=config["encoder"], encoder_weights=None,
+                                 in_channels=in_channels, classes=int(config["classes"]), **kwargs)
+        if config.get("full_res_channels"):
+            model = FullResolutionSkip(model, in_channels, int(config["full_res_channels"]))
+        return model
+    except (KeyError, ValueError, TypeError, RuntimeError, AttributeError) as exc:
         raise ValueError(f"cannot build smp model {dict(config)}: {exc}") from exc
 
 
@@ -181,7 +245,7 @@ def _check_payload(payload: Mapping[str, Any], path: str | os.PathLike) -> None:
     for key in ("arch", "encoder"):
         if not isinstance(config.get(key), str) or not config[key]:
             raise _model_error(path, f"config.{key} is missing or not a name, got {config.get(key)!r}")
-    for key in ("encoder_depth", "in_channels"):
+    for key in ("encoder_depth", "in_channels", "full_res_channels"):
         if key in config and (isinstance(config[key], bool) or not isinstance(config[key], int)):
             raise _model_error(path, f"config.{key} must be an integer, got {config[key]!r}")
     channels = config.get("decoder_channels", [])

@@ -45,6 +45,7 @@ class TrainParams:
     encoder: str = "tu-mobilenetv3_small_100"  # any smp / timm ("tu-...") encoder name
     encoder_depth: int = field(default=5, metadata={"ge": 1})
     decoder_channels: tuple[int, ...] | None = (64, 32, 16, 16, 8)
+    full_res_channels: int = field(default=0, metadata={"ge": 0})  # 0 = off; models.FullResolutionSkip
     encoder_weights: str | None = None  # local encoder state dict
     init_from: str | None = None  # a previous porescope model file to start from
     task: Literal["auto", "binary", "multiclass"] = "auto"
@@ -82,7 +83,8 @@ class TrainParams:
             raise ParamsError(f"train.task=binary needs 2 classes in the dataset, it has {n_classes}")
         out_channels = 1 if (n_classes == 2 and self.task != "multiclass") else n_classes
         return models.model_config(self.arch, self.encoder, out_channels, encoder_depth=self.encoder_depth,
-                                   decoder_channels=self.decoder_channels)
+                                   decoder_channels=self.decoder_channels,
+                                   full_res_channels=self.full_res_channels)
 
     def train_config(self, seed: int) -> training.TrainConfig:
         """The optimisation settings of :func:`porescope.segmentation.training.fit`."""
