@@ -96,6 +96,20 @@ def test_full_resolution_skip_sees_single_pixels_and_keeps_smp_names(tmp_path: P
         models.FullResolutionSkip(models.build_model(plain_config), 1, 0)
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_full_resolution_skip_builds_or_names_the_architecture(arch: str) -> None:
+    """Decoders at full resolution take the skip; those that upsample in the head (FPN,
+    DeepLabV3Plus) are refused when the model is built, not at the first forward pass."""
+    config = models.model_config(arch, "resnet18", 1, full_res_channels=8)
+    if arch in ("FPN", "DeepLabV3Plus"):
+        with pytest.raises(ValueError, match=f"{arch} upsamples in its head"):
+            models.build_model(config)
+        return
+    net = models.build_model(config).eval()
+    with torch.no_grad():
+        assert tuple(net(torch.zeros(1, 1, 64, 64)).shape) == (1, 1, 64, 64)
+
+
 @pytest.mark.parametrize("spec", LOSSES, ids=str)
 @pytest.mark.parametrize("n_classes", [1, 3])
 def test_each_loss_gives_a_finite_gradient(spec, n_classes: int) -> None:

@@ -93,6 +93,10 @@ class FullResolutionSkip(nn.Module):
         super().__init__()
         if channels < 1:
             raise ValueError(f"channels must be >= 1, got {channels}")
+        if not isinstance(base.segmentation_head[1], nn.Identity):
+            # FPN, DeepLabV3(+), PAN decode at 1/4 or 1/8 and upsample in the head
+            raise ValueError(f"full_res_channels needs a decoder whose output has the input's resolution "
+                             f"(Unet, UnetPlusPlus, MAnet, Linknet); {type(base).__name__} upsamples in its head")
         self.encoder, self.decoder = base.encoder, base.decoder
         self.segmentation_head = base.segmentation_head
         decoded = self.segmentation_head[0].in_channels  # the decoder's last width
