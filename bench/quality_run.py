@@ -36,11 +36,13 @@ for path in (ROOT, ROOT / "bench"):
 from finetune_curve import DATASETS, _order, scores  # noqa: E402
 
 from porescope.config import parse_group  # noqa: E402
-from porescope.evaluation.evaluate_model import EvaluateParams, run_evaluate  # noqa: E402
-from porescope.io.tables import read_table  # noqa: E402
+from porescope.evaluation.evaluate_model import EvaluateParams, run_evaluate, score_predictions  # noqa: E402
+from porescope.io.atomic import write_csv  # noqa: E402
+from porescope.io.tables import read_png, read_table  # noqa: E402
 from porescope.preprocessing.augmentation import AugmentParams, run_augment  # noqa: E402
 from porescope.preprocessing.ingest import parse_ingest_params, run_ingest  # noqa: E402
 from porescope.preprocessing.splitting import SplitParams, run_split  # noqa: E402
+from porescope.segmentation.models import read_model_file  # noqa: E402
 from porescope.segmentation.train_model import TrainParams, run_train  # noqa: E402
 
 LOG = logging.getLogger("porescope.quality_run")
@@ -81,8 +83,10 @@ def dotted(assignments: list[str]) -> dict:
 
 def sweep_seed_h(eval_p: EvaluateParams, values: list[float], work: Path, ingested: Path, ds) -> pd.DataFrame:
     """Object scores with ``evaluate.objects.seed_h`` = each of ``values``, on the validation and
-    the test images (the validation images scored as a test split of their own)."""
+    the test images (the validation images scored as a test split of their own). The network
+    runs once per part; each value re-scores the saved predictions."""
     sources = read_table(work / "split" / "sources.csv")
+    class_names = read_model_file(work / "model.pt")["class_names"]
     rows = []
     for part in ("val", "test"):
         split = work / "sweep" / f"split_{part}"
@@ -90,12 +94,17 @@ def sweep_seed_h(eval_p: EvaluateParams, values: list[float], work: Path, ingest
         # the part's images become the test split; the others are never read
         relabelled = sources.assign(split=sources["split"].map(lambda s: "test" if s == part else "unused"))
         relabelled.to_csv(split / "sources.csv", index=False)
+        pred = work / "sweep" / f"{part}_pred"
+        run_evaluate(dataclasses.replace(eval_p, n_worst=0), model=work / "model.pt", ingested=ingested,
+                     split=split, predictions=pred, metrics=work / "sweep" / f"{part}_metrics.json",
+                     plots=work / "sweep" / f"{part}_plots")
+        ids = relabelled.loc[relabelled["split"] == "test", "source_id"].astype(str)
+        items = [(i, read_png(ingested / "masks" / f"{i}.png"), read_png(pred / f"{i}.png")) for i in ids]
         for h in values:
-            p = dataclasses.replace(eval_p, objects=dataclasses.replace(eval_p.objects, seed_h=h))
-            out = work / "sweep" / f"{part}_{h:g}"
-            summary = run_evaluate(p, model=work / "model.pt", ingested=ingested, split=split,
-                                   predictions=out / "pred", metrics=out / "metrics.json", plots=out / "plots")
-            rows.append({"split": part, "seed_h": h, **scores(summary, out / "plots", ds)})
+            scored = score_predictions(items, class_names, dataclasses.replace(eval_p.objects, seed_h=h))
+            plots = work / "sweep" / f"{part}_{h:g}"
+            write_csv(plots / "objects_per_image.csv", scored.objects.round(6))  # as run_evaluate writes it
+            rows.append({"split": part, "seed_h": h, **scores(scored.summary, plots, ds)})
     return pd.DataFrame(rows)
 
 

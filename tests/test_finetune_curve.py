@@ -149,7 +149,7 @@ def test_tiny_quality_run_with_seed_h_sweep(tmp_path):
     out = tmp_path / "out"
     q.main(["--params", str(ROOT / "params.yaml"), "--dataset", "au", "--shared-data", str(DATA),
             "--set", "train.epochs=1", "--set", "augment.size=8", "--set", "evaluate.objects.truth_seed_h=2",
-            "--threads", "1", "--sweep-seed-h", "2", "5", "--out", str(out)])
+            "--set", "evaluate.objects.seed_h=2", "--threads", "1", "--sweep-seed-h", "2", "5", "--out", str(out)])
     sweep = pd.read_csv(out / "seed_h_sweep.csv")
     assert sweep[["split", "seed_h"]].values.tolist() == [["val", 2.0], ["val", 5.0], ["test", 2.0], ["test", 5.0]]
     result = json.loads((out / "scores.json").read_text())
@@ -157,4 +157,8 @@ def test_tiny_quality_run_with_seed_h_sweep(tmp_path):
     assert chosen["seed_h"] in (2.0, 5.0)
     row = sweep[(sweep["split"] == "test") & (sweep["seed_h"] == chosen["seed_h"])].iloc[0]
     assert chosen["test"]["object_ap_0.5"] == pytest.approx(row["object_ap_0.5"])
+    # the sweep re-scores saved predictions: at seed_h 2 it equals the run's own evaluation
+    at_2 = sweep[(sweep["split"] == "test") & (sweep["seed_h"] == 2.0)].iloc[0]
+    for key in ("dice", "object_f1_0.5", "object_ap_0.5", "count_error"):
+        assert at_2[key] == pytest.approx(result["test"][key]), key
     assert len(result["val_images"]) == 3 and len(result["test_images"]) == 6

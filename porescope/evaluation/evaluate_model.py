@@ -193,6 +193,60 @@ def per_dataset_scores(pixel: pd.DataFrame, objects: pd.DataFrame, dataset_of: d
     return pd.DataFrame(rows)
 
 
+@dataclass(frozen=True)
+class Scores:
+    """What :func:`score_predictions` measured: ``pixel`` (one row per image and class, class 0 =
+    all foreground classes merged when there are several), ``objects`` (one row per image and IoU
+    threshold), ``summary`` (the metrics JSON) and ``names`` (class id -> name)."""
+
+    pixel: pd.DataFrame
+    objects: pd.DataFrame
+    summary: dict[str, Any]
+    names: dict[int, str]
+
+
+def score_predictions(items: list[tuple[str, np.ndarray, np.ndarray]], class_names: dict[str, str],
+                      objects: ObjectsParams) -> Scores:
+    """Pixel and object scores of predicted class maps against their truth.
+
+    Parameters
+    ----------
+    items : list of (str, numpy.ndarray, numpy.ndarray)
+        ``(image id, truth, prediction)``: class-id maps of one shape per image; truth pixels
+        ``IGNORE_ID`` (not annotated) are skipped by every score.
+    class_names : dict
+        ``{"0": "background", "1": ...}`` as in a model file.
+    objects : ObjectsParams
+        How objects are separated (``method: auto`` resolved by :func:`resolve_objects`).
+
+    Returns
+    -------
+    Scores
+
+    Saved predictions can be scored again with other object params (e.g. each ``seed_h`` of a
+    sweep) without running the network again.
+
+    Examples
+    --------
+    >>> t = np.zeros((32, 32), np.uint8); t[4:12, 4:12] = 1; t[20:28, 20:28] = 1
+    >>> p = t.copy(); p[20:28, 20:28] = 0
+    >>> s = score_predictions([("a", t, p)], {"0": "background", "1": "pore"}, ObjectsParams())
+    >>> s.summary["pore"]["dice"]["mean"], s.summary["objects"]["recall@0.5"]
+    (0.666667, 0.5)
+    """
+    classes = sorted(int(k) for k in class_names if int(k) > 0)
+    names = {c: class_names[str(c)] for c in classes}
+    objects_kw = dataclasses.asdict(resolve_objects(objects, class_names))
+    pixel = seg_metrics.pixel_scores_table(items, classes)  # skips IGNORE_ID
+    if len(classes) > 1:  # also score "any object" (all foreground classes merged)
+        merged = [(i, np.where(annotated(t), t > 0, IGNORE_ID).astype(np.uint8), (q > 0).astype(np.uint8))
+                  for i, t, q in items]
+        pixel = pd.concat([pixel, seg_metrics.pixel_scores_table(merged, [1]).assign(**{"class": 0})])
+        names[0] = "foreground"
+    table = seg_metrics.object_scores_table([(i, *object_labels(t, q, objects_kw)) for i, t, q in items])
+    return Scores(pixel, table, summarise(pixel, table, names), names)
+
+
 def run_evaluate(params: EvaluateParams, *, model: str | os.PathLike, ingested: str | os.PathLike,
                  split: str | os.PathLike, predictions: str | os.PathLike, metrics: str | os.PathLike,
                  plots: str | os.PathLike) -> dict[str, Any]:
@@ -206,14 +260,13 @@ def run_evaluate(params: EvaluateParams, *, model: str | os.PathLike, ingested: 
     loaded = load_model(model, params.device, threads=params.threads)
     device, class_names = loaded.device, loaded.class_names
     classes = sorted(int(k) for k in class_names if int(k) > 0)
-    names = {c: class_names[str(c)] for c in classes}
     sources = read_table(split / "sources.csv")
     test_ids = sources.loc[sources["split"] == "test", "source_id"].tolist()
     if not test_ids:
         raise ParamsError(f"{split / 'sources.csv'}: the test split is empty; raise split.test_fraction")
-    objects_kw = dataclasses.asdict(resolve_objects(params.objects, class_names))
+    resolve_objects(params.objects, class_names)  # bad object params fail before any inference
 
-    pixel_items, object_items, panels = [], [], {}
+    items, panels = [], {}
     with output_dir(predictions) as pred_dir:
         for source_id in tqdm(test_ids, desc="evaluate", unit="image"):
             image = read_png(ingested / "images" / f"{source_id}.png")
@@ -222,19 +275,12 @@ def run_evaluate(params: EvaluateParams, *, model: str | os.PathLike, ingested: 
                                 threshold=loaded.threshold, tile=params.tile, overlap=params.overlap,
                                 batch_size=params.batch_size, tta=params.tta, backend=params.backend)
             write_png(pred_dir / f"{source_id}.png", pred)
-            pixel_items.append((source_id, truth, pred))  # the pixel scores skip IGNORE_ID
-            object_items.append((source_id, *object_labels(truth, pred, objects_kw)))
+            items.append((source_id, truth, pred))
             truth = np.where(annotated(truth), truth, 0).astype(truth.dtype)  # overlay: no ignore
             panels[source_id] = np.hstack([seg_figures.border_overlay(image, truth, pred),
                                            seg_figures.filled_overlay(image, pred, params.overlay_transparency)])
-    pixel = seg_metrics.pixel_scores_table(pixel_items, classes)
-    if len(classes) > 1:  # also score "any object" (all foreground classes merged)
-        merged = [(i, np.where(annotated(t), t > 0, IGNORE_ID).astype(np.uint8), (q > 0).astype(np.uint8))
-                  for i, t, q in pixel_items]
-        pixel = pd.concat([pixel, seg_metrics.pixel_scores_table(merged, [1]).assign(**{"class": 0})])
-        names[0] = "foreground"
-    objects = seg_metrics.object_scores_table(object_items)
-    summary = summarise(pixel, objects, names)
+    scored = score_predictions(items, class_names, params.objects)
+    pixel, objects, summary, names = scored.pixel, scored.objects, scored.summary, scored.names
     ingest_sources = read_table(ingested / "sources.csv") if (ingested / "sources.csv").is_file() else pd.DataFrame()
     by_dataset = None  # several datasets (ingest.sources): a table per dataset too
     if "dataset" in ingest_sources.columns and ingest_sources["dataset"].nunique() > 1:
