@@ -7,6 +7,10 @@ one warm-up step, for: the default porescope model (params.yaml ``train``: U-Net
 MobileNetV3-small encoder, 128 px tiles, batch 16) and, as the baseline measured in the same run,
 smp ``Unet(resnet34)`` at 256 px, batch 4 (papers 000/001). On CUDA it also times AMP (float16
 autocast + gradient scaling) against float32. Prints images/s, megapixels/s and ratios.
+
+``--full-res`` also times the quality configuration's network (``examples/params_quality.yaml``:
+ResNet-18 U-Net, 256 px, batch 8) without and with ``train.full_res_channels=16`` and prints
+the cost of the full-resolution skip as a ratio of the two, measured in the same run.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--full-res", action="store_true", help="also time train.full_res_channels=16 against 0")
     args = parser.parse_args()
     device = select_device(args.device)
     threads = configure_cpu_threads(0)
@@ -61,6 +66,12 @@ def main() -> None:
                                   decoder_channels=t["decoder_channels"])
     baseline = models.model_config("Unet", "resnet34", 1)
     runs = [("default " + t["encoder"], default, tile, t["batch_size"]), ("Unet resnet34 (papers)", baseline, 256, 4)]
+    if args.full_res:
+        q = yaml.safe_load((ROOT / "examples" / "params_quality.yaml").read_text())["train"]
+        for channels in (0, 16):
+            config = models.model_config("Unet", q["encoder"], 1, decoder_channels=q["decoder_channels"],
+                                         full_res_channels=channels)
+            runs.append((f"quality full_res_channels={channels}", config, 256, q["batch_size"]))
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {threads} threads"
     print(f"device: {name}; torch {torch.__version__}")
     rows = []
@@ -75,6 +86,11 @@ def main() -> None:
         if not label.startswith("Unet resnet34"):
             ratio = (ips * size * size) / (base[4] * base[1] * base[1])
             print(f"  {label} {'AMP' if amp else 'fp32'}: {ratio:.1f}x the baseline's pixel throughput")
+    if args.full_res:
+        for amp in sorted({r[3] for r in rows}):
+            plain, skip = (next(r[4] for r in rows if r[0] == f"quality full_res_channels={c}" and r[3] == amp)
+                           for c in (0, 16))
+            print(f"  full-resolution skip {'AMP' if amp else 'fp32'}: {plain / skip:.2f}x the time per step")
     if device.type == "cuda":
         for label in {r[0] for r in rows}:
             fp32 = next(r[4] for r in rows if r[0] == label and not r[3])
