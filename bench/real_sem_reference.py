@@ -86,6 +86,7 @@ def main() -> None:
     ap.add_argument("--scale", type=lambda v: v if v == "auto" else float(v), default=1.0,
                     help="resize factor before inference, or auto")
     ap.add_argument("--backend", default="auto")
+    ap.add_argument("--tta", action="store_true", help="average over flips (measure.tta: true)")
     ap.add_argument("--json", type=Path, default=None, help="write the comparison here")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="analyze setting, e.g. counting.split_max_pores=2 (repeatable)")
@@ -109,7 +110,7 @@ def main() -> None:
             scale = chosen.scale
             auto = {"est_ecd_px": ecd, "est_n": n, "scale": scale,
                     "flags": "; ".join(f.split(":")[0] for f in chosen.flags)}
-        pred = predict_mask(model, grey, scale=scale, backend=args.backend)
+        pred = predict_mask(model, grey, scale=scale, backend=args.backend, tta=args.tta)
         ys, xs = region(r, grey.shape)
         _, summary = measure_micrograph(grey[ys, xs], mask=pred[ys, xs] > 0, params=params,
                                         image_id=r.image)

@@ -5,13 +5,13 @@ than the annotated components do."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from bench_scripts import load_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("PORESCOPE_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -19,10 +19,7 @@ REFERENCE = ROOT / "data" / "reference" / "au-tetrahedra"
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("au_truth_objects", ROOT / "bench" / "au_truth_objects.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("au_truth_objects")
 
 
 def test_centre_census_counts_single_empty_and_clustered_objects() -> None:

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench_scripts import load_bench
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("edge_errors", ROOT / "bench" / "edge_errors.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["edge_errors"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("edge_errors")
 
 
 def test_shifted_edges_and_a_missed_segment_are_told_apart() -> None:

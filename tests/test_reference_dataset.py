@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from bench_scripts import load_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 REF = ROOT / "data" / "reference" / "track-membranes-sem"
@@ -122,11 +122,7 @@ def test_sources_match_sizes_and_hashes():
 
 def test_bench_script_rebuilds_the_same_files():
     need_images()
-    spec = importlib.util.spec_from_file_location("reference_masks",
-                                                  ROOT / "bench" / "reference_masks.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
-    spec.loader.exec_module(module)
+    module = load_bench("reference_masks")
     files = module.outputs(IMAGES)
     assert set(files) == {str(p.relative_to(REF)) for p in REF.rglob("*")
                           if p.is_file() and p.name != "README.md"}

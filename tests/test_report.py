@@ -92,13 +92,14 @@ def validate_metrics(low: dict[str, float], high: dict[str, float]) -> dict:
                   "all": band_stats((low[e] + high[e]) / 2)} for e in ESTS}
     errors["boolean_model_known_area"] = {"<=20%": band_stats(9.0), ">20%": band_stats(9.0),
                                           "all": band_stats(9.0)}
-    target = {"porosity_max_abs_pp": 0.4, "porosity_met": True, "all_met": False, "count": {
+    target = {"porosity_max_abs_pp": 0.4, "porosity_met": True, "porosity_share_over": 0.0,
+              "all_met": False, "count": {
         "<=20%": {"tolerance_pct": 2.0, "best_estimator": min(low, key=low.get), "best_mae_pct": min(low.values()),
                   "best_max_abs_pct": 2 * min(low.values()), "best_pooled_pct": -0.3, "met": True,
                   "met_pooled": True, "n_images": 3, "n_true_pores": 100, "estimators_meeting": ["split_labels"]},
         ">20%": {"tolerance_pct": 5.0, "best_estimator": min(high, key=high.get), "best_mae_pct": min(high.values()),
                  "best_max_abs_pct": 2 * min(high.values()), "best_pooled_pct": 0.5, "met": False,
-                 "met_pooled": True, "n_images": 3, "n_true_pores": 400, "estimators_meeting": []}}}
+                 "met_pooled": True, "share_over": 1 / 3, "n_images": 3, "n_true_pores": 400, "estimators_meeting": []}}}
     return {"n_images": 6, "mask_convention": "opening", "model": "models/model.pt",
             "errors": {"ground_truth": errors, "predicted": errors},
             "targets": {"porosity_abs_pp": 0.5, "count_abs_pct": [[0.2, 2.0], [0.4, 5.0]],
@@ -378,6 +379,10 @@ def test_validation_section_and_trust_sentence(pipeline):
     assert "at porosity >20% the **Boolean model** has the smallest mean |count error| (2.00 %)" in md
     targets = md_table(md, "Targets")
     assert len(targets) == 1 + 2 * 3                 # per mask: porosity + two count bands
+    beyond = targets[0].index("images beyond")
+    # porosity 0 %; count <=20 %: metrics without the field (older runs) leave the cell empty
+    assert [r[beyond] for r in targets[1:4]] == ["0 %", "", "33 %"]
+    assert "porosity met (max |error| 0.400 pp vs 0.5 pp, 0 % of 6 images beyond it)" in md
     per_image = md_table(md, "Per validation image")
     assert [r[0] for r in per_image[1:]] == ["val_000", "val_001"]
     assert per_image[1][1] == "5.00" and per_image[2][1] == "30.00"

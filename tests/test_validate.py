@@ -114,7 +114,8 @@ def test_accuracy_targets_on_a_hand_computed_case():
     boolean_model +3; image c (0.15): -3, +1, 0; image b (0.30): +6, +4, -6. Band <=20 %:
     mean |error| 2.0, 2.0, 1.5 -> best boolean_model, worst image 3 % > 2 % (not met), pooled
     (103 + 200) / 300 - 1 = +1 % (met); band >20 %: best split_labels, 4 % <= 5 % (met). Porosity
-    errors 0.3, 0.1, -0.6 pp: max 0.6 > 0.5 pp (not met).
+    errors 0.3, 0.1, -0.6 pp: max 0.6 > 0.5 pp (not met), 1 image of 3 beyond it; images beyond the
+    count tolerance: a (3 %) of a and c, none of b.
     """
     counts = {"a": (0.10, 0.3, 100, (101, 97, 103)), "c": (0.15, 0.1, 200, (194, 202, 200)),
               "b": (0.30, -0.6, 50, (53, 52, 47))}
@@ -127,15 +128,16 @@ def test_accuracy_targets_on_a_hand_computed_case():
     targets = va.TargetsParams(porosity_abs_pp=0.5, count_abs_pct=((0.2, 2.0), (0.4, 5.0)))
     got = va.accuracy_targets(summarise_errors(table, bands=[0.2]), table, targets)
     assert got == {"predicted": {
-        "porosity_max_abs_pp": 0.6, "porosity_met": False, "all_met": False,
+        "porosity_max_abs_pp": 0.6, "porosity_met": False, "porosity_share_over": round(1 / 3, 4),
+        "all_met": False,
         "count": {
             "<=20%": {"tolerance_pct": 2.0, "best_estimator": "boolean_model", "best_mae_pct": 1.5,
                       "best_max_abs_pct": 3.0, "best_pooled_pct": 1.0, "met": False,
-                      "met_pooled": True, "n_images": 2, "n_true_pores": 300,
+                      "met_pooled": True, "share_over": 0.5, "n_images": 2, "n_true_pores": 300,
                       "estimators_meeting": []},
             ">20%": {"tolerance_pct": 5.0, "best_estimator": "split_labels", "best_mae_pct": 4.0,
                      "best_max_abs_pct": 4.0, "best_pooled_pct": 4.0, "met": True,
-                     "met_pooled": True, "n_images": 1, "n_true_pores": 50,
+                     "met_pooled": True, "share_over": 0.0, "n_images": 1, "n_true_pores": 50,
                      "estimators_meeting": ["split_labels"]}}}}
 
 

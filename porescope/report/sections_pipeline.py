@@ -89,10 +89,13 @@ def _key_results(inp: ReportInputs) -> list[Block]:
                               f"{format_number(v.get('best_max_abs_pct'), '.2f')} % vs "
                               f"{format_number(v.get('tolerance_pct'), 'g')} %)"
                               for b, v in (t.get("count") or {}).items())
+            beyond = _share(t.get("porosity_share_over"))
             items.append(f"Validation targets, {what}: porosity "
                          f"{'met' if t.get('porosity_met') else 'not met'} (max |error| "
                          f"{format_number(t.get('porosity_max_abs_pp'), '.3f')} pp vs "
-                         f"{format_number(lookup(va, 'targets', 'porosity_abs_pp'), 'g')} pp); {bands}.")
+                         f"{format_number(lookup(va, 'targets', 'porosity_abs_pp'), 'g')} pp"
+                         + (f", {beyond} of {va.get('n_images')} images beyond it" if beyond else "")
+                         + f"); {bands}.")
     ms = inp.measured_summary
     if ms is not None:
         items.append(f"New micrographs measured: {len(ms)}.")
@@ -303,6 +306,11 @@ def _distributions(inp: ReportInputs, settings: ReportParams) -> list[Block]:
                                             "analyze")])
 
 
+def _share(fraction: float | None) -> str:
+    """``"12 %"`` of a fraction of the images; empty when the metrics predate the field."""
+    return "" if fraction is None else f"{format_number(100 * fraction, '.0f')} %"
+
+
 def _validation(inp: ReportInputs, choice: EstimatorChoice, settings: ReportParams) -> list[Block]:
     blocks: list[Block] = [Heading(2, "5. Validation against exact truth")]
     va = inp.validate
@@ -325,19 +333,20 @@ def _validation(inp: ReportInputs, choice: EstimatorChoice, settings: ReportPara
             continue
         rows.append((mask, "porosity", "", format_number(t.get("porosity_max_abs_pp"), ".3f") + " pp",
                      format_number(tg.get("porosity_abs_pp"), "g") + " pp",
-                     "met" if t.get("porosity_met") else "**not met**", "", ""))
+                     "met" if t.get("porosity_met") else "**not met**",
+                     _share(t.get("porosity_share_over")), "", ""))
         for band, v in (t.get("count") or {}).items():
             rows.append((mask, f"count, porosity {band}", estimator_label(v.get("best_estimator")),
                          format_number(v.get("best_max_abs_pct"), ".2f") + " %",
                          format_number(v.get("tolerance_pct"), "g") + " %",
-                         "met" if v.get("met") else "**not met**",
+                         "met" if v.get("met") else "**not met**", _share(v.get("share_over")),
                          f"{format_signed(v.get('best_pooled_pct'), 2)} % "
                          f"({'met' if v.get('met_pooled') else 'not met'})",
                          ", ".join(estimator_label(e) for e in v.get("estimators_meeting") or []) or "none"))
     if rows:
         blocks.append(Table(("mask", "criterion", "best estimator", "max |error|", "tolerance",
-                             "every image", "pooled error", "estimators meeting it"),
-                            tuple(rows), ("l", "l", "l", "r", "r", "l", "r", "l"),
+                             "every image", "images beyond", "pooled error", "estimators meeting it"),
+                            tuple(rows), ("l", "l", "l", "r", "r", "l", "r", "r", "l"),
                             f"Targets (`{inp.path('validate')}`)"))
     errors = va.get("errors") or {}
     rows = []
