@@ -8,7 +8,6 @@ import random
 from pathlib import Path
 
 import Augmentor
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -34,8 +33,9 @@ from porescope.preprocessing.augmentation import (
     draw_sample,
     effective_probability,
 )
-from porescope.io.images import array_sha256  # the ingest contract's content hash
 from porescope.io.tables import PipelineDataError
+
+import ingest_layout
 
 TILE = 32
 
@@ -54,35 +54,8 @@ def disks_mask(rng: np.random.Generator, shape: tuple[int, int], n: int, classes
 
 def write_ingested(root: Path, pairs: dict[str, tuple[np.ndarray, np.ndarray]],
                    classes: dict[str, str]) -> Path:
-    """Ingest-layout folder (images/, masks/, tiles/..., sources.csv, tiles.csv, classes.json)."""
-    for sub in ("images", "masks", "tiles"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    src_rows, tile_rows, stacks = [], [], {"images": [], "masks": []}
-    for sid, (image, mask) in pairs.items():
-        cv2.imwrite(str(root / "images" / f"{sid}.png"), image)
-        cv2.imwrite(str(root / "masks" / f"{sid}.png"), mask)
-        h, w = image.shape
-        src_rows.append({"source_id": sid, "image_file": f"{sid}.png",
-                         "image_sha256": hashlib.sha256((root / "images" / f"{sid}.png").read_bytes()).hexdigest(),
-                         "mask_file": f"{sid}.png", "mask_sha256": array_sha256(mask), "height": h,
-                         "width": w, "orig_height": h, "orig_width": w, "crop_bottom": 0, "page": 0,
-                         "normalisation": "none", "pixel_size_nm": np.nan, "pixel_size_source": ""})
-        for y in range(0, h, TILE):
-            for x in range(0, w, TILE):
-                tid = f"{sid}__y{y:05d}_x{x:05d}"
-                ti, tm = image[y:y + TILE, x:x + TILE], mask[y:y + TILE, x:x + TILE]
-                stacks["images"].append(ti)
-                stacks["masks"].append(tm)
-                tile_rows.append({"tile_id": tid, "source_id": sid, "y": y, "x": x, "tile_size": TILE,
-                                  "valid_height": TILE, "valid_width": TILE,
-                                  "image_sha256": array_sha256(ti), "mask_sha256": array_sha256(tm),
-                                  "fg_fraction": float((tm > 0).mean())})
-    pd.DataFrame(src_rows).to_csv(root / "sources.csv", index=False)
-    pd.DataFrame(tile_rows).to_csv(root / "tiles.csv", index=False)
-    for kind, tiles in stacks.items():  # rows in the order of tiles.csv
-        np.save(root / "tiles" / f"{kind}.npy", np.stack(tiles))
-    (root / "classes.json").write_text(json.dumps(classes))
-    return root
+    """Ingest-layout folder of ``{source: (image, mask)}`` on the TILE grid."""
+    return ingest_layout.write_ingested(root, pairs, tile=TILE, classes=classes)
 
 
 def make_project(tmp_path: Path, n_classes: int = 2, n_sources: int = 5, seed: int = 0,

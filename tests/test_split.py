@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,7 +11,6 @@ import yaml
 
 from stages import split as split_stage
 from porescope.config import ParamsError, parse_group
-from porescope.io.images import array_sha256  # the ingest contract's content hash
 from porescope.io.tables import read_table
 from porescope.preprocessing.splitting import (
     SOURCE_COLUMNS,
@@ -31,6 +27,8 @@ from porescope.preprocessing.splitting import (
     split_tables,
 )
 
+import ingest_layout
+
 TILE = 16
 
 
@@ -42,41 +40,12 @@ def write_ingested(root: Path, images: dict[str, np.ndarray], *, raw_variant: di
     ``raw_variant[source] = level`` writes that source's PNG with another compression level, so its
     raw file hash differs from an identical-pixel source (a re-encoded copy).
     """
-    raw_variant = raw_variant or {}
-    for sub in ("images", "masks", "tiles"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    src_rows, tile_rows, stacks = [], [], {"images": [], "masks": []}
-    for sid, image in images.items():
-        mask = (image > 127).astype(np.uint8)
-        level = raw_variant.get(sid, 3)
-        ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, level])
-        assert ok
-        (root / "images" / f"{sid}.png").write_bytes(buf.tobytes())
-        cv2.imwrite(str(root / "masks" / f"{sid}.png"), mask)
-        h, w = image.shape
-        src_rows.append({
-            "source_id": sid, "image_file": f"{sid}.png",
-            "image_sha256": hashlib.sha256(buf.tobytes()).hexdigest(),
-            "mask_file": f"{sid}.png", "mask_sha256": array_sha256(mask), "height": h, "width": w,
-            "orig_height": h, "orig_width": w, "crop_bottom": 0, "page": 0,
-            "normalisation": "none", "pixel_size_nm": 2.5 if sid.startswith("s") else np.nan,
-            "pixel_size_source": "test"})
-        for y in range(0, h, TILE):
-            for x in range(0, w, TILE):
-                tid = f"{sid}__y{y:05d}_x{x:05d}"
-                ti, tm = image[y:y + TILE, x:x + TILE], mask[y:y + TILE, x:x + TILE]
-                stacks["images"].append(ti)
-                stacks["masks"].append(tm)
-                tile_rows.append({"tile_id": tid, "source_id": sid, "y": y, "x": x, "tile_size": TILE,
-                                  "valid_height": TILE, "valid_width": TILE,
-                                  "image_sha256": array_sha256(ti), "mask_sha256": array_sha256(tm),
-                                  "fg_fraction": float(tm.mean())})
-    pd.DataFrame(src_rows).to_csv(root / "sources.csv", index=False)
-    pd.DataFrame(tile_rows).to_csv(root / "tiles.csv", index=False)
-    for kind, tiles in stacks.items():  # rows in the order of tiles.csv
-        np.save(root / "tiles" / f"{kind}.npy", np.stack(tiles))
-    (root / "classes.json").write_text(json.dumps(classes or {"0": "background", "1": "pore"}))
-    return root
+    return ingest_layout.write_ingested(
+        root, {sid: (image, (image > 127).astype(np.uint8)) for sid, image in images.items()},
+        tile=TILE, classes=classes or {"0": "background", "1": "pore"},
+        png_level={sid: (raw_variant or {}).get(sid, 3) for sid in images},
+        source_fields={"pixel_size_nm": lambda sid: 2.5 if sid.startswith("s") else np.nan,
+                       "pixel_size_source": "test"})
 
 
 def random_image(rng: np.random.Generator, h: int = 2 * TILE, w: int = 2 * TILE) -> np.ndarray:

@@ -52,7 +52,8 @@ and a prediction that spills over the edge of the annotated region is judged by 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -179,6 +180,23 @@ def scores_from_counts(tp, fp, fn) -> dict[str, np.ndarray]:
     }
 
 
+def _per_image(items: Iterable[tuple[str, Any, Any]], score: Callable[[Any, Any], pd.DataFrame],
+               caller: str) -> pd.DataFrame:
+    """``score(truth, pred)`` of every ``(image_id, truth, pred)``, stacked with an ``image_id``
+    column first; a bad image's error names it."""
+    rows = []
+    for image_id, truth, pred in items:
+        try:
+            df = score(truth, pred)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"image {image_id!r}: {exc}") from None
+        df.insert(0, "image_id", str(image_id))
+        rows.append(df)
+    if not rows:
+        raise ValueError(f"{caller}: no images given")
+    return pd.concat(rows, ignore_index=True)
+
+
 def pixel_scores_table(
     items: Iterable[tuple[str, np.ndarray, np.ndarray]], classes: Sequence[int] = (1,)
 ) -> pd.DataFrame:
@@ -197,17 +215,7 @@ def pixel_scores_table(
         One row per (image, class): ``image_id, class, tp, fp, fn, dice, iou, precision, recall``.
     """
     cls = _check_classes(classes)
-    rows = []
-    for image_id, truth, pred in items:
-        try:
-            counts = pixel_counts(truth, pred, cls)
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(f"image {image_id!r}: {exc}") from None
-        counts.insert(0, "image_id", str(image_id))
-        rows.append(counts)
-    if not rows:
-        raise ValueError("pixel_scores_table: no images given")
-    table = pd.concat(rows, ignore_index=True)
+    table = _per_image(items, lambda truth, pred: pixel_counts(truth, pred, cls), "pixel_scores_table")
     for name, values in scores_from_counts(table["tp"], table["fp"], table["fn"]).items():
         table[name] = values
     return table
@@ -410,17 +418,8 @@ def object_scores_table(
     """Per-image object scores: :func:`match_objects` for each ``(image_id, true_labels,
     pred_labels)``, stacked with an ``image_id`` column first."""
     _check_thresholds(thresholds)
-    rows = []
-    for image_id, t_lab, p_lab in items:
-        try:
-            df = match_objects(t_lab, p_lab, thresholds)
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(f"image {image_id!r}: {exc}") from None
-        df.insert(0, "image_id", str(image_id))
-        rows.append(df)
-    if not rows:
-        raise ValueError("object_scores_table: no images given")
-    return pd.concat(rows, ignore_index=True)
+    return _per_image(items, lambda t_lab, p_lab: match_objects(t_lab, p_lab, thresholds),
+                      "object_scores_table")
 
 
 def summarise_object_scores(table: pd.DataFrame) -> pd.DataFrame:
