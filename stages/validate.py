@@ -11,7 +11,9 @@ the exact truth: :func:`porescope.analysis.validation.validate_on_truth`.
 Outputs (atomic, deterministic for a fixed thread count):
 
 * ``<metrics>``: errors per mask (``ground_truth``, ``predicted``), estimator and porosity band,
-  and whether the accuracy targets (``validate.targets``) are met.
+  whether the accuracy targets (``validate.targets``) are met and by how many images they are
+  missed, and the count error the segmentation adds (``segmentation_effect``: predicted against
+  exact mask, per estimator).
 * ``<plots>/table.csv`` (one row per image, mask and estimator), ``count_error.png``,
   ``porosity_error.png``, ``porosity_scatter.png``.
 
@@ -53,6 +55,12 @@ def run(params: ValidateParams, synth: dict[str, Any], analysis: AnalyzeParams, 
         for name, data in res.figures.items():
             write_bytes(tmp / name, data)
     write_json(metrics, res.metrics)
+    for est, per_band in res.metrics["segmentation_effect"].items():
+        LOG.info("segmentation adds to the %s count: %s", est, "; ".join(
+            f"{b}: max |difference| "
+            + ("no estimate" if v["max_abs_pct"] is None else f"{v['max_abs_pct']:.2f} %")
+            + f", {v['share_over']:.0%} of the images beyond {v['tolerance_pct']:g} %"
+            for b, v in per_band.items()))
     for key, t in res.metrics["targets"].items():
         if not isinstance(t, dict) or "porosity_met" not in t:
             continue

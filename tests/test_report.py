@@ -103,7 +103,12 @@ def validate_metrics(low: dict[str, float], high: dict[str, float]) -> dict:
     return {"n_images": 6, "mask_convention": "opening", "model": "models/model.pt",
             "errors": {"ground_truth": errors, "predicted": errors},
             "targets": {"porosity_abs_pp": 0.5, "count_abs_pct": [[0.2, 2.0], [0.4, 5.0]],
-                        "ground_truth": target, "predicted": target}}
+                        "ground_truth": target, "predicted": target},
+            "segmentation_effect": {"boolean_model": {
+                "<=20%": {"n_images": 3, "n_undefined": 0, "mae_pct": 0.5, "max_abs_pct": 2.5,
+                          "tolerance_pct": 2.0, "share_over": 1 / 3},
+                ">20%": {"n_images": 3, "n_undefined": 1, "mae_pct": 1.0, "max_abs_pct": 1.5,
+                         "tolerance_pct": 5.0, "share_over": 1 / 3}}}}
 
 
 LOW = {"median_area": 5.0, "split_labels": 1.0, "boolean_model": 3.0}
@@ -383,6 +388,9 @@ def test_validation_section_and_trust_sentence(pipeline):
     # porosity 0 %; count <=20 %: metrics without the field (older runs) leave the cell empty
     assert [r[beyond] for r in targets[1:4]] == ["0 %", "", "33 %"]
     assert "porosity met (max |error| 0.400 pp vs 0.5 pp, 0 % of 6 images beyond it)" in md
+    added = md_table(md, "What the segmentation adds")
+    assert [r[1:] for r in added[1:]] == [["<=20%", "3", "0.50 %", "2.50 %", "2 %", "33 %", "0"],
+                                          [">20%", "3", "1.00 %", "1.50 %", "5 %", "33 %", "1"]]
     per_image = md_table(md, "Per validation image")
     assert [r[0] for r in per_image[1:]] == ["val_000", "val_001"]
     assert per_image[1][1] == "5.00" and per_image[2][1] == "30.00"

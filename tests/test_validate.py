@@ -69,6 +69,20 @@ def test_outputs_with_model(tmp_path, tiny_model):
                                                 "boolean_model_known_area"}
     t = m["targets"]["ground_truth"]
     assert t["porosity_met"] is True and t["porosity_max_abs_pp"] == 0.0
+    # what the segmentation adds: the Boolean count on predicted vs exact masks, image by image
+    eff = m["segmentation_effect"]["boolean_model"]
+    pred = table[(table["mask"] == "predicted") & (table["estimator"] == "boolean_model")].set_index("image_id")
+    exact = gt[gt["estimator"] == "boolean_model"].set_index("image_id")
+    diff = (100 * (pred["count_measured"] / exact["count_measured"] - 1)).abs()
+    assert sum(b["n_images"] for b in eff.values()) == 3
+    assert sum(b["n_undefined"] for b in eff.values()) == diff.isna().sum()
+    if diff.notna().any():
+        assert max(b["max_abs_pct"] or 0 for b in eff.values()) == pytest.approx(diff.max(), abs=1e-3)
+    split = m["segmentation_effect"]["split_labels"]        # defined wherever the exact count is > 0
+    pred = table[(table["mask"] == "predicted") & (table["estimator"] == "split_labels")].set_index("image_id")
+    exact = gt[gt["estimator"] == "split_labels"].set_index("image_id")
+    diff = (100 * (pred["count_measured"] / exact["count_measured"] - 1)).abs()
+    assert max(b["max_abs_pct"] for b in split.values()) == pytest.approx(diff.max(), abs=1e-3)
     for name, band in t["count"].items():
         assert band["best_estimator"] in ("median_area", "split_labels", "boolean_model")
         # the band's worst image of the best estimator, read back from the written table
