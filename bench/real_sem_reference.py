@@ -80,6 +80,54 @@ def add_contrast_option(ap: argparse.ArgumentParser) -> None:
                     help=f"measure.min_region_contrast, or none (default: {DEFAULT_CONTRAST}, the pipeline's)")
 
 
+def compare_model(model, params: MeasureParams, scale: float | str = 1.0, *, backend: str = "auto",
+                  tta: bool = False, guard: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """A loaded model (:func:`porescope.measure.segment.load_model`) on the nine images against
+    the manual reference: ``(per-image measurements, error table, error metrics)``
+    (:func:`porescope.measure.reference.reference_errors`). ``scale``: a resize factor or
+    ``"auto"``. ``guard``: also measure each analysed region with the model the way ``porescope
+    measure`` does and record its verdict (columns ``certified``, ``flags``)."""
+    counts = pd.read_csv(REFERENCE / "counts.csv")
+    rows = []
+    for r in counts.itertuples(index=False):
+        grey = to_grey(read_image(IMAGES / r.file).pages[0].array, None, r.file)
+        auto = {}
+        factor = scale
+        if scale == "auto":
+            ecd, n = first_pass_pore_size(model, grey, max_side=params.scale_auto.max_side,
+                                          backend=backend)
+            chosen = choose_scale(ecd, n, (model.payload.get("meta") or {}).get("object_ecd_px"),
+                                  params.scale_auto)
+            factor = chosen.scale
+            auto = {"est_ecd_px": ecd, "est_n": n, "scale": factor,
+                    "flags": "; ".join(f.split(":")[0] for f in chosen.flags)}
+        pred = predict_mask(model, grey, scale=factor, backend=backend, tta=tta)
+        ys, xs = region(r, grey.shape)
+        _, summary = measure_micrograph(grey[ys, xs], mask=pred[ys, xs] > 0, params=params,
+                                        image_id=r.image)
+        verdict = {}
+        if guard:
+            _, own = measure_micrograph(grey[ys, xs], model=model,
+                                        params=replace(params, scale=scale, tta=tta, backend=backend),
+                                        image_id=r.image)
+            verdict = {"certified": own["certified"],
+                       "guard_flags": "; ".join(f.split(":")[0] for f in str(own.get("quality_flags") or "").split("; ") if f)}
+        mask_porosity = np.nan
+        if isinstance(r.mask_file, str) and r.mask_file:
+            from PIL import Image
+            ref_mask = np.asarray(Image.open(REFERENCE / r.mask_file)) > 0
+            mask_porosity = float(ref_mask[ys, xs].mean())
+        rows.append({**{k: summary[k] for k in ("image_id", "porosity", "count_median_area",
+                                                 "count_split_labels", "count_boolean_model")},
+                     "manual": r.manual_count_guard_frame, "ambiguous": r.ambiguous_objects,
+                     "mask_porosity": mask_porosity, **auto, **verdict})
+    got = pd.DataFrame(rows)
+    ref = pd.DataFrame({"image": counts["image"], "count": counts["manual_count_guard_frame"].astype(float),
+                        "porosity": got["mask_porosity"]})
+    table, metrics = reference_errors(got, ref)
+    return got, table, metrics
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, required=True)
@@ -94,39 +142,9 @@ def main() -> None:
     args = ap.parse_args()
     if not IMAGES.is_dir():
         raise SystemExit(f"{IMAGES} not found: the real images are in ../shared/data")
-    counts = pd.read_csv(REFERENCE / "counts.csv")
     model = load_model(args.model, device="cpu")
     params = measure_params(args.set, args.min_contrast)
-    rows = []
-    for r in counts.itertuples(index=False):
-        grey = to_grey(read_image(IMAGES / r.file).pages[0].array, None, r.file)
-        auto = {}
-        scale = args.scale
-        if scale == "auto":
-            ecd, n = first_pass_pore_size(model, grey, max_side=params.scale_auto.max_side,
-                                          backend=args.backend)
-            chosen = choose_scale(ecd, n, (model.payload.get("meta") or {}).get("object_ecd_px"),
-                                  params.scale_auto)
-            scale = chosen.scale
-            auto = {"est_ecd_px": ecd, "est_n": n, "scale": scale,
-                    "flags": "; ".join(f.split(":")[0] for f in chosen.flags)}
-        pred = predict_mask(model, grey, scale=scale, backend=args.backend, tta=args.tta)
-        ys, xs = region(r, grey.shape)
-        _, summary = measure_micrograph(grey[ys, xs], mask=pred[ys, xs] > 0, params=params,
-                                        image_id=r.image)
-        mask_porosity = np.nan
-        if isinstance(r.mask_file, str) and r.mask_file:
-            from PIL import Image
-            ref_mask = np.asarray(Image.open(REFERENCE / r.mask_file)) > 0
-            mask_porosity = float(ref_mask[ys, xs].mean())
-        rows.append({**{k: summary[k] for k in ("image_id", "porosity", "count_median_area",
-                                                 "count_split_labels", "count_boolean_model")},
-                     "manual": r.manual_count_guard_frame, "ambiguous": r.ambiguous_objects,
-                     "mask_porosity": mask_porosity, **auto})
-    got = pd.DataFrame(rows)
-    ref = pd.DataFrame({"image": counts["image"], "count": counts["manual_count_guard_frame"].astype(float),
-                        "porosity": got["mask_porosity"]})
-    table, metrics = reference_errors(got, ref)
+    got, table, metrics = compare_model(model, params, args.scale, backend=args.backend, tta=args.tta)
     pd.set_option("display.width", 200)
     print(f"model {args.model}, scale {args.scale}, backend {args.backend}"
           + (f", analyze {' '.join(args.set)}" if args.set else "")
