@@ -38,7 +38,7 @@ if str(ROOT) not in sys.path:
 
 from porescope.analysis.comparison import band_names  # noqa: E402
 from porescope.analysis.params import AnalyzeParams  # noqa: E402
-from porescope.analysis.validation import MASKS, ValidateParams, validate_on_truth  # noqa: E402
+from porescope.analysis.validation import MASKS, ValidateParams, share_over, validate_on_truth  # noqa: E402
 
 
 def draw_offsets(params: ValidateParams, draws: int) -> list[int]:
@@ -91,10 +91,10 @@ def spread(table: pd.DataFrame, porosity_tol_pp: float,
         rows.append({"mask": mask, "estimator": est, "band": band, "n": len(g),
                      "porosity_mae_pp": pe.mean(), "porosity_p95_pp": pe.quantile(0.95),
                      "porosity_max_pp": pe.max(),
-                     "porosity_share_over": float((pe > porosity_tol_pp).mean()),
+                     "porosity_share_over": share_over(pe, porosity_tol_pp),
                      "count_tolerance_pct": tol[band], "count_mae_pct": ce.mean(),
                      "count_p95_pct": ce.quantile(0.95), "count_max_pct": ce.max(),
-                     "count_share_over": float((ce > tol[band]).mean()),
+                     "count_share_over": share_over(ce, tol[band]),
                      "count_pooled_pct": 100.0 * (g["count_measured"].sum() / g["count_true"].sum() - 1.0)})
     return pd.DataFrame(rows)
 

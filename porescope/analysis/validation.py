@@ -64,9 +64,8 @@ from porescope.synthetic import membranes as syn
 from porescope.synthetic.params import artefacts_off
 
 __all__ = ["TargetsParams", "ValidateParams", "PRACTICAL", "KNOWN_AREA", "MASKS",
-           "validation_specs", "validation_table", "accuracy_targets", "segmentation_effect",
-           "skipped_metrics",
-           "ValidationResult", "validate_on_truth"]
+           "validation_specs", "validation_table", "accuracy_targets", "share_over",
+           "segmentation_effect", "skipped_metrics", "ValidationResult", "validate_on_truth"]
 
 LOG = logging.getLogger("porescope.validate")
 
@@ -196,7 +195,11 @@ def validation_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def share_over(abs_errors: pd.Series, tolerance: float) -> float:
-    """Fraction of the images whose |error| exceeds ``tolerance`` (0 for none), 4 decimals."""
+    """Fraction of the images whose |error| exceeds ``tolerance`` (0 for none), 4 decimals.
+
+    >>> share_over(pd.Series([0.1, 0.7, np.inf]), 0.5)  # inf: an image without an estimate
+    0.6667
+    """
     return round(float((abs_errors > tolerance).mean()), 4) if len(abs_errors) else 0.0
 
 
@@ -311,7 +314,7 @@ def segmentation_effect(table: pd.DataFrame, targets: TargetsParams) -> dict[str
                               "mae_pct": round(float(d.mean()), 4) if len(d) else None,
                               "max_abs_pct": round(float(d.max()), 4) if len(d) else None,
                               "tolerance_pct": tol,
-                              "share_over": round(float(((e > tol) | e.isna()).mean()), 4)}
+                              "share_over": share_over(e.fillna(np.inf), tol)}
     return out
 
 
