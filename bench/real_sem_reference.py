@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -86,7 +87,8 @@ def compare_model(model, params: MeasureParams, scale: float | str = 1.0, *, bac
     the manual reference: ``(per-image measurements, error table, error metrics)``
     (:func:`porescope.measure.reference.reference_errors`). ``scale``: a resize factor or
     ``"auto"``. ``guard``: also measure each analysed region with the model the way ``porescope
-    measure`` does and record its verdict (columns ``certified``, ``flags``)."""
+    measure`` does and record its verdict (columns ``certified``, ``guard_flags``: the
+    flags' names)."""
     counts = pd.read_csv(REFERENCE / "counts.csv")
     rows = []
     for r in counts.itertuples(index=False):
@@ -110,8 +112,9 @@ def compare_model(model, params: MeasureParams, scale: float | str = 1.0, *, bac
             _, own = measure_micrograph(grey[ys, xs], model=model,
                                         params=replace(params, scale=scale, tta=tta, backend=backend),
                                         image_id=r.image)
-            verdict = {"certified": own["certified"],
-                       "guard_flags": "; ".join(f.split(":")[0] for f in str(own.get("quality_flags") or "").split("; ") if f)}
+            # flag names only: a flag's own text may contain "; " (scale_auto's does)
+            names = re.findall(r"(?:^|; )([a-z_]+):", str(own.get("quality_flags") or ""))
+            verdict = {"certified": own["certified"], "guard_flags": "; ".join(names)}
         mask_porosity = np.nan
         if isinstance(r.mask_file, str) and r.mask_file:
             from PIL import Image

@@ -109,8 +109,9 @@ def main() -> None:
     images, summary = [], []
     for seed in args.seeds:
         model = train_seed(params, seed, args.out, data)
-        same = args.committed.exists() and sha256(model) == sha256(args.committed)
-        print(f"seed {seed}: {model} sha256 {sha256(model)[:12]}"
+        digest = sha256(model)
+        same = args.committed.exists() and digest == sha256(args.committed)
+        print(f"seed {seed}: {model} sha256 {digest[:12]}"
               + (" = the committed model" if same else ""), flush=True)
         im, su = score(model, p)
         images += [{"seed": seed, **r} for r in im]
