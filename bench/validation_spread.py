@@ -15,6 +15,20 @@ for ``k = 2, 3, ...``: never the stage's set, never the training images) and rep
 On the true masks the porosity error is 0 and the count error is the estimator's own sampling
 error: a tolerance that the exact masks exceed cannot be met by any segmentation.
 
+With ``--baseline OTHER_MODEL`` both models segment the same membranes and the script compares them
+image by image (:func:`paired_comparison`): per quantity (porosity, each estimator's count) and band,
+the mean |error| of each, the mean paired change with a bootstrap 95 % interval, the share of
+images each is better on, the max and the share beyond the tolerance. Issue 9 asks that the
+synthetic validation be "unchanged or better" than when it was filed; the baseline for that is
+the default model of commit 27a1df8, rebuilt byte for byte (model.pt md5 c6b1044b...)::
+
+    git clone -q . /tmp/pre9 && cd /tmp/pre9 && git checkout -q 27a1df8 && \\
+        ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 PYTHONPATH=$PWD dvc repro train && \\
+        md5sum models/model.pt && cd -   # the AVX2 kernels of every dvc.lock here
+    python bench/validation_spread.py --model models/model.pt --baseline /tmp/pre9/models/model.pt \\
+        --draws 8 --n-images 12 --json bench/results/validation_spread/vs_pre_issue9.json \\
+        --table bench/results/validation_spread/vs_pre_issue9.csv
+
     python bench/validation_spread.py --model models/model.pt --draws 8 --n-images 12 [--tta] \\
         [--json bench/results/validation_spread/model_notta.json]
 """
@@ -99,6 +113,82 @@ def spread(table: pd.DataFrame, porosity_tol_pp: float,
     return pd.DataFrame(rows)
 
 
+def paired_comparison(model: pd.DataFrame, baseline: pd.DataFrame, porosity_tol_pp: float,
+                      count_steps: tuple[tuple[float, float], ...], seed: int = 0,
+                      n_boot: int = 2000) -> pd.DataFrame:
+    """Two models' predicted-mask errors on the same images, image by image.
+
+    Parameters
+    ----------
+    model, baseline : DataFrame
+        :func:`run_draws` tables of the same draws (same ``image_id`` and ``porosity_true``),
+        segmented by the model under test and by the baseline; only ``mask == "predicted"``
+        rows are used.
+    porosity_tol_pp : float
+        Porosity tolerance, percentage points.
+    count_steps : tuple of (float, float)
+        ``validate.targets.count_abs_pct``: band upper porosity edges (fraction) and count
+        tolerances (%).
+    seed : int
+        Seed of the bootstrap.
+    n_boot : int
+        Bootstrap resamples (of images, pairs kept together).
+
+    Returns
+    -------
+    DataFrame
+        One row per quantity (``porosity``, pp; ``count:<estimator>``, %) and band (the bands
+        of ``count_steps`` and ``all``): ``n`` pairs, ``baseline_mae``, ``model_mae``,
+        ``change`` (mean of model |error| - baseline |error|; negative = the model is better)
+        with ``change_ci_low`` / ``change_ci_high`` (bootstrap 95 %), ``model_better_share``
+        and ``model_worse_share`` (images where its |error| is smaller / larger), ``baseline_max``,
+        ``model_max``, ``baseline_share_over`` and ``model_share_over`` (beyond the tolerance),
+        and ``verdict``: ``better`` / ``worse`` when the interval excludes 0, else ``no
+        significant change``. An image without a count estimate has an infinite |error|
+        (worse than any estimate) and is left out of the means.
+    """
+    edges = [s[0] for s in count_steps[:-1]]
+    names = band_names(edges)
+    tol = dict(zip(names, [s[1] for s in count_steps]))
+    keys = ["image_id", "estimator"]
+    cols = keys + ["porosity_true", "porosity_error_pp", "count_error_pct"]
+    m = model[model["mask"] == "predicted"][cols]
+    b = baseline[baseline["mask"] == "predicted"][cols]
+    both = m.merge(b, on=keys, suffixes=("_m", "_b"), validate="one_to_one")
+    if not len(both) == len(m) == len(b) or not np.allclose(both["porosity_true_m"], both["porosity_true_b"]):
+        raise ValueError("model and baseline tables hold different images")
+    both["band"] = pd.cut(both["porosity_true_m"], [-np.inf, *edges, np.inf], labels=names,
+                          right=True).astype(str)
+    rng = np.random.default_rng(seed)
+    quantities = [("porosity", "porosity_error_pp", both["estimator"] == both["estimator"].iloc[0])]
+    quantities += [(f"count:{e}", "count_error_pct", both["estimator"] == e)
+                   for e in both["estimator"].unique()]
+    rows = []
+    for name, col, sel in quantities:
+        for band in [*names, "all"]:
+            g = both[sel & ((both["band"] == band) | (band == "all"))]
+            em = g[f"{col}_m"].abs().fillna(np.inf).to_numpy()
+            eb = g[f"{col}_b"].abs().fillna(np.inf).to_numpy()
+            t = porosity_tol_pp if col == "porosity_error_pp" else tol.get(band)
+            finite = np.isfinite(em) & np.isfinite(eb)
+            d = em[finite] - eb[finite]
+            if len(d):
+                boots = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+                lo, hi = np.percentile(boots, [2.5, 97.5])
+            else:
+                lo = hi = np.nan
+            rows.append({
+                "quantity": name, "band": band, "n": len(g), "tolerance": t,
+                "baseline_mae": eb[np.isfinite(eb)].mean(), "model_mae": em[np.isfinite(em)].mean(),
+                "change": d.mean() if len(d) else np.nan, "change_ci_low": lo, "change_ci_high": hi,
+                "model_better_share": float((em < eb).mean()), "model_worse_share": float((em > eb).mean()),
+                "baseline_max": eb.max(), "model_max": em.max(),
+                "baseline_share_over": share_over(pd.Series(eb), t) if t is not None else np.nan,
+                "model_share_over": share_over(pd.Series(em), t) if t is not None else np.nan,
+                "verdict": ("better" if hi < 0 else "worse" if lo > 0 else "no significant change")})
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None, help="also the predicted masks")
@@ -107,7 +197,10 @@ def main() -> None:
     ap.add_argument("--n-images", type=int, default=None, help="per draw (default validate.n_images)")
     ap.add_argument("--tta", action="store_true", help="validate.tta: true")
     ap.add_argument("--backend", default=None, help="validate.backend (default params.yaml's)")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="a second model segmenting the same membranes: paired comparison")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--table", type=Path, default=None, help="CSV of every image's errors")
     args = ap.parse_args()
     p = yaml.safe_load(args.params.read_text())
     vp = ValidateParams.from_mapping(p["validate"])
@@ -126,12 +219,28 @@ def main() -> None:
         n = sum(v["all_met"] for v in verdicts if v["mask"] == MASKS[mask])
         print(f"{mask}: {n} of {args.draws} draws meet every target")
     print(sp.round(3).to_string(index=False))
+    tables = {"model": table}
+    paired = None
+    if args.baseline:
+        tables["baseline"], _ = run_draws(vp, p["synthesize"], analysis, int(p["seed"]), offsets,
+                                          args.baseline)
+        paired = paired_comparison(table, tables["baseline"], vp.targets.porosity_abs_pp, steps,
+                                   seed=int(p["seed"]))
+        print(f"paired, predicted masks: model {args.model} against baseline {args.baseline}")
+        print(paired.round(3).to_string(index=False))
+    if args.table:
+        args.table.parent.mkdir(parents=True, exist_ok=True)
+        pd.concat([t.assign(model=str(getattr(args, k))) for k, t in tables.items()],
+                  ignore_index=True).to_csv(args.table, index=False)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
             "model": str(args.model) if args.model else None, "draws": args.draws,
             "n_images": vp.n_images, "seed_offsets": offsets, "tta": vp.tta,
-            "verdicts": verdicts, "spread": json.loads(sp.round(4).to_json(orient="records"))},
+            "verdicts": verdicts, "spread": json.loads(sp.round(4).to_json(orient="records")),
+            **({"baseline": str(args.baseline),
+                "paired": json.loads(paired.round(4).to_json(orient="records"))}
+               if paired is not None else {})},
             indent=1) + "\n")
 
 

@@ -64,3 +64,40 @@ def test_spread_counts_images_beyond_the_tolerance() -> None:
     assert high["count_share_over"] == 0.0                     # 5 % is within 5 %
     assert high["porosity_share_over"] == 0.5
     assert high["count_max_pct"] == pytest.approx(5.0)
+
+
+def _pair_rows(errors: list[tuple[float, float, float | None]]) -> pd.DataFrame:
+    """A predicted-mask table: one row per image (porosity_true, porosity error pp, count
+    error %), one estimator; a ground-truth row per image that the comparison must ignore."""
+    rows = []
+    for i, (pt, pe, ce) in enumerate(errors):
+        for mask in ("predicted", "ground truth"):
+            rows.append({"image_id": f"v{i}", "mask": mask, "estimator": "boolean_model",
+                         "porosity_true": pt, "porosity_error_pp": pe if mask == "predicted" else 0.0,
+                         "count_error_pct": (np.nan if ce is None else ce) if mask == "predicted" else 99.0})
+    return pd.DataFrame(rows)
+
+
+def test_paired_comparison_of_two_models_on_the_same_images() -> None:
+    """Hand-made errors: the model halves every porosity error (better, interval below 0),
+    its counts are worse on one image and lack an estimate on another."""
+    vs = _module()
+    base = _pair_rows([(0.1, 0.8, 1.0), (0.1, -0.4, 3.0), (0.3, 0.6, 2.0), (0.3, -1.0, 4.0)])
+    model = _pair_rows([(0.1, 0.4, 1.0), (0.1, -0.2, 6.0), (0.3, 0.3, 2.0), (0.3, -0.5, None)])
+    cmp = vs.paired_comparison(model, base, 0.5, ((0.2, 2.0), (0.4, 5.0)), seed=1, n_boot=500)
+    por = cmp[cmp["quantity"] == "porosity"].set_index("band")
+    assert list(por.index) == ["<=20%", ">20%", "all"]
+    assert por.loc["all", "n"] == 4 and por.loc["all", "model_better_share"] == 1.0
+    assert por.loc["all", "change"] == pytest.approx(-0.35)        # mean of -0.4, -0.2, -0.3, -0.5
+    assert por.loc["all", "change_ci_high"] < 0 and por.loc["all", "verdict"] == "better"
+    assert por.loc["<=20%", "baseline_share_over"] == 0.5 and por.loc["<=20%", "model_share_over"] == 0.0
+    assert por.loc[">20%", "baseline_max"] == 1.0 and por.loc[">20%", "model_max"] == 0.5
+    cnt = cmp[cmp["quantity"] == "count:boolean_model"].set_index("band")
+    # no estimate counts as worse than any estimate and is left out of the mean
+    assert cnt.loc[">20%", "model_worse_share"] == 0.5 and cnt.loc[">20%", "model_max"] == np.inf
+    assert cnt.loc[">20%", "model_mae"] == 2.0 and cnt.loc[">20%", "baseline_mae"] == 3.0
+    assert cnt.loc["<=20%", "change"] == pytest.approx(1.5)         # (0 + 3) / 2
+    assert cnt.loc["<=20%", "model_share_over"] == 0.5 and cnt.loc["<=20%", "baseline_share_over"] == 0.5
+    assert cnt.loc["<=20%", "verdict"] == "no significant change"   # 0 and +3: the interval holds 0
+    with pytest.raises(ValueError, match="different images"):
+        vs.paired_comparison(model[model["image_id"] != "v0"], base, 0.5, ((0.2, 2.0), (0.4, 5.0)))
