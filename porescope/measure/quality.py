@@ -12,7 +12,8 @@ Symptoms checked (thresholds in :class:`QualityLimits`):
   (ECD, measured at the resolution the network saw, under ``small_factor`` x the 5th
   percentile of the training objects' ECD) - slivers of fringes and surface grain;
 * ``size_out_of_range``: the median object ECD at the network's resolution outside the
-  training objects' 5th-95th percentile range widened by ``size_margin``;
+  training objects' 5th-95th percentile range widened by ``size_margin``; the flag names the
+  resize factor that would put it at the training objects' median;
 * ``bright_objects``: share of objects brighter than the surface around them - SEM pores are
   dark openings; bright "pores" are edge fringes, debris or overlays;
 * ``uncertain_pixels``: pixels with a foreground probability between 0.25 and 0.75, as a share
@@ -266,7 +267,7 @@ def quality_flags(grey: np.ndarray, labels: np.ndarray | None = None, *,
     >>> for flag in quality_flags(grey, labels, trained_ecd_px=(60, 80, 120)).flags:
     ...     print(flag)
     small_objects: 100 % of the objects are under 30.0 px at the network (trained on 60-120 px pores)
-    size_out_of_range: median pore 19.7 px (at the network) outside the trained 36-200 px
+    size_out_of_range: median pore 19.7 px (at the network) outside the trained 36-200 px; resizing by 4.06 (measure.scale, or scale: auto) brings it to the trained median 80 px
     """
     if pixels is None:
         pixels = ObjectPixels(grey, limits.overlay_level)
@@ -295,7 +296,7 @@ def quality_flags(grey: np.ndarray, labels: np.ndarray | None = None, *,
                      "it: crop_bottom / margin_px), or a saturated edge fringe")
 
     if trained_ecd_px is not None and len(ecd_net):
-        p5, _, p95 = (float(v) for v in trained_ecd_px)
+        p5, p50, p95 = (float(v) for v in trained_ecd_px)
         values["small_share"] = float(np.mean(ecd_net < limits.small_factor * p5))
         values["median_ecd_px"] = float(np.median(ecd_net))
         lo, hi = p5 * limits.size_margin, p95 / limits.size_margin
@@ -304,8 +305,12 @@ def quality_flags(grey: np.ndarray, labels: np.ndarray | None = None, *,
                          f"under {limits.small_factor * p5:.1f} px at the network (trained on "
                          f"{p5:.0f}-{p95:.0f} px pores)")
         if not lo <= values["median_ecd_px"] <= hi:
+            # the remedy: the resize factor that puts the median at the trained median
+            fix = scale * p50 / values["median_ecd_px"]
             flags.append(f"size_out_of_range: median pore {values['median_ecd_px']:.1f} px (at the "
-                         f"network) outside the trained {lo:.0f}-{hi:.0f} px")
+                         f"network) outside the trained {lo:.0f}-{hi:.0f} px; resizing by "
+                         f"{fix:.2f} (measure.scale, or scale: auto) brings it to the trained "
+                         f"median {p50:.0f} px")
     else:
         values["small_share"] = values["median_ecd_px"] = float("nan")
 
