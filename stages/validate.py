@@ -61,6 +61,10 @@ def run(params: ValidateParams, synth: dict[str, Any], analysis: AnalyzeParams, 
             + ("no estimate" if v["max_abs_pct"] is None else f"{v['max_abs_pct']:.2f} %")
             + f", {v['share_over']:.0%} of the images beyond {v['tolerance_pct']:g} %"
             for b, v in per_band.items()))
+    for band, v in res.metrics["edge_shift_px"].items():
+        LOG.info("porosity error as an edge shift, porosity %s: bias %+.3f px, mean |shift| %.3f px "
+                 "(the porosity tolerance is %.3f px at the median image, %.3f px at the strictest)",
+                 band, v["bias_px"], v["mae_px"], v["tolerance_median_px"], v["tolerance_min_px"])
     for key, t in res.metrics["targets"].items():
         if not isinstance(t, dict) or "porosity_met" not in t:
             continue

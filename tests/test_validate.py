@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +13,7 @@ import torch
 import yaml
 
 from stages import validate
+from porescope import synthesize_membrane
 from porescope.analysis import validation as va
 from porescope.analysis.comparison import summarise_errors
 from porescope.config import ParamsError
@@ -54,7 +56,8 @@ def test_outputs_with_model(tmp_path, tiny_model):
     assert list(table.columns) == [
         "image_id", "porosity_target", "mean_diameter_px", "mask", "estimator", "porosity_true",
         "porosity_measured", "porosity_error_pp", "count_true", "count_convention",
-        "count_measured", "count_error_pct", "density_true_cm2", "density_measured_cm2"]
+        "count_measured", "count_error_pct", "density_true_cm2", "density_measured_cm2",
+        "edge_px_per_pp", "edge_shift_px"]
     assert len(table) == 3 * 2 * 4                      # images x masks x estimators
     assert set(table["mask"]) == {"ground truth", "predicted"}
     gt = table[table["mask"] == "ground truth"]
@@ -78,6 +81,20 @@ def test_outputs_with_model(tmp_path, tiny_model):
     assert sum(b["n_undefined"] for b in eff.values()) == diff.isna().sum()
     if diff.notna().any():
         assert max(b["max_abs_pct"] or 0 for b in eff.values()) == pytest.approx(diff.max(), abs=1e-3)
+    # the porosity error as an edge shift: per predicted image, error x the image's px per pp,
+    # that factor from the exact mask of the regenerated image
+    pred = table[(table["mask"] == "predicted") & (table["estimator"] == "boolean_model")].set_index("image_id")
+    assert (gt["edge_shift_px"] == 0).all()
+    assert np.allclose(pred["edge_shift_px"], pred["porosity_error_pp"] * pred["edge_px_per_pp"], atol=1e-3)
+    vp = va.ValidateParams.from_mapping(SMALL)
+    spec = va.validation_specs(vp, SYNTH, 42)[0]
+    truth = syn.synthesize_image(spec, syn.image_rng(42 + SMALL["seed_offset"], 0)).mask_opening
+    assert pred.loc["val_000", "edge_px_per_pp"] == pytest.approx(
+        truth.size / va.pore_edge_length_px(truth) / 100, rel=1e-4)
+    es = m["edge_shift_px"]
+    assert es["all"]["n_images"] == 3
+    assert es["all"]["bias_px"] == pytest.approx(pred["edge_shift_px"].mean(), abs=1e-3)
+    assert es["all"]["tolerance_min_px"] == pytest.approx(0.5 * pred["edge_px_per_pp"].min(), abs=1e-3)
     split = m["segmentation_effect"]["split_labels"]        # defined wherever the exact count is > 0
     pred = table[(table["mask"] == "predicted") & (table["estimator"] == "split_labels")].set_index("image_id")
     exact = gt[gt["estimator"] == "split_labels"].set_index("image_id")
@@ -211,3 +228,18 @@ def test_validation_images_leave_the_synthesize_artefacts_out_unless_asked():
     on = validation_specs(ValidateParams(n_images=2, artefacts=True), synth, 42)
     assert off == clean
     assert on != clean
+
+
+@pytest.mark.parametrize("porosity", [0.05, 0.35])
+def test_edge_shift_of_a_mask_eroded_or_dilated_by_r_px_is_about_r(porosity):
+    """A porosity error converted to an edge shift: the true mask grown or shrunk by a disc of
+    radius r px moves every edge by r (less where a pore's curvature or a neighbour takes area)."""
+    mask = synthesize_membrane(384, 384, porosity=porosity, mean_diameter_px=24.0,
+                                   seed=0).mask_opening.astype(np.uint8)
+    px_per_pp = mask.size / va.pore_edge_length_px(mask) / 100
+    for r in (1, 2):
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        for op, sign in ((cv2.erode, -1), (cv2.dilate, 1)):
+            moved = op(mask, disc, borderType=cv2.BORDER_REPLICATE)
+            shift = 100 * (moved.mean() - mask.mean()) * px_per_pp
+            assert shift == pytest.approx(sign * r, rel=0.2), (r, sign, shift)

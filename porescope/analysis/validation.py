@@ -15,6 +15,11 @@ with the exact porosity; each count estimator with the exact count in its own co
 with the *known* single-pore area ``E[A]`` (``boolean_model_known_area``), which isolates the
 error of the model itself from that of estimating ``E[A]``.
 
+A porosity error is an area error, and on a membrane almost all of it lies along the pore
+edges: :func:`edge_shift` converts it into the mean displacement of the pore edges, px (the
+porosity error times the analysed area over the true edge length, :func:`pore_edge_length_px`),
+and the porosity tolerance into the edge accuracy it asks for.
+
 The accuracy targets (:func:`accuracy_targets`): porosity |error| <= ``porosity_abs_pp`` for
 every image, and for each porosity band of ``count_abs_pct`` the best of the three practical
 estimators (lowest mean |count error|) with every image's |count error| within the band's
@@ -65,7 +70,8 @@ from porescope.synthetic.params import artefacts_off
 
 __all__ = ["TargetsParams", "ValidateParams", "PRACTICAL", "KNOWN_AREA", "MASKS",
            "validation_specs", "validation_table", "accuracy_targets", "share_over",
-           "segmentation_effect", "skipped_metrics", "ValidationResult", "validate_on_truth"]
+           "segmentation_effect", "pore_edge_length_px", "edge_shift", "skipped_metrics",
+           "ValidationResult", "validate_on_truth"]
 
 LOG = logging.getLogger("porescope.validate")
 
@@ -172,11 +178,12 @@ def validation_specs(params: ValidateParams, synth: Mapping[str, Any], seed: int
 
 _ROUND = (("porosity_true", 6), ("porosity_measured", 6), ("porosity_error_pp", 4),
           ("count_measured", 2), ("count_error_pct", 3), ("density_true_cm2", 0),
-          ("density_measured_cm2", 0), ("mean_diameter_px", 3), ("porosity_target", 4))
+          ("density_measured_cm2", 0), ("mean_diameter_px", 3), ("porosity_target", 4),
+          ("edge_px_per_pp", 5), ("edge_shift_px", 4))
 _COLUMNS = ["image_id", "porosity_target", "mean_diameter_px", "mask", "estimator",
             "porosity_true", "porosity_measured", "porosity_error_pp", "count_true",
             "count_convention", "count_measured", "count_error_pct", "density_true_cm2",
-            "density_measured_cm2"]
+            "density_measured_cm2", "edge_px_per_pp", "edge_shift_px"]
 
 
 def validation_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -318,6 +325,89 @@ def segmentation_effect(table: pd.DataFrame, targets: TargetsParams) -> dict[str
     return out
 
 
+def pore_edge_length_px(mask: np.ndarray) -> float:
+    """Length of the pore edges in a binary mask, px (Cauchy-Crofton, 4 directions).
+
+    The edges of objects cut by the window's border are counted only where they lie inside
+    the window: the border itself is not a pore edge.
+
+    Parameters
+    ----------
+    mask : (rows, cols) array
+        Pores nonzero.
+
+    Returns
+    -------
+    float
+        Edge length, px.
+
+    Examples
+    --------
+    >>> yy, xx = np.mgrid[:200, :200]
+    >>> disc = (yy - 100) ** 2 + (xx - 100) ** 2 < 40 ** 2
+    >>> round(pore_edge_length_px(disc), 1), round(2 * np.pi * 40, 1)   # a disc of radius 40 px
+    (249.6, 251.3)
+    >>> round(pore_edge_length_px(disc[:, :101]), 1)   # cut through its centre: half of it
+    125.2
+    """
+    m = np.asarray(mask) != 0
+    # transitions between neighbours inside the window along 0, 90, 45 and 135 degrees
+    # (skimage's perimeter_crofton pads with background, which counts the border as edge)
+    axis = np.count_nonzero(m[:, 1:] != m[:, :-1]) + np.count_nonzero(m[1:] != m[:-1])
+    diag = np.count_nonzero(m[1:, 1:] != m[:-1, :-1]) + np.count_nonzero(m[1:, :-1] != m[:-1, 1:])
+    # Crofton: L = 1/2 sum over directions (pi/4 each) of crossings x line spacing (1, 1/sqrt 2)
+    return float(np.pi / 8.0 * (axis + diag / np.sqrt(2.0)))
+
+
+def edge_shift(table: pd.DataFrame, targets: TargetsParams) -> dict[str, Any]:
+    """The porosity error on the predicted masks as a shift of the pore edges, per band.
+
+    ``edge_shift_px`` of an image (a :func:`validation_table` column) is its porosity error
+    times the analysed area over the true edge length: the mean distance, px, by which the
+    predicted edges lie outside (+) or inside (-) the true ones. ``edge_px_per_pp`` (the shift
+    that moves the porosity by 1 pp) turns the porosity tolerance into the edge accuracy it
+    asks of that image: fine at high porosity and small pores, loose at low porosity.
+
+    Returns
+    -------
+    dict
+        Per band of ``targets.count_abs_pct`` and ``all``: ``n_images``, ``bias_px`` (mean
+        signed shift), ``mae_px``, ``max_abs_px``, ``tolerance_median_px`` and
+        ``tolerance_min_px`` (``porosity_abs_pp`` as a shift, median and strictest image), and
+        ``share_over`` (images whose shift exceeds their own tolerance, i.e. whose porosity
+        error exceeds ``porosity_abs_pp``). Empty without predicted masks.
+
+    Examples
+    --------
+    >>> rows = [{"image_id": i, "mask": "predicted", "estimator": "boolean_model",
+    ...          "porosity_true": p, "edge_shift_px": s, "edge_px_per_pp": k}
+    ...         for i, p, s, k in [("a", 0.1, -0.2, 0.6), ("b", 0.3, -0.1, 0.2)]]
+    >>> e = edge_shift(pd.DataFrame(rows), TargetsParams())
+    >>> e["all"]["bias_px"], e[">20%"]["tolerance_min_px"], e[">20%"]["share_over"]
+    (-0.15, 0.1, 0.0)
+    """
+    t = table[table["mask"] == "predicted"].drop_duplicates("image_id")
+    if t.empty:
+        return {}
+    edges = [s[0] for s in targets.count_abs_pct[:-1]]
+    names = band_names(edges)
+    band = pd.cut(t["porosity_true"], [-np.inf, *edges, np.inf], labels=names, right=True)
+    out: dict[str, Any] = {}
+    for name in [*names, "all"]:
+        g = t if name == "all" else t[band == name]
+        if g.empty:
+            continue
+        shift = g["edge_shift_px"].astype(float)
+        tol = targets.porosity_abs_pp * g["edge_px_per_pp"].astype(float)
+        out[name] = {"n_images": int(len(g)), "bias_px": round(float(shift.mean()), 4),
+                     "mae_px": round(float(shift.abs().mean()), 4),
+                     "max_abs_px": round(float(shift.abs().max()), 4),
+                     "tolerance_median_px": round(float(tol.median()), 4),
+                     "tolerance_min_px": round(float(tol.min()), 4),
+                     "share_over": round(float((shift.abs() > tol).mean()), 4)}
+    return out
+
+
 def skipped_metrics(reason: str) -> dict[str, Any]:
     """The metrics of a validation that did not run: ``{"skipped": True, "reason": reason}``."""
     return {"skipped": True, "reason": reason}
@@ -403,7 +493,10 @@ def validate_on_truth(params: ValidateParams, synth: Mapping[str, Any], analysis
             truth["porosity"] = truth["porosity_core"]
         gt = (res.mask_core if convention == "core" else res.mask_opening).astype(np.uint8)
         ref = synthetic_reference(truth, res.pores, include_edges=analysis.include_edges)
-        extra = {"porosity_target": spec.porosity, "mean_diameter_px": spec.mean_diameter_px}
+        ha = int(truth["analysed_height"])
+        edge_px_per_pp = gt[:ha].size / pore_edge_length_px(gt[:ha]) / 100.0
+        extra = {"porosity_target": spec.porosity, "mean_diameter_px": spec.mean_diameter_px,
+                 "edge_px_per_pp": edge_px_per_pp}
         masks = {"ground truth": gt}
         if predict is not None:
             masks["predicted"] = predict(res.image)
@@ -420,6 +513,8 @@ def validate_on_truth(params: ValidateParams, synth: Mapping[str, Any], analysis
             rows.append(boolean_known_area_row(a, ref, mask=label,
                                                mean_area_px=truth["expected_area_px"],
                                                extra=extra))
+    for r in rows:
+        r["edge_shift_px"] = r["porosity_error_pp"] * r["edge_px_per_pp"]
     table = validation_table(rows)
 
     targets = params.targets
@@ -432,6 +527,7 @@ def validate_on_truth(params: ValidateParams, synth: Mapping[str, Any], analysis
                     "count_abs_pct": [list(s) for s in targets.count_abs_pct],
                     **accuracy_targets(errors, table, targets)},
         "segmentation_effect": segmentation_effect(table, targets),
+        "edge_shift_px": edge_shift(table, targets),
     }
     figures = {
         "count_error.png": count_error_figure(

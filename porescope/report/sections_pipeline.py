@@ -328,6 +328,23 @@ def _segmentation_effect(effect: Mapping[str, Any]) -> list[Block]:
                   "estimator's own, present on the exact masks too)")]
 
 
+def _edge_shift(shift: Mapping[str, Any]) -> list[Block]:
+    """The porosity error as a shift of the pore edges (``metrics/validate.json`` ``edge_shift_px``)."""
+    rows = [(band, str(v.get("n_images")), format_signed(v.get("bias_px"), 3) + " px",
+             format_number(v.get("mae_px"), ".3f") + " px", format_number(v.get("max_abs_px"), ".3f") + " px",
+             format_number(v.get("tolerance_median_px"), ".3f") + " px",
+             format_number(v.get("tolerance_min_px"), ".3f") + " px", _share(v.get("share_over")))
+            for band, v in shift.items()]
+    if not rows:
+        return []
+    return [Table(("porosity", "images", "mean shift", "mean |shift|", "max |shift|",
+                   "tolerance, median image", "tolerance, strictest image", "images beyond"),
+                  tuple(rows), ("l", "r", "r", "r", "r", "r", "r", "r"),
+                  "The porosity error on the predicted masks as the mean distance between predicted and "
+                  "true pore edges (+ = outside, - = inside; porosity error x area / true edge length), "
+                  "and the porosity tolerance as the edge accuracy it asks of each image")]
+
+
 def _validation(inp: ReportInputs, choice: EstimatorChoice, settings: ReportParams) -> list[Block]:
     blocks: list[Block] = [Heading(2, "5. Validation against exact truth")]
     va = inp.validate
@@ -366,6 +383,7 @@ def _validation(inp: ReportInputs, choice: EstimatorChoice, settings: ReportPara
                             tuple(rows), ("l", "l", "l", "r", "r", "l", "r", "r", "l"),
                             f"Targets (`{inp.path('validate')}`)"))
     blocks += _segmentation_effect(va.get("segmentation_effect") or {})
+    blocks += _edge_shift(va.get("edge_shift_px") or {})
     errors = va.get("errors") or {}
     rows = []
     bands: list[str] = []
