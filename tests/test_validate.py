@@ -95,6 +95,9 @@ def test_outputs_with_model(tmp_path, tiny_model):
     assert es["all"]["n_images"] == 3
     assert es["all"]["bias_px"] == pytest.approx(pred["edge_shift_px"].mean(), abs=1e-3)
     assert es["all"]["tolerance_min_px"] == pytest.approx(0.5 * pred["edge_px_per_pp"].min(), abs=1e-3)
+    centred = (pred["edge_shift_px"] - pred["edge_shift_px"].mean()).abs()
+    assert es["all"]["share_over_bias_removed"] == pytest.approx(
+        (centred > 0.5 * pred["edge_px_per_pp"]).mean(), abs=1e-4)
     split = m["segmentation_effect"]["split_labels"]        # defined wherever the exact count is > 0
     pred = table[(table["mask"] == "predicted") & (table["estimator"] == "split_labels")].set_index("image_id")
     exact = gt[gt["estimator"] == "split_labels"].set_index("image_id")

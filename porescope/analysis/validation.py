@@ -375,16 +375,21 @@ def edge_shift(table: pd.DataFrame, targets: TargetsParams) -> dict[str, Any]:
         signed shift), ``mae_px``, ``max_abs_px``, ``tolerance_median_px`` and
         ``tolerance_min_px`` (``porosity_abs_pp`` as a shift, median and strictest image), and
         ``share_over`` (images whose shift exceeds their own tolerance, i.e. whose porosity
-        error exceeds ``porosity_abs_pp``). Empty without predicted masks.
+        error exceeds ``porosity_abs_pp``) and ``share_over_bias_removed`` (the same after
+        subtracting the band's bias, as a recalibrated threshold might: what is left is the
+        image-to-image spread of the edges). Empty without predicted masks.
 
     Examples
     --------
     >>> rows = [{"image_id": i, "mask": "predicted", "estimator": "boolean_model",
     ...          "porosity_true": p, "edge_shift_px": s, "edge_px_per_pp": k}
-    ...         for i, p, s, k in [("a", 0.1, -0.2, 0.6), ("b", 0.3, -0.1, 0.2)]]
+    ...         for i, p, s, k in [("a", 0.1, -0.4, 0.6), ("b", 0.3, -0.1, 0.2)]]
     >>> e = edge_shift(pd.DataFrame(rows), TargetsParams())
     >>> e["all"]["bias_px"], e[">20%"]["tolerance_min_px"], e[">20%"]["share_over"]
-    (-0.15, 0.1, 0.0)
+    (-0.25, 0.1, 0.0)
+    >>> # a is beyond its 0.3 px; without the bias a is within and b (+0.15 > 0.1 px) beyond
+    >>> e["all"]["share_over"], e["all"]["share_over_bias_removed"]
+    (0.5, 0.5)
     """
     t = table[table["mask"] == "predicted"].drop_duplicates("image_id")
     if t.empty:
@@ -404,7 +409,8 @@ def edge_shift(table: pd.DataFrame, targets: TargetsParams) -> dict[str, Any]:
                      "max_abs_px": round(float(shift.abs().max()), 4),
                      "tolerance_median_px": round(float(tol.median()), 4),
                      "tolerance_min_px": round(float(tol.min()), 4),
-                     "share_over": round(float((shift.abs() > tol).mean()), 4)}
+                     "share_over": round(float((shift.abs() > tol).mean()), 4),
+                     "share_over_bias_removed": round(float(((shift - shift.mean()).abs() > tol).mean()), 4)}
     return out
 
 

@@ -333,13 +333,15 @@ def _edge_shift(shift: Mapping[str, Any]) -> list[Block]:
     rows = [(band, str(v.get("n_images")), format_signed(v.get("bias_px"), 3) + " px",
              format_number(v.get("mae_px"), ".3f") + " px", format_number(v.get("max_abs_px"), ".3f") + " px",
              format_number(v.get("tolerance_median_px"), ".3f") + " px",
-             format_number(v.get("tolerance_min_px"), ".3f") + " px", _share(v.get("share_over")))
+             format_number(v.get("tolerance_min_px"), ".3f") + " px", _share(v.get("share_over")),
+             _share(v.get("share_over_bias_removed")))
             for band, v in shift.items()]
     if not rows:
         return []
     return [Table(("porosity", "images", "mean shift", "mean |shift|", "max |shift|",
-                   "tolerance, median image", "tolerance, strictest image", "images beyond"),
-                  tuple(rows), ("l", "r", "r", "r", "r", "r", "r", "r"),
+                   "tolerance, median image", "tolerance, strictest image", "images beyond",
+                   "beyond without the mean shift"),
+                  tuple(rows), ("l", "r", "r", "r", "r", "r", "r", "r", "r"),
                   "The porosity error on the predicted masks as the mean distance between predicted and "
                   "true pore edges (+ = outside, - = inside; porosity error x area / true edge length), "
                   "and the porosity tolerance as the edge accuracy it asks of each image")]
