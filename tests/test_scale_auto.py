@@ -102,6 +102,8 @@ def test_choose_scale_targets_trained_median_and_flags():
     assert choose_scale(4.0, 50, TRAINED).flags == ()          # clipped to 4, 16 px: in range
     unknown = choose_scale(8.0, 50, None)
     assert unknown.scale == 1.0 and unknown.flags[0].startswith("scale_auto_no_target")
+    # summary.csv joins the flags with "; ": no flag may contain it
+    assert not any("; " in f for r in (few, none, far, unknown) for f in r.flags)
     # never more pixels than max_pixels allows
     capped = choose_scale(5.0, 50, TRAINED, image_shape=(100, 100), max_pixels=40_000)
     assert capped.scale == pytest.approx(2.0)

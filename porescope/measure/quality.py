@@ -267,7 +267,7 @@ def quality_flags(grey: np.ndarray, labels: np.ndarray | None = None, *,
     >>> for flag in quality_flags(grey, labels, trained_ecd_px=(60, 80, 120)).flags:
     ...     print(flag)
     small_objects: 100 % of the objects are under 30.0 px at the network (trained on 60-120 px pores)
-    size_out_of_range: median pore 19.7 px (at the network) outside the trained 36-200 px; resizing by 4.06 (measure.scale, or scale: auto) brings it to the trained median 80 px
+    size_out_of_range: median pore 19.7 px (at the network) outside the trained 36-200 px, a resize by 4.06 (measure.scale or scale: auto) brings it to the trained median 80 px
     """
     if pixels is None:
         pixels = ObjectPixels(grey, limits.overlay_level)
@@ -308,8 +308,8 @@ def quality_flags(grey: np.ndarray, labels: np.ndarray | None = None, *,
             # the remedy: the resize factor that puts the median at the trained median
             fix = scale * p50 / values["median_ecd_px"]
             flags.append(f"size_out_of_range: median pore {values['median_ecd_px']:.1f} px (at the "
-                         f"network) outside the trained {lo:.0f}-{hi:.0f} px; resizing by "
-                         f"{fix:.2f} (measure.scale, or scale: auto) brings it to the trained "
+                         f"network) outside the trained {lo:.0f}-{hi:.0f} px, a resize by "
+                         f"{fix:.2f} (measure.scale or scale: auto) brings it to the trained "
                          f"median {p50:.0f} px")
     else:
         values["small_share"] = values["median_ecd_px"] = float("nan")

@@ -207,7 +207,7 @@ def choose_scale(ecd_px: float, n_objects: int, trained_ecd_px: Sequence[float] 
     4.0
     >>> a = choose_scale(3.0, 40, (14.3, 19.4, 39.0))
     >>> print(a.scale, a.flags[0])
-    4.0 scale_auto_out_of_reach: pores of 3.0 px need a resize by 6.47 (allowed 0.25-4); at 4 they are 12.0 px, outside the trained 14-39 px
+    4.0 scale_auto_out_of_reach: pores of 3.0 px need a resize by 6.47 (allowed 0.25-4), at 4 they are 12.0 px, outside the trained 14-39 px
     >>> print(choose_scale(30.0, 3, (14.3, 19.4, 39.0)).flags[0])
     scale_auto_few_objects: the first pass found 3 whole objects (under 8): pore size 30.0 px uncertain
     """
@@ -216,11 +216,11 @@ def choose_scale(ecd_px: float, n_objects: int, trained_ecd_px: Sequence[float] 
     if trained_ecd_px is None:
         return AutoScale(1.0, ecd_px, n_objects, math.nan,
                          flags=("scale_auto_no_target: the model file does not record its training "
-                                "pore sizes (meta.object_ecd_px); not resized",))
+                                "pore sizes (meta.object_ecd_px), not resized",))
     target = float(trained_ecd_px[1])
     if n_objects == 0 or not math.isfinite(ecd_px) or ecd_px <= 0:
         return AutoScale(1.0, math.nan, n_objects, target,
-                         flags=("scale_auto_few_objects: the first pass found no whole object; "
+                         flags=("scale_auto_few_objects: the first pass found no whole object, "
                                 "not resized",))
     if n_objects < params.min_objects:
         flags.append(f"scale_auto_few_objects: the first pass found {n_objects} whole objects "
@@ -233,6 +233,6 @@ def choose_scale(ecd_px: float, n_objects: int, trained_ecd_px: Sequence[float] 
     p5, p95 = float(trained_ecd_px[0]), float(trained_ecd_px[2])
     if not p5 <= ecd_px * scale <= p95:     # clipped so far that the pores stay out of range
         flags.append(f"scale_auto_out_of_reach: pores of {ecd_px:.1f} px need a resize by "
-                     f"{want:.3g} (allowed {params.min_scale:g}-{hi:.3g}); at {scale:.3g} they "
+                     f"{want:.3g} (allowed {params.min_scale:g}-{hi:.3g}), at {scale:.3g} they "
                      f"are {ecd_px * scale:.1f} px, outside the trained {p5:.0f}-{p95:.0f} px")
     return AutoScale(scale, ecd_px, n_objects, target, flags=tuple(flags))
