@@ -24,7 +24,6 @@ prints the split-count and porosity errors of the predicted masks.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -34,12 +33,12 @@ import yaml
 
 import porescope.synthetic.membranes as syn
 from porescope.analysis.params import AnalyzeParams
-from porescope.analysis.validation import ValidateParams, validate_on_truth, validation_specs
+from porescope.analysis.validation import ValidateParams, validate_on_truth
 from porescope.measure.pale_regions import region_contrast
 from porescope.measure.quality import overlay_mask
 from porescope.measure.segment import load_model, predict_mask
 from porescope.synthetic.artefacts import rough_patches
-from real_sem_reference import ROOT
+from development_membranes import add_arguments, development_specs
 
 
 def regions_of(model, spec: syn.MembraneSpec, rng: np.random.Generator, edge: int,
@@ -76,10 +75,7 @@ def regions_of(model, spec: syn.MembraneSpec, rng: np.random.Generator, edge: in
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, required=True)
-    ap.add_argument("--params", type=Path, default=ROOT / "params.yaml")
-    ap.add_argument("--offsets", type=int, nargs="+", default=[2_000_003, 3_000_017])
-    ap.add_argument("--n-images", type=int, default=24)
+    add_arguments(ap)
     ap.add_argument("--edge", type=int, default=3, help="px from an overlay or the border")
     ap.add_argument("--thresholds", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4, 0.5])
     ap.add_argument("--validate", type=float, nargs="*", default=[])
@@ -94,11 +90,9 @@ def main() -> None:
     level = None if args.keep_overlays else p["measure"]["quality"]["overlay_level"]
     model = load_model(args.model, device="cpu")
     tables = []
-    for off in args.offsets:
-        dev = replace(vp, artefacts=True, seed_offset=off, n_images=args.n_images)
-        for k, spec in enumerate(validation_specs(dev, p["synthesize"], p["seed"])):
-            t = regions_of(model, spec, syn.image_rng(p["seed"] + off, k), args.edge, level)
-            tables.append(t.assign(offset=off, image=k))
+    for off, k, spec, rng in development_specs(p, args.offsets, args.n_images):
+        t = regions_of(model, spec, rng, args.edge, level)
+        tables.append(t.assign(offset=off, image=k))
     regions = pd.concat(tables, ignore_index=True)
     if args.csv:
         regions.to_csv(args.csv, index=False)

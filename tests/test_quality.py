@@ -61,6 +61,35 @@ def test_a_burned_in_logo_segmented_as_pores_is_flagged():
     assert any(f.startswith("bright_objects") for f in q.flags)
 
 
+def _with_saturated_fringes(grey: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """A 3 px saturated crescent below every pore, outside it (the SEM edge fringe)."""
+    pores = (labels > 0).astype(np.uint8)
+    band = cv2.dilate(pores, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))) & ~pores.astype(bool)
+    below = np.zeros_like(band, dtype=bool)
+    below[3:] = pores[:-3] > 0                      # under the pore's lower half
+    out = grey.copy()
+    out[band.astype(bool) & below] = 255
+    return out
+
+
+def test_saturated_edge_fringes_are_not_overlays_but_a_logo_still_is():
+    grey, labels = membrane(26.0, seed=3)
+    fringed = _with_saturated_fringes(grey, labels)
+    q = quality_flags(fringed, labels, trained_ecd_px=TRAINED)
+    assert q.certified, q.flags
+    assert q.values["overlay_share"] == 0 and q.values["fringe_share"] > 0.5
+    # with the rule off (fringe_reach 0) every saturated stroke is an overlay again
+    off = quality_flags(fringed, labels, trained_ecd_px=TRAINED, limits=QualityLimits(fringe_reach=0))
+    assert any(f.startswith("on_overlay") for f in off.flags) and off.values["fringe_share"] == 0
+    # a logo over the same membrane, with objects on it, is flagged despite the fringes
+    logo = np.zeros_like(grey)
+    cv2.putText(logo, "LOGO", (20, 370), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 255, 6)
+    fake = label_mask(((logo > 0) & (cv2.dilate(logo, np.ones((9, 9), np.uint8)) > 0)).astype(np.uint8))
+    both = np.where(fake > 0, fake + labels.max(), labels)
+    q = quality_flags(np.maximum(fringed, logo), both, trained_ecd_px=TRAINED)
+    assert any(f.startswith("on_overlay") for f in q.flags)
+
+
 def test_uncertain_probabilities_are_flagged():
     grey, labels = membrane(26.0, seed=2)
     proba = np.where(labels > 0, 0.9, 0.05)

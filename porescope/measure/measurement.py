@@ -131,7 +131,8 @@ def _measure(mg: Micrograph, image_id: str, params: MeasureParams, *, image_file
                                        overlay_level=params.quality.overlay_level,
                                        band_pixels=params.band_pixels, in_place=model is not None)
     banded = pred.size > params.band_pixels
-    pixels = ObjectPixels(grey, params.quality.overlay_level) if banded else None
+    q = params.quality
+    pixels = ObjectPixels(grey, q.overlay_level, q.fringe_reach, q.fringe_near_share) if banded else None
     canvas = OutlineCanvas(grey.shape) if banded and overlay else None
 
     def on_labels(r0: int, labels: np.ndarray) -> None:

@@ -19,9 +19,11 @@ Symptoms checked (thresholds in :class:`QualityLimits`):
 * ``uncertain_pixels``: pixels with a foreground probability between 0.25 and 0.75, as a share
   of the predicted foreground - the network hesitates;
 * ``on_overlay``: share of objects touching burned-in overlays (near-white text, logos, frames,
-  scale bars: pixels >= ``overlay_level`` in connected strokes). A saturated edge fringe around
-  real SEM pores is such a stroke too: the flag then says the image is too bright to trust the
-  pore edges, which is also a reason not to certify.
+  scale bars: pixels >= ``overlay_level`` in connected strokes). A saturated edge fringe of real
+  SEM is such a stroke too, but one that hugs a pore from outside: a stroke lying almost whole
+  (``fringe_near_share``) within ``fringe_reach`` x the median pore ECD of the objects and
+  hardly inside them is a fringe (:func:`saturated_strokes`), not an overlay; the share of
+  objects touching one is reported (``fringe_share``) without a flag.
 
 * ``scale_auto_*`` (only with ``measure.scale: auto``, raised before inference by
   :mod:`porescope.measure.scale_auto` and passed in as ``flags``): the pore size estimate rests
@@ -51,6 +53,8 @@ class QualityLimits:
     max_uncertain_share: float = field(default=0.25, metadata={"ge": 0})
     overlay_level: int = field(default=245, metadata={"ge": 128, "le": 255})
     max_overlay_share: float = field(default=0.0, metadata={"ge": 0, "le": 1})
+    fringe_reach: float = field(default=0.25, metadata={"ge": 0})
+    fringe_near_share: float = field(default=0.8, metadata={"gt": 0, "le": 1})
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ def overlay_mask(grey: np.ndarray, level: int = 245, rows: tuple[int, int] | Non
                  ) -> np.ndarray:
     """Burned-in overlays: near-white pixels in strokes of at least 12 px (text, logos, frames,
     scale bars), dilated by 2 px. Isolated bright specks (debris, rims) are not overlays.
+    (:func:`saturated_strokes` without pores: every stroke counts.)
 
     ``rows=(r0, r1)``: only those rows of the result, computed from rows ``r0 - 14 .. r1 + 14``
     (a bright component cut by that window reaches 12 px into it, so it is a stroke; any other
@@ -83,6 +88,57 @@ def overlay_mask(grey: np.ndarray, level: int = 245, rows: tuple[int, int] | Non
     >>> bool(np.array_equal(overlay_mask(img, rows=(40, 55)), m[40:55]))
     True
     """
+    return saturated_strokes(grey, level, rows)[0]
+
+
+def saturated_strokes(grey: np.ndarray, level: int = 245, rows: tuple[int, int] | None = None,
+                      pores: np.ndarray | None = None, fringe_reach_px: float = 3.0,
+                      fringe_near_share: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+    """Near-white strokes of a micrograph, split into burned-in overlays and edge fringes.
+
+    A stroke is a connected set of pixels >= ``level`` at least 12 px wide or tall. With
+    ``pores``, a stroke is an edge fringe when at least ``fringe_near_share`` of its pixels lie
+    within ``fringe_reach_px`` of a pore and at most 10 % inside one (a fringe hugs the opening
+    from outside; a logo or letters that a model segmented lie inside their objects); every
+    other stroke is an overlay. Both masks are dilated by 2 px.
+
+    Parameters
+    ----------
+    grey : (rows, cols) uint8 ndarray
+    level : int
+        Grey level of a saturated pixel.
+    rows : (int, int), optional
+        Only these rows of the result, computed from rows ``r0 - 14 .. r1 + 14`` (a bright
+        component cut by that window reaches 12 px into it, so it is a stroke; any other lies
+        whole inside): the same pixels as the whole image's, in memory of the rows.
+    pores : (r1 - r0, cols) bool ndarray, optional
+        Predicted pores of the same rows. Without them every stroke is an overlay. Strokes
+        reaching beyond the rows see only these pores, so a fringe there may be taken for an
+        overlay (the safe side).
+    fringe_reach_px : float
+        Distance from a pore within which a fringe lies, px.
+    fringe_near_share : float
+        Share of a fringe's pixels within that distance.
+
+    Returns
+    -------
+    overlays, fringes : (r1 - r0, cols) bool ndarray
+
+    Examples
+    --------
+    >>> img = np.full((80, 80), 120, np.uint8)
+    >>> yy, xx = np.mgrid[:80, :80]
+    >>> pore = (yy - 30) ** 2 + (xx - 30) ** 2 < 10 ** 2
+    >>> img[pore] = 10
+    >>> ring = ((yy - 30) ** 2 + (xx - 30) ** 2 < 13 ** 2) & ~pore & (yy > 30)   # lower crescent
+    >>> img[ring] = 255
+    >>> img[70:73, 10:70] = 255                                                 # a scale bar
+    >>> over, fringe = saturated_strokes(img, pores=pore)
+    >>> bool(fringe[41, 30]), bool(over[41, 30]), bool(over[71, 40]), bool(fringe[71, 40])
+    (True, False, True, False)
+    >>> bool(overlay_mask(img)[41, 30])          # without the pores: an overlay
+    True
+    """
     grey = np.asarray(grey)
     r0, r1 = (0, grey.shape[0]) if rows is None else rows
     a, b = max(0, r0 - _STROKE - 2), min(grey.shape[0], r1 + _STROKE + 2)
@@ -93,8 +149,20 @@ def overlay_mask(grey: np.ndarray, level: int = 245, rows: tuple[int, int] | Non
     keep[1:] = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], height) >= _STROKE
     # cut by the window's top or bottom: it runs on beyond the 14 rows
     keep[1:] |= ((top == 0) & (a > 0)) | ((top + height == b - a) & (b < grey.shape[0]))
-    strokes = keep[lab].astype(np.uint8)
-    return cv2.dilate(strokes, np.ones((5, 5), np.uint8)).astype(bool)[r0 - a:r1 - a]
+    fringe = np.zeros(n, bool)
+    if pores is not None and n > 1:
+        inside = np.zeros(bright.shape, np.uint8)
+        inside[r0 - a:r1 - a] = np.asarray(pores, bool)
+        r = max(1, int(round(fringe_reach_px)))
+        near = cv2.dilate(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2))
+        size = np.maximum(stats[:, cv2.CC_STAT_AREA], 1)
+        share_near = np.bincount(lab.ravel(), weights=near.ravel(), minlength=n) / size
+        share_in = np.bincount(lab.ravel(), weights=inside.ravel(), minlength=n) / size
+        fringe = keep & (share_near >= fringe_near_share) & (share_in <= 0.1)
+    k = np.ones((5, 5), np.uint8)
+    out = [cv2.dilate((sel[lab]).astype(np.uint8), k).astype(bool)[r0 - a:r1 - a]
+           for sel in (keep & ~fringe, fringe)]
+    return out[0], out[1]
 
 
 #: a bright stroke is at least this many pixels wide or tall
@@ -124,19 +192,25 @@ class ObjectPixels:
     in order and may share rows, but no later band holds an object above its first row; rows
     never given hold no object. Per object: area and grey sum; for the image: the histogram of
     the surface ring around the objects (the pixels within 3 px of an object, 7 x 7 dilation,
-    that are not object) and of all non-object pixels, and the number of objects touching a
-    burned-in overlay (:func:`overlay_mask`). A ring row is counted once no later band can put
-    an object within 3 px of it, so only a few bands of rows are held.
+    that are not object) and of all non-object pixels, and the numbers of objects touching a
+    burned-in overlay and a saturated edge fringe (:func:`saturated_strokes`, the fringe reach
+    ``fringe_reach`` x the median ECD of the band's objects, at least 3 px; 0 = no fringes,
+    every stroke an overlay). A ring row is counted once no later band can put an object within
+    3 px of it, so only a few bands of rows are held.
     """
 
     _HALO = 3
 
-    def __init__(self, grey: np.ndarray, overlay_level: int = 245):
+    def __init__(self, grey: np.ndarray, overlay_level: int = 245, fringe_reach: float = 0.25,
+                 fringe_near_share: float = 0.8):
         self.grey = np.asarray(grey)
         self.level = int(overlay_level)
+        self.fringe_reach = float(fringe_reach)
+        self.fringe_near_share = float(fringe_near_share)
         self._area: list[np.ndarray] = []
         self._sums: list[np.ndarray] = []
         self.n_on_overlay = 0
+        self.n_on_fringe = 0
         self.ring_hist = np.zeros(256, np.int64)
         self.surface_hist = np.zeros(256, np.int64)
         self._fg = np.zeros((0, self.grey.shape[1]), bool)   # object pixels of rows _fg0...
@@ -165,8 +239,12 @@ class ObjectPixels:
         self._sums.append(sums[1:][present])
         fg = labels > 0
         if n:
-            hit = np.unique(labels[overlay_mask(self.grey, self.level, rows=(r0, r1)) & fg])
-            self.n_on_overlay += int(np.count_nonzero(hit))
+            reach = max(3.0, self.fringe_reach * float(np.median(np.sqrt(4.0 * area[present] / np.pi))))
+            over, fringe = saturated_strokes(
+                self.grey, self.level, rows=(r0, r1), pores=fg if self.fringe_reach > 0 else None,
+                fringe_reach_px=reach, fringe_near_share=self.fringe_near_share)
+            self.n_on_overlay += int(np.count_nonzero(np.unique(labels[over & fg])))
+            self.n_on_fringe += int(np.count_nonzero(np.unique(labels[fringe & fg])))
         end = self._fg0 + self._fg.shape[0]
         if r1 > end:
             self._fg = np.concatenate([self._fg, np.zeros((r1 - end, fg.shape[1]), bool)])
@@ -197,12 +275,13 @@ class ObjectPixels:
 
     def finish(self) -> dict[str, object]:
         """``area`` and ``sums`` per object (float arrays), ``surface`` (median grey of the ring,
-        or of all non-object pixels without a ring) and ``n_on_overlay``."""
+        or of all non-object pixels without a ring), ``n_on_overlay`` and ``n_on_fringe``."""
         self._count_rings(self.grey.shape[0])
         hist = self.ring_hist if self.ring_hist.any() else self.surface_hist
         return {"area": np.concatenate(self._area) if self._area else np.zeros(0),
                 "sums": np.concatenate(self._sums) if self._sums else np.zeros(0),
-                "surface": _hist_median(hist), "n_on_overlay": self.n_on_overlay}
+                "surface": _hist_median(hist), "n_on_overlay": self.n_on_overlay,
+                "n_on_fringe": self.n_on_fringe}
 
 
 def _hist_median(hist: np.ndarray) -> float:
@@ -270,7 +349,7 @@ def quality_flags(grey: np.ndarray, labels: np.ndarray | None = None, *,
     size_out_of_range: median pore 19.7 px (at the network) outside the trained 36-200 px, a resize by 4.06 (measure.scale or scale: auto) brings it to the trained median 80 px
     """
     if pixels is None:
-        pixels = ObjectPixels(grey, limits.overlay_level)
+        pixels = ObjectPixels(grey, limits.overlay_level, limits.fringe_reach, limits.fringe_near_share)
         pixels.add(0, np.asarray(labels))
     stats = pixels.finish()
     area = stats["area"]
@@ -285,8 +364,9 @@ def quality_flags(grey: np.ndarray, labels: np.ndarray | None = None, *,
         mean_in = stats["sums"] / area
         values["bright_share"] = float(np.mean(mean_in > stats["surface"]))
         values["overlay_share"] = float(stats["n_on_overlay"] / area.size)
+        values["fringe_share"] = float(stats["n_on_fringe"] / area.size)
     else:
-        values["bright_share"] = values["overlay_share"] = 0.0
+        values["bright_share"] = values["overlay_share"] = values["fringe_share"] = 0.0
     if values["bright_share"] > limits.max_bright_share:
         flags.append(f"bright_objects: {100 * values['bright_share']:.0f} % of the objects are "
                      "brighter than the surface (edge fringes, debris or overlays, not pores)")

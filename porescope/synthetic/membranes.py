@@ -748,7 +748,8 @@ class SyntheticImage:
 
     image: uint8 ``(height, width)``. mask_opening, mask_core: bool, same shape, False in the
     data-bar rows. pores: the table of :func:`sample_pores`. truth: dict, see
-    :func:`synthesize_image`.
+    :func:`synthesize_image`. hidden: bool, same shape, the pixels a burned-in overlay (frame,
+    text, logo, scale bar) touched; None without overlays.
     """
 
     image: np.ndarray
@@ -756,6 +757,7 @@ class SyntheticImage:
     mask_core: np.ndarray
     pores: pd.DataFrame
     truth: dict[str, Any]
+    hidden: np.ndarray | None = None
 
 
 def synthesize_image(spec: MembraneSpec, rng: np.random.Generator) -> SyntheticImage:
@@ -823,7 +825,7 @@ def synthesize_image(spec: MembraneSpec, rng: np.random.Generator) -> SyntheticI
         truth["hidden_fraction"] = float(hidden[:ha].mean()) if hidden is not None else 0.0
         truth["n_hidden"] = n_hidden
         truth.update({f"art_{k}": v for k, v in dataclasses.asdict(spec.artefacts).items()})
-    return SyntheticImage(image, m_open, m_core, pores, truth)
+    return SyntheticImage(image, m_open, m_core, pores, truth, hidden)
 
 
 def _centre_in_region(pores: pd.DataFrame, analysed_height: int, width: int) -> pd.Series:
