@@ -162,9 +162,11 @@ def test_cli_overwrite_and_options(files, tmp_path):
     assert t.loc["a", "height"] == 75       # analysed rows
     mask = cv2.imread(str(out / "masks" / "a.png"), cv2.IMREAD_UNCHANGED)
     assert mask.shape == (80, 100) and not mask[:3].any() and not mask[72:].any()
-    (out / "marker").write_text("x")
+    (out / "marker").write_text("x")                   # a file the user added: kept, run refused
+    assert cli.main(base + ["--overwrite"]) == 2
+    assert (out / "marker").read_text() == "x"
+    (out / "marker").unlink()
     assert cli.main(base + ["--overwrite"]) == 0
-    assert not (out / "marker").exists()
     with pytest.raises(SystemExit):
         cli.main(base + ["--crop-bottom", "lots"])
 

@@ -684,10 +684,29 @@ def test_overwrite_replaces_a_porescope_output(tmp_path, model):
     inp = _folder_with(tmp_path, "x")
     out = tmp_path / "o"
     measure_folder.run_measure(inp, model, out, SETTINGS)
-    assert (out / measure_folder.MARKER).read_text().startswith("porescope measure ")
-    (out / "stale.txt").write_text("from before")
+    marker = (out / measure_folder.MARKER).read_text()
+    assert marker.startswith("porescope measure ") and "\tsummary.csv\n" in marker
+    (out / "report.pdf").write_bytes(b"%PDF")          # --pdf writes it after the marker
     measure_folder.run_measure(inp, model, out, SETTINGS, overwrite=True)
-    assert not (out / "stale.txt").exists() and (out / measure_folder.MARKER).is_file()
+    assert (out / measure_folder.MARKER).is_file() and not (out / "report.pdf").exists()
+
+
+@pytest.mark.parametrize("change", ["added", "edited", "nested"])
+def test_overwrite_keeps_what_a_user_added_or_changed(tmp_path, model, change):
+    """A porescope output folder holding a file porescope did not write, or one edited since,
+    is not replaced: the error names the file, and everything stays as it was."""
+    inp = _folder_with(tmp_path, "x")
+    out = tmp_path / "o"
+    measure_folder.run_measure(inp, model, out, SETTINGS)
+    target = {"added": out / "my_notes.txt", "edited": out / "summary.csv",
+              "nested": out / "masks" / "mine" / "a.txt"}[change]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(target.read_text() + "my correction\n" if target.exists() else "mine")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    rel = target.relative_to(out).as_posix()
+    with pytest.raises(FileExistsError, match=f"porescope did not write or that changed since \\({rel}"):
+        measure_folder.run_measure(inp, model, out, SETTINGS, overwrite=True)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 def test_cli_overwrite_names_the_refused_folder(tmp_path, model, capsys):

@@ -257,9 +257,38 @@ def _version() -> str:
 
 
 def write_marker(folder: Path, tool: str = "porescope measure") -> None:
-    """Write :data:`MARKER` into ``folder`` (being built): what wrote it, so that a later
-    ``--overwrite`` knows the folder is porescope's to replace."""
-    write_text(folder / MARKER, f"{tool} {_version()}\n")
+    """Write :data:`MARKER` into ``folder`` (being built, every other file written): what wrote
+    it and each file's size and path, so that a later ``--overwrite`` knows the folder is
+    porescope's to replace and that nobody added or changed a file since."""
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                   if p.is_file() and p.name != MARKER)
+    write_text(folder / MARKER, f"{tool} {_version()}\n"
+               + "".join(f"{(folder / f).stat().st_size}\t{f}\n" for f in files))
+
+
+#: written into an output folder after its marker (``--pdf``)
+_AFTER_MARKER = frozenset({"report.pdf"})
+
+
+def foreign_files(out: Path) -> list[str]:
+    """Paths in a porescope output folder that its :data:`MARKER` does not list with their
+    size: files a user added or changed since (empty for a marker of a porescope that listed
+    nothing)."""
+    lines = (out / MARKER).read_text(encoding="utf-8", errors="replace").splitlines()[1:]
+    if not lines:
+        return []
+    written = {}
+    for line in lines:
+        size, _, rel = line.partition("\t")
+        written[rel] = size
+    foreign = []
+    for p in sorted(out.rglob("*")):
+        rel = p.relative_to(out).as_posix()
+        if rel == MARKER or rel in _AFTER_MARKER or (p.is_dir() and not p.is_symlink()):
+            continue
+        if p.is_symlink() or not p.is_file() or written.get(rel) != str(p.stat().st_size):
+            foreign.append(rel)
+    return foreign
 
 
 def check_output_folder(out: Path, inputs: Path, overwrite: bool) -> bool:
@@ -268,7 +297,8 @@ def check_output_folder(out: Path, inputs: Path, overwrite: bool) -> bool:
     The output may not be the input folder or contain it (replacing it would delete the
     micrographs), whatever ``overwrite`` says. An existing non-empty folder (or a file) is
     refused unless ``overwrite``, and even then unless it holds :data:`MARKER` (a folder that
-    porescope wrote: ``--overwrite`` never deletes someone's thesis); an empty folder is fine.
+    porescope wrote: ``--overwrite`` never deletes someone's thesis) and nothing else
+    (:func:`foreign_files`: no file added or changed since); an empty folder is fine.
     """
     o, i = out.resolve(), inputs.resolve()
     if o == i or o in i.parents:
@@ -284,6 +314,12 @@ def check_output_folder(out: Path, inputs: Path, overwrite: bool) -> bool:
             raise FileExistsError(f"{out}: not a porescope output; refusing to delete it (it has "
                                   f"no {MARKER} marker file). Choose another output folder or "
                                   "remove it yourself")
+        foreign = foreign_files(out)
+        if foreign:
+            raise FileExistsError(
+                f"{out}: holds {len(foreign)} file(s) porescope did not write or that changed since "
+                f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); refusing to "
+                "delete them. Move them out, or choose another output folder")
     return True
 
 
