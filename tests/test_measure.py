@@ -25,6 +25,7 @@ from porescope.config import ParamsError
 from porescope.segmentation import models
 from porescope.analysis.membrane import AnalysisParams
 from porescope.io.pairing import IngestError
+from porescope.segmentation.inference import predict_proba
 
 # the shared real data beside the repository (PORESCOPE_SHARED_DATA for another checkout layout)
 DATA = Path(os.environ.get("PORESCOPE_SHARED_DATA",
@@ -451,3 +452,26 @@ def test_big_image_in_bands_gives_the_same_outputs(files, tmp_path):
     same = (rgb[..., ::-1] == bgr).all(axis=-1) | ((bgr == 255).all(axis=-1) & (rgb == 254).all(axis=-1))
     assert same.mean() > 0.999          # the image and its outlines, but for the tie lines
     assert (rgb == (255, 0, 0)).all(axis=-1).sum() > 100       # outlines drawn
+
+
+def test_a_margin_leaving_a_sliver_names_the_file_once(files):
+    """margin_px must leave at least 9 x 9 px; the message names the file once and the sizes."""
+    params = dataclasses.replace(SETTINGS, margin_px=46)            # 100 x 80 -> 8 x -12 px
+    with pytest.raises(IngestError) as err:
+        measurement.measure_one(files["input"] / "a.png", files["model"], params)
+    text = str(err.value)
+    assert text.count("a.png") == 1 and "leaves 8 x 0 px of the 100 x 80 px image" in text
+
+
+def test_uncertain_pixels_are_counted_inside_the_margin_only(files):
+    """The guard's uncertain share is over the analysed region: the pixels of the margin count
+    neither as pore area nor as uncertain."""
+    from porescope.measure.segment import load_model as load_seg, predict_mask
+
+    grey = cv2.imread(str(files["input"] / "a.png"), cv2.IMREAD_UNCHANGED)
+    model = load_seg(files["model"], device="cpu")
+    _, whole = predict_mask(model, grey, tile=64, overlap=16, return_uncertain=True)
+    _, inner = predict_mask(model, grey, tile=64, overlap=16, return_uncertain=True, margin=10)
+    proba = predict_proba(model.network, grey, tile=64, overlap=16)[0]
+    assert whole == int(((proba > 0.25) & (proba < 0.75)).sum())
+    assert inner == int(((proba[10:-10, 10:-10] > 0.25) & (proba[10:-10, 10:-10] < 0.75)).sum())

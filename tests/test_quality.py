@@ -119,3 +119,15 @@ def test_limits_move_the_verdict(limit):
     q = quality_flags(grey, labels, trained_ecd_px=TRAINED,
                       limits=QualityLimits(max_small_share=limit, size_margin=0.01 if limit else 0.6))
     assert q.certified == (limit == 1.0)
+
+
+def test_a_blank_image_and_an_image_without_objects_are_not_certified():
+    blank = np.full((256, 256), 120, np.uint8)
+    q = quality_flags(blank, np.zeros(blank.shape, np.int32), trained_ecd_px=TRAINED)
+    assert not q.certified and q.values["contrast"] == 0
+    assert [f.split(":")[0] for f in q.flags] == ["no_contrast", "no_objects"]
+    # a real-looking membrane on which nothing was segmented: no contrast problem, no objects
+    grey, labels = membrane(26.0, seed=4)
+    q = quality_flags(grey, np.zeros_like(labels), trained_ecd_px=TRAINED)
+    assert [f.split(":")[0] for f in q.flags] == ["no_objects"] and q.values["contrast"] > 50
+    assert quality_flags(grey, labels, trained_ecd_px=TRAINED).certified

@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 
 from porescope.analysis import membrane as ma
-from porescope.config import ParamsError
 from porescope.io.images import image_size
+from porescope.io.pairing import IngestError
 from porescope.io.micrograph import Micrograph, read_micrograph
 from porescope.analysis.figures import OutlineCanvas
 from porescope.measure.pale_regions import drop_pale_regions
@@ -100,9 +100,11 @@ def _measure(mg: Micrograph, image_id: str, params: MeasureParams, *, image_file
     oh, ow = mg.orig_shape
     crop = mg.crop_bottom
     margin = params.margin_px
-    if 2 * margin >= min(grey.shape):
-        raise ParamsError(f"{name}: margin_px = {margin} leaves nothing of the "
-                          f"{grey.shape[1]}x{grey.shape[0]} image; lower it")
+    left = (grey.shape[0] - 2 * margin, grey.shape[1] - 2 * margin)
+    if min(left) < _MIN_ROWS:
+        raise IngestError(name, f"margin_px = {margin} leaves {max(0, left[1])} x {max(0, left[0])} px "
+                                f"of the {grey.shape[1]} x {grey.shape[0]} px image (at least "
+                                f"{_MIN_ROWS} x {_MIN_ROWS} needed); lower margin_px")
     px = mg.pixel_size_nm
     px_src = mg.pixel_size_source if px is not None else "unknown"
     model_px, factor, factor_src, class_names, auto = None, 1.0, "none", None, None
@@ -120,7 +122,8 @@ def _measure(mg: Micrograph, image_id: str, params: MeasureParams, *, image_file
             warnings.append(f"resized by {factor:.3g} before inference ({factor_src}); the model "
                             "may see pores far from the sizes it was trained on")
         # uncertain pixels counted during inference: no float map of a big micrograph is kept
-        pred, n_uncertain = predict_mask(model, grey, scale=factor, return_uncertain=True, **infer)
+        pred, n_uncertain = predict_mask(model, grey, scale=factor, return_uncertain=True,
+                                         margin=margin, **infer)
         class_names = model.class_names
     else:
         pred, n_uncertain, trained = mask, None, None
@@ -190,7 +193,7 @@ def measure_one(image_path: str | os.PathLike, model_path: str | os.PathLike,
     Pure in its arguments (the model is loaded once per process and cached), so calls can run
     in any order or process with identical results. ``overlay``: a big image analysed in bands
     also returns its outline overlay (``MeasureResult.overlay``). Raises ``IngestError`` (unreadable /
-    unsupported file, more than ``params.max_pixels`` pixels, crop too large), ``ModelFileError`` or ``ParamsError``, naming the file.
+    unsupported file, more than ``params.max_pixels`` pixels, crop or margin too large), ``ModelFileError`` or ``ParamsError``, naming the file.
     """
     path = Path(image_path)
     model = load_model_cached(model_path, params)

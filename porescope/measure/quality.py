@@ -25,6 +25,11 @@ Symptoms checked (thresholds in :class:`QualityLimits`):
   hardly inside them is a fringe (:func:`saturated_strokes`), not an overlay; the share of
   objects touching one is reported (``fringe_share``) without a flag.
 
+* ``no_objects``: nothing was segmented, so porosity 0 and count 0 are no measurement (a
+  blank or featureless image, or pores the model does not see);
+* ``no_contrast``: the grey levels span fewer than ``min_contrast`` levels between their 1st
+  and 99th percentiles (a blank, saturated or constant image);
+
 * ``scale_auto_*`` (only with ``measure.scale: auto``, raised before inference by
   :mod:`porescope.measure.scale_auto` and passed in as ``flags``): the pore size estimate rests
   on too few objects, or the pores are beyond what the allowed resize factors can fix.
@@ -53,6 +58,7 @@ class QualityLimits:
     max_uncertain_share: float = field(default=0.25, metadata={"ge": 0})
     overlay_level: int = field(default=245, metadata={"ge": 128, "le": 255})
     max_overlay_share: float = field(default=0.0, metadata={"ge": 0, "le": 1})
+    min_contrast: int = field(default=8, metadata={"ge": 0, "le": 255})
     fringe_reach: float = field(default=0.25, metadata={"ge": 0})
     fringe_near_share: float = field(default=0.8, metadata={"gt": 0, "le": 1})
 
@@ -358,6 +364,15 @@ def quality_flags(grey: np.ndarray, labels: np.ndarray | None = None, *,
     ecd_net = np.asarray(ecd_px, float) * scale
     values: dict[str, float] = {"n_objects": float(area.size)}
     flags = list(flags)
+    hist = np.bincount(np.asarray(grey, np.uint8).ravel(), minlength=256).cumsum()
+    lo, hi = (int(np.searchsorted(hist, q * hist[-1])) for q in (0.01, 0.99))
+    values["contrast"] = float(hi - lo)
+    if hi - lo < limits.min_contrast:
+        flags.append(f"no_contrast: the grey levels span {hi - lo} levels (1st-99th percentile, "
+                     "a blank, saturated or constant image)")
+    if not area.size:
+        flags.append("no_objects: nothing was segmented, so porosity 0 and count 0 are no "
+                     "measurement (a blank or featureless image, or pores the model does not see)")
 
     if area.size:
         # brightness of each object against the surface ring around it

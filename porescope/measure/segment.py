@@ -156,7 +156,7 @@ def resize_factor(image_px: float | None, model_px: float | None, params: "Measu
 def predict_mask(model: SegmentationModel | str | os.PathLike, image: np.ndarray, *,
                  scale: float = 1.0, tile: int = 256, overlap: int = 64, batch_size: int = 4,
                  tta: bool = False, max_pixels: int = 64_000_000, name: str = "image",
-                 backend: str = "torch", return_uncertain: bool = False
+                 backend: str = "torch", return_uncertain: bool = False, margin: int = 0
                  ) -> np.ndarray | tuple[np.ndarray, int]:
     """Class ids of a grey micrograph by sliding-window inference, optionally resized.
 
@@ -179,6 +179,9 @@ def predict_mask(model: SegmentationModel | str | os.PathLike, image: np.ndarray
         Also return the number of pixels whose probability of "any object" (1 - p(background);
         a binary model's p) lies strictly between 0.25 and 0.75, for the quality guard
         (:func:`porescope.measure.quality.uncertain_pixels`).
+    margin : int
+        Uncertain pixels are counted only this many px or more inside every edge (the analysed
+        region of ``measure.margin_px``), so that their share of the analysed pore area is right.
 
     Returns
     -------
@@ -223,8 +226,11 @@ def predict_mask(model: SegmentationModel | str | os.PathLike, image: np.ndarray
               amp=device.type == "cuda", backend=backend)
     h, w = image.shape
 
-    def foreground(proba: np.ndarray) -> np.ndarray:
-        return proba[0] if proba.shape[0] == 1 else 1.0 - proba[0]
+    def unsure(proba: np.ndarray, r0: int) -> int:
+        """Uncertain pixels of the rows ``r0...`` of ``proba`` inside the margin."""
+        fg = proba[0] if proba.shape[0] == 1 else 1.0 - proba[0]
+        a, b = max(margin - r0, 0), min(h - margin - r0, fg.shape[0])
+        return uncertain_pixels(fg[a:b, margin:w - margin]) if b > a and w > 2 * margin else 0
 
     if abs(scale - 1.0) < 1e-9:
         ids = np.empty((h, w), np.uint8)
@@ -232,7 +238,7 @@ def predict_mask(model: SegmentationModel | str | os.PathLike, image: np.ndarray
         for r0, band in predict_proba_bands(model.network, image, **kw):
             ids[r0:r0 + band.shape[1]] = decide(band, threshold)
             if return_uncertain:
-                n_uncertain += uncertain_pixels(foreground(band))
+                n_uncertain += unsure(band, r0)
         return (ids, n_uncertain) if return_uncertain else ids
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     if size[0] * size[1] > max_pixels:
@@ -246,4 +252,4 @@ def predict_mask(model: SegmentationModel | str | os.PathLike, image: np.ndarray
     proba = np.stack([cv2.resize(np.ascontiguousarray(c), (w, h), interpolation=cv2.INTER_LINEAR)
                       for c in small])
     ids = decide(proba, threshold)
-    return (ids, uncertain_pixels(foreground(proba))) if return_uncertain else ids
+    return (ids, unsure(proba, 0)) if return_uncertain else ids
