@@ -385,3 +385,17 @@ def test_palette_and_grey_alpha_images_to_grey():
     la.save(b, format="PNG")
     page = decode_image(b.getvalue(), "la.png").pages[0]
     np.testing.assert_array_equal(to_grey(page.array, page.palette), GREY)
+
+
+def test_float_micrograph_with_missing_data_is_refused_naming_the_file(tmp_path):
+    """NaN / inf pixels (a stitching gap) would be normalised to black, i.e. pores: refused."""
+    from porescope.io.micrograph import read_micrograph
+
+    img = np.random.default_rng(0).uniform(100, 200, (64, 80)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "ok.tif", img)
+    assert read_micrograph(tmp_path / "ok.tif").image.dtype == np.uint8
+    img[10:20, 10:20] = np.nan
+    img[0, 0] = np.inf
+    tifffile.imwrite(tmp_path / "gap.tif", img)
+    with pytest.raises(IngestError, match=r"gap\.tif: 101 pixels are NaN or infinite"):
+        read_micrograph(tmp_path / "gap.tif")

@@ -475,3 +475,12 @@ def test_uncertain_pixels_are_counted_inside_the_margin_only(files):
     proba = predict_proba(model.network, grey, tile=64, overlap=16)[0]
     assert whole == int(((proba > 0.25) & (proba < 0.75)).sum())
     assert inner == int(((proba[10:-10, 10:-10] > 0.25) & (proba[10:-10, 10:-10] < 0.75)).sum())
+
+
+def test_cli_bad_scheduler_address_is_a_one_line_error(files, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert cli.main(["measure", "--model", str(files["model"]), "--input", str(files["input"]),
+                     "--out", str(out), "--scheduler", "garbage"]) == 2
+    err = capsys.readouterr().err
+    assert "scheduler 'garbage': cannot connect" in err and "Traceback" not in err
+    assert not out.exists()

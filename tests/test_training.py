@@ -297,7 +297,23 @@ def test_a_good_model_file_loads_with_its_threshold(tmp_path: Path, model_payloa
 def test_model_file_not_a_torch_file(tmp_path: Path) -> None:
     path = tmp_path / "model.pt"
     path.write_bytes(b"this is not a model")
-    _fails(path, "not a loadable torch file")
+    _fails(path, "not a porescope model file")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    _fails(tmp_path / "empty.pt", "not a porescope model file (empty or truncated)")
+
+
+def test_model_file_with_pickled_objects_never_advises_unsafe_loading(tmp_path: Path) -> None:
+    """torch's message for a file weights_only refuses advises weights_only=False, i.e. running
+    the file's code: the error says what is wrong instead."""
+    import pickle
+
+    path = tmp_path / "model.onnx"
+    torch.save({"net": pickle.PickleError("not a tensor")}, path)   # a pickled non-tensor object
+    with pytest.raises(models.ModelFileError) as err:
+        models.load_model(path)
+    text = str(err.value)
+    assert "weights_only" not in text and "arbitrary code" not in text
+    assert "holds something other than plain tensors" in text and "ONNX export" in text
 
 
 def test_model_file_not_a_porescope_model(tmp_path: Path, model_payload: dict) -> None:

@@ -197,6 +197,11 @@ def page_micrograph(file: ImageFile, index: int = 0, *, crop_bottom: int | str =
     page = file.pages[index]
     name = name or file.name
     grey = to_grey(page.array, page.palette, name)
+    if grey.dtype.kind == "f":
+        bad = grey.size - int(np.count_nonzero(np.isfinite(grey)))
+        if bad:     # normalised they would turn black, i.e. into pores
+            raise IngestError(name, f"{bad} pixels are NaN or infinite (missing data, e.g. a "
+                                    "stitching gap or a masked region); fill or crop them first")
     n = normalisation
     record = None
     if normalise_before_crop:

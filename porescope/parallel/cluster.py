@@ -18,7 +18,13 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from porescope.errors import PorescopeError
+
 T = TypeVar("T")
+
+
+class SchedulerError(PorescopeError, ConnectionError):
+    """The Dask scheduler address is malformed or nothing answers there."""
 
 
 def map_ordered(fn: Callable[..., T], items: Sequence[Any], *args: Any, scheduler: str | None = None,
@@ -37,7 +43,12 @@ def map_ordered(fn: Callable[..., T], items: Sequence[Any], *args: Any, schedule
                                dashboard_address=None)
         client = Client(cluster)
     else:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler)
+        except (OSError, ValueError, TypeError) as exc:
+            raise SchedulerError(f"scheduler {scheduler!r}: cannot connect ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0] if str(exc) else ''}); give the address "
+                                 "of a running `dask scheduler` (tcp://HOST:8786) or 'local'") from None
     try:
         futures = client.map(functools.partial(_call, fn, args), list(items), pure=False)
         return client.gather(futures)

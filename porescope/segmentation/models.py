@@ -142,7 +142,15 @@ def _load_state(path: str | os.PathLike) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt files
-        raise ModelFileError(f"{path}: not a loadable torch file ({type(exc).__name__}: {exc})") from None
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        # torch's own advice (weights_only=False) would run code from an untrusted file
+        why = ("it holds something other than plain tensors, or is no torch file" if
+               "weights_only" in text or "Weights only" in text else
+               "empty or truncated" if isinstance(exc, EOFError) or path.stat().st_size == 0 else
+               f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+        hint = ("; an ONNX export: give the .pt model file next to it" if path.suffix.lower() == ".onnx"
+                else "; give the models/model.pt a porescope training wrote")
+        raise ModelFileError(f"{path}: not a porescope model file ({why}){hint}") from None
 
 
 def load_encoder_weights(model: nn.Module, path: str | os.PathLike) -> list[str]:
