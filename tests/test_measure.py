@@ -484,3 +484,23 @@ def test_cli_bad_scheduler_address_is_a_one_line_error(files, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "scheduler 'garbage': cannot connect" in err and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--reference", "ref.csv", "'count' is not a number for image(s) a ('abc')"),
+    ("--validation", "val.csv", "not a validate table; missing column(s)"),
+    ("--specimens", "pattern:([", "pattern"),
+])
+def test_certificate_inputs_are_checked_before_measuring(files, tmp_path, capsys, monkeypatch,
+                                                         option, value, message):
+    """A bad reference, validation table or specimen rule stops the run before any image is
+    measured, naming the file or rule."""
+    (tmp_path / "ref.csv").write_text("image,count\na,abc\nb,10\n")
+    (tmp_path / "val.csv").write_text("image_id,porosity\nx,0.1\n")
+    measured = []
+    monkeypatch.setattr(folder, "measure_and_encode", lambda *a, **k: measured.append(a))
+    arg = str(tmp_path / value) if value.endswith(".csv") else value
+    out = tmp_path / "o"
+    assert cli.main(["measure", "--model", str(files["model"]), "--input", str(files["input"]),
+                     "--out", str(out), option, arg]) == 2
+    assert message in capsys.readouterr().err and not measured and not out.exists()

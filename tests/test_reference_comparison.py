@@ -46,6 +46,7 @@ def test_porescope_reference_columns_are_understood():
     ("image,notes\nx,hello\n", "needs a 'count' and / or a 'porosity' column"),
     ("image,count\nx,1\nx,2\n", "listed twice: x"),
     ("image,porosity\nx,12.5\n", "must be a fraction"),
+    ("image,count\nx,12\ny,abc\nz,\n", r"'count' is not a number for image\(s\) y \('abc'\)"),
 ])
 def test_bad_reference_tables_are_named(tmp_path, text, message):
     path = tmp_path / "ref.csv"

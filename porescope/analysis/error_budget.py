@@ -42,13 +42,16 @@ Examples
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from porescope.errors import PorescopeError
 
-__all__ = ["BUDGET_COLUMNS", "ErrorBudgetError", "error_budget", "recommended_estimator",
+__all__ = ["BUDGET_COLUMNS", "ErrorBudgetError", "read_validation_table", "error_budget",
+           "recommended_estimator",
            "systematic_text", "specimen_diameters_px", "specimen_budgets"]
 
 #: Columns of :func:`error_budget`, in order.
@@ -62,6 +65,30 @@ _NEEDED = ("image_id", "mask", "estimator", "porosity_true", "mean_diameter_px",
 
 class ErrorBudgetError(PorescopeError, ValueError):
     """The validation table cannot give an error budget (missing columns or mask kind)."""
+
+
+def read_validation_table(path: str | os.PathLike) -> pd.DataFrame:
+    """The validate stage's per-image table (``plots/validate/table.csv``), checked.
+
+    Raises
+    ------
+    ErrorBudgetError
+        The file is missing, not a CSV table, or lacks a column the error budget needs.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ErrorBudgetError(f"{path}: validation table not found (the validate stage writes "
+                               "plots/validate/table.csv)")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ErrorBudgetError(f"{path}: not a readable CSV table ({exc})") from None
+    missing = [c for c in _NEEDED if c not in table.columns]
+    if missing:
+        raise ErrorBudgetError(f"{path}: not a validate table; missing column(s) "
+                               f"{', '.join(missing)} (the validate stage writes "
+                               "plots/validate/table.csv)")
+    return table
 
 
 def _stats(errors: np.ndarray, min_images: int) -> tuple[float, float, str]:

@@ -45,7 +45,6 @@ import pandas as pd
 
 from porescope.analysis import figures as afig
 from porescope.analysis import membrane as ma
-from porescope.config import ParamsError
 from porescope.errors import PorescopeError
 from porescope.io.atomic import (
     encode_png,
@@ -209,6 +208,7 @@ def certificate_extras(summary: pd.DataFrame, objects: pd.DataFrame, params: Mea
     """Specimen figures with intervals (``params.specimens``), the systematic error budget
     (``params.validation``) and the comparison with a manual reference (``params.reference``).
     ``paths``: image id -> file path relative to the input folder (sub-folders = specimens)."""
+    from porescope.analysis.error_budget import read_validation_table
     from porescope.measure.reference import read_reference, reference_errors
     from porescope.measure.specimens import specimen_results
     from porescope.report.sections_reference import reference_blocks
@@ -217,13 +217,7 @@ def certificate_extras(summary: pd.DataFrame, objects: pd.DataFrame, params: Mea
     blocks: list[Block] = []
     tables: dict[str, pd.DataFrame] = {}
     metrics: dict[str, Any] = {}
-    validation = None
-    if params.validation:
-        path = Path(params.validation)
-        if not path.is_file():
-            raise ParamsError(f"measure.validation: {path}: validation table not found (the "
-                              "validate stage writes plots/validate/table.csv)")
-        validation = pd.read_csv(path)
+    validation = read_validation_table(params.validation) if params.validation else None
     spec = specimen_results(summary, objects, params.specimens, source=source, seed=params.seed,
                             validation=validation, paths=paths)
     if spec is not None:
@@ -235,6 +229,25 @@ def certificate_extras(summary: pd.DataFrame, objects: pd.DataFrame, params: Mea
         metrics["reference"] = ref_metrics
         blocks += reference_blocks(table, ref_metrics)
     return CertificateExtras(tuple(blocks), tables, metrics)
+
+
+def check_certificate_inputs(params: MeasureParams, source: Path, files: list[Path]) -> None:
+    """Read and check the manual reference, the validation table and the specimen rule before
+    any image is measured (a typo found after hours of measuring costs the hours)."""
+    from porescope.analysis.error_budget import read_validation_table
+    from porescope.measure.reference import read_reference
+
+    if params.reference:
+        read_reference(params.reference)
+    if params.validation:
+        read_validation_table(params.validation)
+        if params.specimens.rule == "none":
+            LOG.warning("measure.validation %s is used for the per-specimen error budget only; "
+                        "set measure.specimens (--specimens) to get it", params.validation)
+    if params.specimens.rule != "none" and files:
+        folder = _image_folder(source)
+        rel = [f.relative_to(folder).as_posix() for f in files]
+        params.specimens.keys([r if "/" in r else f"{source.name}/{r}" for r in rel])
 
 
 def _metrics(summary: pd.DataFrame, model: Path) -> dict[str, Any]:
@@ -383,6 +396,7 @@ def run_measure(source: str | os.PathLike, model: str | os.PathLike, out: str | 
     if rejected and params.strict:
         raise IngestError.from_problems(rejected)
     load_model_cached(model, params)              # fail early on a bad model file, images or not
+    check_certificate_inputs(params, source, files)
     if not files:
         LOG.warning("%s: no micrographs found to measure (only documentation / junk / bad files); "
                     "writing empty tables", source)

@@ -61,7 +61,13 @@ def read_reference(path: str | os.PathLike) -> pd.DataFrame:
     out = table[["image", *wanted]].copy()
     out["image"] = out["image"].astype(str).map(lambda s: Path(s).stem if "." in s else s)
     for c in wanted:
-        out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
+        raw = out[c]
+        out[c] = pd.to_numeric(raw, errors="coerce").astype(float)
+        # an empty cell means "not counted"; anything else that is no number is a typo
+        typo = out[c].isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+        if typo.any():
+            bad = ", ".join(f"{i} ({v!r})" for i, v in zip(out.loc[typo, "image"], raw[typo]))
+            raise ReferenceError(f"{path}: '{c}' is not a number for image(s) {bad}")
     if out["image"].duplicated().any():
         dup = sorted(set(out.loc[out["image"].duplicated(), "image"]))
         raise ReferenceError(f"{path}: image(s) listed twice: {', '.join(dup)}")
