@@ -399,3 +399,11 @@ def test_float_micrograph_with_missing_data_is_refused_naming_the_file(tmp_path)
     tifffile.imwrite(tmp_path / "gap.tif", img)
     with pytest.raises(IngestError, match=r"gap\.tif: 101 pixels are NaN or infinite"):
         read_micrograph(tmp_path / "gap.tif")
+
+
+def test_a_one_row_image_is_named_as_too_small_not_as_a_crop_problem(tmp_path):
+    from porescope.io.micrograph import read_micrograph
+
+    cv2.imwrite(str(tmp_path / "one.png"), np.full((1, 1), 100, np.uint8))
+    with pytest.raises(IngestError, match=r"one\.png: the image has 1 rows \(at least 9 needed\)$"):
+        read_micrograph(tmp_path / "one.png", min_rows=9)

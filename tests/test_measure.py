@@ -504,3 +504,23 @@ def test_certificate_inputs_are_checked_before_measuring(files, tmp_path, capsys
     assert cli.main(["measure", "--model", str(files["model"]), "--input", str(files["input"]),
                      "--out", str(out), option, arg]) == 2
     assert message in capsys.readouterr().err and not measured and not out.exists()
+
+
+def test_cli_folder_without_a_micrograph_is_an_error_and_writes_nothing(files, tmp_path, capsys):
+    out = tmp_path / "o"
+    base = ["measure", "--model", str(files["model"]), "--out", str(out)]
+    assert cli.main(base + ["--input", str(files["empty"])]) == 2
+    assert "no micrographs found" in capsys.readouterr().err and not out.exists()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.png").write_bytes(b"not a png")
+    assert cli.main(base + ["--input", str(bad)]) == 2
+    assert "x.png" in capsys.readouterr().err and not out.exists()
+
+
+def test_implausible_pixel_size_is_warned_in_the_summary(files):
+    params = dataclasses.replace(SETTINGS, pixel_size_nm=1e-12)
+    r = measurement.measure_one(files["input"] / "a.png", files["model"], params)
+    assert "is outside 0.001-100000 nm of any electron micrograph" in r.summary["warnings"]
+    r = measurement.measure_one(files["input"] / "a.png", files["model"], SETTINGS)
+    assert "outside" not in r.summary["warnings"]

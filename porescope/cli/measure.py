@@ -52,7 +52,8 @@ def add_measure_parser(sub: argparse._SubParsersAction) -> None:
                     "--params (built-in defaults without it); the options below override them. "
                     "Files that cannot be measured are listed under 'Not measured' (run.json, "
                     "report) and the others are measured; exit status 0 = all measured, 3 = "
-                    "partial, 2 = error (nothing written).")
+                    "partial, 2 = error (nothing written; also when the folder holds no readable "
+                    "micrograph).")
     p.add_argument("--model", required=True, type=Path, help="porescope model file (models/model.pt)")
     p.add_argument("--input", required=True, type=Path, help="folder of micrographs (or with images/)")
     p.add_argument("--out", required=True, type=Path,
@@ -142,7 +143,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
         raise ParamsError(f"--workers: expected at least 1, got {workers}")
     try:
         run_measure(args.input, args.model, args.out, params, overwrite=args.overwrite,
-                    scheduler=args.scheduler, workers=workers)
+                    scheduler=args.scheduler, workers=workers, allow_empty=False)
     except PartialMeasureError as exc:
         print(f"porescope measure: partial: {exc}", file=sys.stderr)
         status = 3

@@ -133,6 +133,8 @@ def crop_data_bar(grey: np.ndarray, crop_bottom: int | str, *, name: str = "imag
                                 "drop those rows)")
     else:
         crop = int(crop_bottom)
+    if oh < min_rows:
+        raise IngestError(name, f"the image has {oh} rows (at least {min_rows} needed)")
     if oh - crop < min_rows:
         raise IngestError(name, f"{param} = {crop} rows leaves {max(0, oh - crop)} of its {oh} "
                                 f"rows (at least {min_rows} needed); lower {param}")
@@ -162,10 +164,23 @@ def resolve_pixel_size(given: float | None, meta_nm: float | None, meta_source: 
         if meta_nm and abs(meta_nm - px) > 0.01 * px:
             warnings.append(f"given pixel size {px:g} nm differs from the file's metadata "
                             f"({meta_source}: {meta_nm:.6g} nm); used the given one")
-        return px, given_source, warnings
+        return px, given_source, warnings + _implausible(px, given_source)
     if meta_nm:
-        return float(meta_nm), meta_source, []
+        return float(meta_nm), meta_source, _implausible(float(meta_nm), meta_source)
     return None, meta_source, []
+
+
+#: pixel sizes of electron and light micrographs, nm: from atomic-resolution TEM to low-mag SEM
+_PLAUSIBLE_NM = (1e-3, 1e5)
+
+
+def _implausible(px: float, source: str) -> list[str]:
+    """A warning when ``px`` nm per pixel lies outside any microscope's range (a unit slip)."""
+    lo, hi = _PLAUSIBLE_NM
+    if lo <= px <= hi:
+        return []
+    return [f"pixel size {px:g} nm ({source}) is outside {lo:g}-{hi:g} nm of any electron "
+            "micrograph: a unit slip? densities and sizes in physical units are off"]
 
 
 def pixel_size_from_scale_bar(grey: np.ndarray, normalisation: NormalisationParams = NormalisationParams()

@@ -374,13 +374,15 @@ def measure_and_encode(image: Path, model: Path, params: MeasureParams
 def run_measure(source: str | os.PathLike, model: str | os.PathLike, out: str | os.PathLike,
                 params: MeasureParams, *, overwrite: bool = True,
                 metrics: str | os.PathLike | None = None, scheduler: str | None = None,
-                workers: int = 1) -> pd.DataFrame:
+                workers: int = 1, allow_empty: bool = True) -> pd.DataFrame:
     """Measure every micrograph of ``source`` and write the output folder ``out`` atomically.
 
     ``overwrite=False`` refuses an existing non-empty ``out`` before any work is done; with
     ``overwrite`` only a folder holding :data:`MARKER` is replaced.
     ``scheduler`` / ``workers``: run the images on Dask (:func:`porescope.parallel.cluster.map_ordered`);
-    the results do not depend on it. Returns the per-image summary table.
+    the results do not depend on it. ``allow_empty=False`` (the command line): a folder without
+    a single readable micrograph is an error, nothing written (the pipeline stage writes empty
+    tables for its empty ``data/measure``). Returns the per-image summary table.
 
     Raises
     ------
@@ -395,6 +397,10 @@ def run_measure(source: str | os.PathLike, model: str | os.PathLike, out: str | 
                                   subfolders=params.specimens.rule == "folder")
     if rejected and params.strict:
         raise IngestError.from_problems(rejected)
+    if not files and not allow_empty:
+        raise (IngestError.from_problems(rejected) if rejected else
+               IngestError(source, "no micrographs found (only documentation or hidden files); "
+                                   "give the folder holding the images"))
     load_model_cached(model, params)              # fail early on a bad model file, images or not
     check_certificate_inputs(params, source, files)
     if not files:
