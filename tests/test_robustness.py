@@ -750,3 +750,25 @@ def test_ingest_max_pixels_is_a_knob(tmp_path):
         run_ingest(src, tmp_path / "out", _ingest_params(max_pixels=10_000))
     run_ingest(src, tmp_path / "out", _ingest_params(max_pixels=12_000))
     assert (tmp_path / "out" / "images").is_dir()
+
+
+def test_same_stem_in_two_specimen_folders_names_both_and_case_collides(tmp_path, model):
+    """With one sub-folder per specimen, two files of the same stem are named with their
+    folders; stems differing only in letter case would overwrite each other's outputs on
+    macOS / Windows, so they are refused too; a broken link is listed, not skipped silently."""
+    inp = tmp_path / "in"
+    for sub in ("A", "B"):
+        (inp / sub).mkdir(parents=True)
+    (tmp_path / "src").mkdir()
+    img = _folder_with(tmp_path / "src", "x") / "good.png"
+    (inp / "A" / "img1.png").write_bytes(img.read_bytes())
+    (inp / "B" / "img1.png").write_bytes(img.read_bytes())
+    (inp / "A" / "Photo3.png").write_bytes(img.read_bytes())
+    (inp / "B" / "photo3.png").write_bytes(img.read_bytes())
+    (inp / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    files, bad = measure_folder.scan_inputs(inp, subfolders=True)
+    why = {Path(f).relative_to(inp).as_posix(): w for f, w in bad}
+    assert "has the same stem 'img1' as A/img1.png" in why["B/img1.png"]
+    assert "as A/Photo3.png (letter case aside)" in why["B/photo3.png"]
+    assert "is a broken symbolic link" in why["gone.png"]
+    assert sorted(f.relative_to(inp).as_posix() for f in files) == ["A/Photo3.png", "A/img1.png"]

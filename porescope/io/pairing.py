@@ -96,12 +96,13 @@ def junk_reason(path: Path) -> str | None:
     return None
 
 
-def list_data_files(folder: Path, *, what: str = "images"
+def list_data_files(folder: Path, *, what: str = "images", warn_subfolders: bool = True
                     ) -> tuple[list[Path], list[tuple[str, str]]]:
     """Regular data files directly in ``folder``, sorted by name, and the problems found.
 
-    Junk and sub-folders are skipped with a logged warning. Problems (returned, not raised):
-    empty (0-byte) files and files that cannot be accessed.
+    Junk and sub-folders are skipped with a logged warning (sub-folders silently when
+    ``warn_subfolders`` is False: the caller reads them itself). Problems (returned, not
+    raised): empty (0-byte) files, broken symbolic links and files that cannot be accessed.
     """
     files: list[Path] = []
     problems: list[tuple[str, str]] = []
@@ -111,8 +112,13 @@ def list_data_files(folder: Path, *, what: str = "images"
             LOG.warning("%s: skipped (%s, not %s)", entry, reason, what)
             continue
         if entry.is_dir():
-            LOG.warning("%s: skipped sub-folder (ingest does not look into sub-folders of %s/)",
-                        entry, folder.name)
+            if warn_subfolders:
+                LOG.warning("%s: skipped sub-folder (sub-folders of %s/ are not read)",
+                            entry, folder.name)
+            continue
+        if entry.is_symlink() and not entry.exists():
+            problems.append((str(entry), f"is a broken symbolic link (to {os.readlink(entry)}); "
+                                         f"fix it or remove it from {folder}"))
             continue
         if not entry.is_file():
             LOG.warning("%s: skipped (not a regular file)", entry)

@@ -128,7 +128,7 @@ def scan_inputs(source: str | os.PathLike, max_pixels: int | None = None, *,
     ([], [('a.png', 'is not a supported image')])
     """
     folder = _image_folder(Path(source))
-    files, problems = list_data_files(folder, what="a micrograph")
+    files, problems = list_data_files(folder, what="a micrograph", warn_subfolders=not subfolders)
     if subfolders:
         for sub in sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")):
             more, bad = list_data_files(sub, what="a micrograph")
@@ -142,16 +142,19 @@ def scan_inputs(source: str | os.PathLike, max_pixels: int | None = None, *,
             problems.append((str(f), f"is a symbolic link to {f.resolve()}, outside {folder}; "
                                      "copy the file into the input folder to measure it"))
             continue
-        if f.stem in stems:
-            problems.append((str(f), f"has the same stem '{f.stem}' as {stems[f.stem].name}; "
-                                      "outputs are named by stem, so rename one of them"))
+        # outputs are named by stem; stems differing only in case collide on macOS / Windows
+        key = f.stem.casefold()
+        if key in stems:
+            other = stems[key].relative_to(folder).as_posix()
+            problems.append((str(f), f"has the same stem '{f.stem}' as {other} (letter case "
+                                      "aside); outputs are named by stem, so rename one of them"))
             continue
         try:
             image_size(f, "first", max_pixels=max_pixels)
         except IngestError as exc:
             problems.append((str(f), exc.detail))
             continue
-        stems[f.stem] = f
+        stems[key] = f
         keep.append(f)
     problems.sort()
     for f, why in problems:
