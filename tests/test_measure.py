@@ -524,3 +524,13 @@ def test_implausible_pixel_size_is_warned_in_the_summary(files):
     assert "is outside 0.001-100000 nm of any electron micrograph" in r.summary["warnings"]
     r = measurement.measure_one(files["input"] / "a.png", files["model"], SETTINGS)
     assert "outside" not in r.summary["warnings"]
+
+
+def test_ctrl_c_is_a_one_line_message_and_exit_130(files, tmp_path, capsys, monkeypatch):
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(folder, "measure_and_encode", interrupted)
+    out = tmp_path / "o"
+    assert cli.main(["measure", "--model", str(files["model"]), "--input", str(files["input"]),
+                     "--out", str(out)]) == 130
+    assert capsys.readouterr().err.strip() == "porescope measure: interrupted" and not out.exists()

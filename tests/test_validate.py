@@ -246,3 +246,13 @@ def test_edge_shift_of_a_mask_eroded_or_dilated_by_r_px_is_about_r(porosity):
             moved = op(mask, disc, borderType=cv2.BORDER_REPLICATE)
             shift = 100 * (moved.mean() - mask.mean()) * px_per_pp
             assert shift == pytest.approx(sign * r, rel=0.2), (r, sign, shift)
+
+
+def test_edge_shift_of_an_image_without_pores_is_undefined_not_an_error():
+    """An empty truth mask has no edge: the image's edge figures are NaN, left out of the summary."""
+    assert va.pore_edge_length_px(np.zeros((32, 32), bool)) == 0.0
+    rows = [{"image_id": i, "mask": "predicted", "estimator": "boolean_model", "porosity_true": p,
+             "edge_shift_px": s, "edge_px_per_pp": k}
+            for i, p, s, k in [("a", 0.1, -0.2, 0.6), ("b", 0.0, np.nan, np.nan)]]
+    e = va.edge_shift(pd.DataFrame(rows), va.TargetsParams())
+    assert e["all"]["n_images"] == 1 and e["all"]["bias_px"] == -0.2

@@ -371,7 +371,8 @@ def edge_shift(table: pd.DataFrame, targets: TargetsParams) -> dict[str, Any]:
     Returns
     -------
     dict
-        Per band of ``targets.count_abs_pct`` and ``all``: ``n_images``, ``bias_px`` (mean
+        Per band of ``targets.count_abs_pct`` and ``all``: ``n_images`` (those with pores:
+        an image without any has no edge and is left out), ``bias_px`` (mean
         signed shift), ``mae_px``, ``max_abs_px``, ``tolerance_median_px`` and
         ``tolerance_min_px`` (``porosity_abs_pp`` as a shift, median and strictest image), and
         ``share_over`` (images whose shift exceeds their own tolerance, i.e. whose porosity
@@ -392,6 +393,7 @@ def edge_shift(table: pd.DataFrame, targets: TargetsParams) -> dict[str, Any]:
     (0.5, 0.5)
     """
     t = table[table["mask"] == "predicted"].drop_duplicates("image_id")
+    t = t[t["edge_px_per_pp"].notna()]          # images without pores have no edges
     if t.empty:
         return {}
     edges = [s[0] for s in targets.count_abs_pct[:-1]]
@@ -500,7 +502,9 @@ def validate_on_truth(params: ValidateParams, synth: Mapping[str, Any], analysis
         gt = (res.mask_core if convention == "core" else res.mask_opening).astype(np.uint8)
         ref = synthetic_reference(truth, res.pores, include_edges=analysis.include_edges)
         ha = int(truth["analysed_height"])
-        edge_px_per_pp = gt[:ha].size / pore_edge_length_px(gt[:ha]) / 100.0
+        edge = pore_edge_length_px(gt[:ha])
+        # an image without pores has no edge to shift: its edge figures are undefined
+        edge_px_per_pp = gt[:ha].size / edge / 100.0 if edge > 0 else float("nan")
         extra = {"porosity_target": spec.porosity, "mean_diameter_px": spec.mean_diameter_px,
                  "edge_px_per_pp": edge_px_per_pp}
         masks = {"ground truth": gt}

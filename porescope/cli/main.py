@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     except (PorescopeError, FileExistsError) as exc:
         print(f"porescope {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C is the user's choice, not a bug: no traceback (measure's output folder is
+        # renamed into place only at the end, so an interrupted run leaves none)
+        print(f"porescope {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
