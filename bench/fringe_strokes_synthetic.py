@@ -43,9 +43,12 @@ def classify(grey: np.ndarray, pred: np.ndarray, hidden: np.ndarray | None,
     true overlay, and whether either rule flags ``on_overlay``."""
     n_obj, labels = cv2.connectedComponents(pred.astype(np.uint8), connectivity=8)
     area = np.bincount(labels.ravel())[1:]
-    reach = max(3.0, limits.fringe_reach * float(np.median(np.sqrt(4 * area / np.pi)))) if area.size else 3.0
+    # as the guard does on a whole image (ObjectPixels), on the unsplit predicted regions
+    ecd = float(np.median(np.sqrt(4 * area / np.pi))) if area.size else 12.0
     over, fringe = saturated_strokes(grey, limits.overlay_level, pores=labels > 0,
-                                     fringe_reach_px=reach, fringe_near_share=limits.fringe_near_share)
+                                     fringe_reach_px=max(3.0, limits.fringe_reach * ecd),
+                                     fringe_near_share=limits.fringe_near_share,
+                                     fringe_max_extent_px=limits.fringe_max_extent * ecd)
     old = over | fringe                                      # every stroke an overlay
     bright = (grey >= limits.overlay_level).astype(np.uint8)
     n, lab, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=8)

@@ -143,9 +143,13 @@ def paired_comparison(model: pd.DataFrame, baseline: pd.DataFrame, porosity_tol_
         with ``change_ci_low`` / ``change_ci_high`` (bootstrap 95 %), ``model_better_share``
         and ``model_worse_share`` (images where its |error| is smaller / larger), ``baseline_max``,
         ``model_max``, ``baseline_share_over`` and ``model_share_over`` (beyond the tolerance),
-        and ``verdict``: ``better`` / ``worse`` when the interval excludes 0, else ``no
-        significant change``. An image without a count estimate has an infinite |error|
-        (worse than any estimate) and is left out of the means.
+        ``baseline_missing`` / ``model_missing`` (images without a count estimate), and
+        ``verdict``: ``better`` / ``worse`` when the interval excludes 0, else ``no
+        significant change``; ``worse`` too when the model lacks more estimates than the
+        baseline. An image without a count estimate has an infinite |error| (worse than any
+        estimate) and is left out of the means and the interval; a band without images has no
+        row. About 20 intervals are read at once: one interval just excluding 0 is weak
+        evidence.
     """
     edges = [s[0] for s in count_steps[:-1]]
     names = band_names(edges)
@@ -167,6 +171,8 @@ def paired_comparison(model: pd.DataFrame, baseline: pd.DataFrame, porosity_tol_
     for name, col, sel in quantities:
         for band in [*names, "all"]:
             g = both[sel & ((both["band"] == band) | (band == "all"))]
+            if g.empty:
+                continue
             em = g[f"{col}_m"].abs().fillna(np.inf).to_numpy()
             eb = g[f"{col}_b"].abs().fillna(np.inf).to_numpy()
             t = porosity_tol_pp if col == "porosity_error_pp" else tol.get(band)
@@ -181,11 +187,14 @@ def paired_comparison(model: pd.DataFrame, baseline: pd.DataFrame, porosity_tol_
                 "quantity": name, "band": band, "n": len(g), "tolerance": t,
                 "baseline_mae": eb[np.isfinite(eb)].mean(), "model_mae": em[np.isfinite(em)].mean(),
                 "change": d.mean() if len(d) else np.nan, "change_ci_low": lo, "change_ci_high": hi,
+                "baseline_missing": int(np.isinf(eb).sum()), "model_missing": int(np.isinf(em).sum()),
                 "model_better_share": float((em < eb).mean()), "model_worse_share": float((em > eb).mean()),
                 "baseline_max": eb.max(), "model_max": em.max(),
                 "baseline_share_over": share_over(pd.Series(eb), t) if t is not None else np.nan,
                 "model_share_over": share_over(pd.Series(em), t) if t is not None else np.nan,
-                "verdict": ("better" if hi < 0 else "worse" if lo > 0 else "no significant change")})
+                # an estimate lost is worse whatever the others say
+                "verdict": ("worse" if lo > 0 or np.isinf(em).sum() > np.isinf(eb).sum() else
+                            "better" if hi < 0 else "no significant change")})
     return pd.DataFrame(rows)
 
 

@@ -177,7 +177,7 @@ def test_quality_values_in_bands_equal_whole_image(margin):
     whole = analyse_mask(mask, params=p, margin=margin)
     q_whole = quality_flags(grey, whole.labels, n_uncertain=500, trained_ecd_px=(8, 12, 20),
                             limits=limits)
-    pixels = ObjectPixels(grey, limits.overlay_level, limits.fringe_reach, limits.fringe_near_share)
+    pixels = ObjectPixels(grey, limits)
     banded = analyse_mask(mask, params=p, margin=margin, band_pixels=1500, on_labels=pixels.add)
     q_banded = quality_flags(grey, pixels=pixels, n_uncertain=500, trained_ecd_px=(8, 12, 20),
                              limits=limits)

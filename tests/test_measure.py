@@ -534,3 +534,9 @@ def test_ctrl_c_is_a_one_line_message_and_exit_130(files, tmp_path, capsys, monk
     assert cli.main(["measure", "--model", str(files["model"]), "--input", str(files["input"]),
                      "--out", str(out)]) == 130
     assert capsys.readouterr().err.strip() == "porescope measure: interrupted" and not out.exists()
+
+
+def test_an_image_narrower_than_9_px_is_named_too_small(files, tmp_path):
+    cv2.imwrite(str(tmp_path / "thin.png"), np.full((400, 2), 120, np.uint8))
+    with pytest.raises(IngestError, match=r"thin\.png: the image is 2 x 400 px \(at least 9 x 9 needed\)$"):
+        measurement.measure_one(tmp_path / "thin.png", files["model"], SETTINGS)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 
 import cv2
+from scipy import ndimage
 import numpy as np
 import pytest
 
 from porescope import synthesize_membrane
 from porescope.measure.morphometry import label_mask
-from porescope.measure.quality import QualityLimits, overlay_mask, quality_flags
+from porescope.measure.quality import ObjectPixels, QualityLimits, overlay_mask, quality_flags
 
 TRAINED = (16.0, 26.0, 42.0)   # ECD percentiles (5, 50, 95) of the training pores, px
 
@@ -131,3 +132,43 @@ def test_a_blank_image_and_an_image_without_objects_are_not_certified():
     q = quality_flags(grey, np.zeros_like(labels), trained_ecd_px=TRAINED)
     assert [f.split(":")[0] for f in q.flags] == ["no_objects"] and q.values["contrast"] > 50
     assert quality_flags(grey, labels, trained_ecd_px=TRAINED).certified
+
+
+def test_letters_with_segmented_holes_and_text_on_a_dark_box_are_overlays_not_fringes():
+    """Review cases: a label whose letter holes ("8", "0") a model segments as pores, and white
+    text on a dark label box segmented as one object, lie next to / inside objects like a
+    fringe, but they enclose pores or lie in a pore's hole: flagged on_overlay."""
+    grey, labels = membrane(26.0, seed=5)
+    text = np.zeros_like(grey)
+    cv2.putText(text, "800", (40, 200), cv2.FONT_HERSHEY_SIMPLEX, 1.6, 255, 4)
+    holes = ndimage.binary_fill_holes(text > 0) & (text == 0)
+    img = np.where(text > 0, 255, np.where(holes, 15, grey)).astype(np.uint8)
+    objects = np.where(holes, label_mask(holes.astype(np.uint8)) + labels.max(), labels * (text == 0))
+    q = quality_flags(img, objects, trained_ecd_px=TRAINED)
+    assert any(f.startswith("on_overlay") for f in q.flags), q.flags
+    # a dark box with white text, the box segmented as one object around the letters
+    box = np.zeros(grey.shape, bool)
+    box[300:340, 200:340] = True
+    words = np.zeros_like(grey)
+    cv2.putText(words, "20kV", (212, 330), cv2.FONT_HERSHEY_SIMPLEX, 0.9, 255, 2)
+    img = np.where(words > 0, 255, np.where(box, 10, grey)).astype(np.uint8)
+    objects = np.where(box & (words == 0), labels.max() + 1, labels * ~box)
+    q = quality_flags(img, objects, trained_ecd_px=TRAINED)
+    assert any(f.startswith("on_overlay") for f in q.flags), q.flags
+
+
+def test_a_long_line_along_pores_is_an_overlay_in_bands_too():
+    """A thin full-height white line with pores against it: whole image or analysed in bands
+    (each band sees only a piece of the line), it is an overlay, never a fringe."""
+    grey = np.full((400, 200), 120, np.uint8)
+    labels = np.zeros(grey.shape, np.int32)
+    for k, top in enumerate(range(150, 260, 22), start=1):    # all in the middle band
+        labels[top:top + 21, 78:98], grey[top:top + 21, 78:98] = k, 15
+    grey[:, 98:100] = 255
+    whole = quality_flags(grey, labels, trained_ecd_px=TRAINED)
+    assert whole.values["overlay_share"] == 1.0 and whole.values["fringe_share"] == 0.0
+    pixels = ObjectPixels(grey, QualityLimits())
+    for r0, r1 in ((0, 150), (150, 260), (260, 400)):
+        pixels.add(r0, labels[r0:r1])
+    banded = quality_flags(grey, pixels=pixels, trained_ecd_px=TRAINED)
+    assert banded.values["overlay_share"] == 1.0 and banded.values["fringe_share"] == 0

@@ -99,5 +99,10 @@ def test_paired_comparison_of_two_models_on_the_same_images() -> None:
     assert cnt.loc["<=20%", "change"] == pytest.approx(1.5)         # (0 + 3) / 2
     assert cnt.loc["<=20%", "model_share_over"] == 0.5 and cnt.loc["<=20%", "baseline_share_over"] == 0.5
     assert cnt.loc["<=20%", "verdict"] == "no significant change"   # 0 and +3: the interval holds 0
+    assert cnt.loc[">20%", "model_missing"] == 1 and cnt.loc[">20%", "baseline_missing"] == 0
+    assert cnt.loc[">20%", "verdict"] == "worse"                    # it lost an estimate
+    # a band without images has no row (small draws), instead of an error
+    low_only = vs.paired_comparison(model.iloc[:4], base.iloc[:4], 0.5, ((0.2, 2.0), (0.4, 5.0)))
+    assert set(low_only["band"]) == {"<=20%", "all"}
     with pytest.raises(ValueError, match="different images"):
         vs.paired_comparison(model[model["image_id"] != "v0"], base, 0.5, ((0.2, 2.0), (0.4, 5.0)))

@@ -216,7 +216,8 @@ def page_micrograph(file: ImageFile, index: int = 0, *, crop_bottom: int | str =
         bad = grey.size - int(np.count_nonzero(np.isfinite(grey)))
         if bad:     # normalised they would turn black, i.e. into pores
             raise IngestError(name, f"{bad} pixels are NaN or infinite (missing data, e.g. a "
-                                    "stitching gap or a masked region); fill or crop them first")
+                                    "stitching gap or a masked region, anywhere in the image, data "
+                                    "bar included); fill them with a grey value first")
     n = normalisation
     record = None
     if normalise_before_crop:

@@ -101,6 +101,9 @@ def _measure(mg: Micrograph, image_id: str, params: MeasureParams, *, image_file
     crop = mg.crop_bottom
     margin = params.margin_px
     left = (grey.shape[0] - 2 * margin, grey.shape[1] - 2 * margin)
+    if min(grey.shape) < _MIN_ROWS:
+        raise IngestError(name, f"the image is {grey.shape[1]} x {grey.shape[0]} px (at least "
+                                f"{_MIN_ROWS} x {_MIN_ROWS} needed)")
     if min(left) < _MIN_ROWS:
         raise IngestError(name, f"margin_px = {margin} leaves {max(0, left[1])} x {max(0, left[0])} px "
                                 f"of the {grey.shape[1]} x {grey.shape[0]} px image (at least "
@@ -134,8 +137,7 @@ def _measure(mg: Micrograph, image_id: str, params: MeasureParams, *, image_file
                                        overlay_level=params.quality.overlay_level,
                                        band_pixels=params.band_pixels, in_place=model is not None)
     banded = pred.size > params.band_pixels
-    q = params.quality
-    pixels = ObjectPixels(grey, q.overlay_level, q.fringe_reach, q.fringe_near_share) if banded else None
+    pixels = ObjectPixels(grey, params.quality) if banded else None
     canvas = OutlineCanvas(grey.shape) if banded and overlay else None
 
     def on_labels(r0: int, labels: np.ndarray) -> None:

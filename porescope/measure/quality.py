@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from scipy import ndimage as ndi
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class QualityLimits:
     max_overlay_share: float = field(default=0.0, metadata={"ge": 0, "le": 1})
     min_contrast: int = field(default=8, metadata={"ge": 0, "le": 255})
     fringe_reach: float = field(default=0.25, metadata={"ge": 0})
+    fringe_max_extent: float = field(default=2.5, metadata={"gt": 0})
     fringe_near_share: float = field(default=0.8, metadata={"gt": 0, "le": 1})
 
 
@@ -99,14 +101,21 @@ def overlay_mask(grey: np.ndarray, level: int = 245, rows: tuple[int, int] | Non
 
 def saturated_strokes(grey: np.ndarray, level: int = 245, rows: tuple[int, int] | None = None,
                       pores: np.ndarray | None = None, fringe_reach_px: float = 3.0,
-                      fringe_near_share: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+                      fringe_near_share: float = 0.8, fringe_max_extent_px: float = np.inf
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """Near-white strokes of a micrograph, split into burned-in overlays and edge fringes.
 
     A stroke is a connected set of pixels >= ``level`` at least 12 px wide or tall. With
-    ``pores``, a stroke is an edge fringe when at least ``fringe_near_share`` of its pixels lie
-    within ``fringe_reach_px`` of a pore and at most 10 % inside one (a fringe hugs the opening
-    from outside; a logo or letters that a model segmented lie inside their objects); every
-    other stroke is an overlay. Both masks are dilated by 2 px.
+    ``pores``, a stroke is an edge fringe when it hugs pores from outside, as a fringe does:
+
+    * at least ``fringe_near_share`` of its pixels lie within ``fringe_reach_px`` of a pore and
+      at most 10 % inside one (letters or a logo that a model segmented lie inside objects);
+    * it is no longer than ``fringe_max_extent_px`` (frames, scale bars, text lines are);
+    * it encloses no pore pixel (a letter whose hole was segmented: "0", "8", "e") and lies
+      in no hole of a pore (text on a dark label box segmented as one object);
+    * it is not cut by the rows window (a stroke running on beyond it is judged on a part).
+
+    Every other stroke is an overlay. Both masks are dilated by 2 px.
 
     Parameters
     ----------
@@ -125,6 +134,8 @@ def saturated_strokes(grey: np.ndarray, level: int = 245, rows: tuple[int, int] 
         Distance from a pore within which a fringe lies, px.
     fringe_near_share : float
         Share of a fringe's pixels within that distance.
+    fringe_max_extent_px : float
+        Longest side of a fringe's bounding box, px.
 
     Returns
     -------
@@ -144,6 +155,12 @@ def saturated_strokes(grey: np.ndarray, level: int = 245, rows: tuple[int, int] 
     (True, False, True, False)
     >>> bool(overlay_mask(img)[41, 30])          # without the pores: an overlay
     True
+    >>> img[20:40, 55:60] = img[20:40, 70:75] = img[20:25, 55:75] = img[35:40, 55:75] = 255  # an "0"
+    >>> hole = np.zeros_like(pore)
+    >>> hole[25:35, 60:70] = True                                               # its hole "a pore"
+    >>> over, fringe = saturated_strokes(img, pores=pore | hole)
+    >>> bool(over[30, 57]), bool(fringe[41, 30])
+    (True, True)
     """
     grey = np.asarray(grey)
     r0, r1 = (0, grey.shape[0]) if rows is None else rows
@@ -164,7 +181,19 @@ def saturated_strokes(grey: np.ndarray, level: int = 245, rows: tuple[int, int] 
         size = np.maximum(stats[:, cv2.CC_STAT_AREA], 1)
         share_near = np.bincount(lab.ravel(), weights=near.ravel(), minlength=n) / size
         share_in = np.bincount(lab.ravel(), weights=inside.ravel(), minlength=n) / size
-        fringe = keep & (share_near >= fringe_near_share) & (share_in <= 0.1)
+        extent = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+        cut = np.zeros(n, bool)
+        cut[1:] = ((top == 0) & (a > 0)) | ((top + height == b - a) & (b < grey.shape[0]))
+        fringe = (keep & (share_near >= fringe_near_share) & (share_in <= 0.1)
+                  & (extent <= fringe_max_extent_px) & ~cut)
+        if fringe.any():
+            strokes, pore = keep[lab], inside.astype(bool)
+            # pore pixels in a stroke's hole: the stroke encloses them (a letter's segmented hole)
+            enclosed = ndi.binary_fill_holes(strokes) & ~strokes & pore
+            rim = cv2.dilate(enclosed.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+            fringe[np.unique(lab[rim & strokes])] = False
+            # stroke pixels in a pore's hole: a pore encloses them (text on a dark box)
+            fringe[np.unique(lab[ndi.binary_fill_holes(pore) & ~pore & strokes])] = False
     k = np.ones((5, 5), np.uint8)
     out = [cv2.dilate((sel[lab]).astype(np.uint8), k).astype(bool)[r0 - a:r1 - a]
            for sel in (keep & ~fringe, fringe)]
@@ -199,20 +228,18 @@ class ObjectPixels:
     never given hold no object. Per object: area and grey sum; for the image: the histogram of
     the surface ring around the objects (the pixels within 3 px of an object, 7 x 7 dilation,
     that are not object) and of all non-object pixels, and the numbers of objects touching a
-    burned-in overlay and a saturated edge fringe (:func:`saturated_strokes`, the fringe reach
-    ``fringe_reach`` x the median ECD of the band's objects, at least 3 px; 0 = no fringes,
-    every stroke an overlay). A ring row is counted once no later band can put an object within
-    3 px of it, so only a few bands of rows are held.
+    burned-in overlay and a saturated edge fringe (:func:`saturated_strokes` with the
+    :class:`QualityLimits` ``limits``: reach ``fringe_reach`` x the median ECD of the band's
+    objects, at least 3 px, longest side ``fringe_max_extent`` x that ECD; ``fringe_reach`` 0 =
+    no fringes, every stroke an overlay). A ring row is counted once no later band can put an
+    object within 3 px of it, so only a few bands of rows are held.
     """
 
     _HALO = 3
 
-    def __init__(self, grey: np.ndarray, overlay_level: int = 245, fringe_reach: float = 0.25,
-                 fringe_near_share: float = 0.8):
+    def __init__(self, grey: np.ndarray, limits: "QualityLimits | None" = None):
         self.grey = np.asarray(grey)
-        self.level = int(overlay_level)
-        self.fringe_reach = float(fringe_reach)
-        self.fringe_near_share = float(fringe_near_share)
+        self.limits = limits if limits is not None else QualityLimits()
         self._area: list[np.ndarray] = []
         self._sums: list[np.ndarray] = []
         self.n_on_overlay = 0
@@ -245,10 +272,14 @@ class ObjectPixels:
         self._sums.append(sums[1:][present])
         fg = labels > 0
         if n:
-            reach = max(3.0, self.fringe_reach * float(np.median(np.sqrt(4.0 * area[present] / np.pi))))
+            lim = self.limits
+            ecd = float(np.median(np.sqrt(4.0 * area[present] / np.pi)))
             over, fringe = saturated_strokes(
-                self.grey, self.level, rows=(r0, r1), pores=fg if self.fringe_reach > 0 else None,
-                fringe_reach_px=reach, fringe_near_share=self.fringe_near_share)
+                self.grey, lim.overlay_level, rows=(r0, r1),
+                pores=fg if lim.fringe_reach > 0 else None,
+                fringe_reach_px=max(3.0, lim.fringe_reach * ecd),
+                fringe_near_share=lim.fringe_near_share,
+                fringe_max_extent_px=lim.fringe_max_extent * ecd)
             self.n_on_overlay += int(np.count_nonzero(np.unique(labels[over & fg])))
             self.n_on_fringe += int(np.count_nonzero(np.unique(labels[fringe & fg])))
         end = self._fg0 + self._fg.shape[0]
@@ -355,7 +386,7 @@ def quality_flags(grey: np.ndarray, labels: np.ndarray | None = None, *,
     size_out_of_range: median pore 19.7 px (at the network) outside the trained 36-200 px, a resize by 4.06 (measure.scale or scale: auto) brings it to the trained median 80 px
     """
     if pixels is None:
-        pixels = ObjectPixels(grey, limits.overlay_level, limits.fringe_reach, limits.fringe_near_share)
+        pixels = ObjectPixels(grey, limits)
         pixels.add(0, np.asarray(labels))
     stats = pixels.finish()
     area = stats["area"]

@@ -135,7 +135,8 @@ def build_model(config: Mapping[str, Any]) -> nn.Module:
         raise ValueError(f"cannot build smp model {dict(config)}: {exc}") from exc
 
 
-def _load_state(path: str | os.PathLike) -> Any:
+def _load_state(path: str | os.PathLike, what: str = "porescope model file",
+                hint: str = "give the models/model.pt a porescope training wrote") -> Any:
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: file not found")
@@ -148,9 +149,9 @@ def _load_state(path: str | os.PathLike) -> Any:
                "weights_only" in text or "Weights only" in text else
                "empty or truncated" if isinstance(exc, EOFError) or path.stat().st_size == 0 else
                f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
-        hint = ("; an ONNX export: give the .pt model file next to it" if path.suffix.lower() == ".onnx"
-                else "; give the models/model.pt a porescope training wrote")
-        raise ModelFileError(f"{path}: not a porescope model file ({why}){hint}") from None
+        if path.suffix.lower() == ".onnx":
+            hint = "an ONNX export: give the .pt file next to it"
+        raise ModelFileError(f"{path}: not a {what} ({why}); {hint}") from None
 
 
 def load_encoder_weights(model: nn.Module, path: str | os.PathLike) -> list[str]:
@@ -160,7 +161,8 @@ def load_encoder_weights(model: nn.Module, path: str | os.PathLike) -> list[str]
     prefix. A 3-channel first convolution is summed over its input channels to fit the
     1-channel model (the usual grey-image adaptation). Returns the encoder keys left unset.
     """
-    state = _load_state(path)
+    state = _load_state(path, "torch state dict of encoder weights",
+                        "give a state dict saved with torch.save(encoder.state_dict(), path)")
     if isinstance(state, Mapping) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, Mapping):
