@@ -685,13 +685,13 @@ def test_overwrite_replaces_a_porescope_output(tmp_path, model):
     out = tmp_path / "o"
     measure_folder.run_measure(inp, model, out, SETTINGS)
     marker = (out / measure_folder.MARKER).read_text()
-    assert marker.startswith("porescope measure ") and "\tsummary.csv\n" in marker
+    assert marker.startswith("porescope measure ") and "\tsummary.csv\n" in marker and len(marker.splitlines()[1].split("\t")[0]) == 64
     (out / "report.pdf").write_bytes(b"%PDF")          # --pdf writes it after the marker
     measure_folder.run_measure(inp, model, out, SETTINGS, overwrite=True)
     assert (out / measure_folder.MARKER).is_file() and not (out / "report.pdf").exists()
 
 
-@pytest.mark.parametrize("change", ["added", "edited", "nested"])
+@pytest.mark.parametrize("change", ["added", "edited", "same_size", "nested"])
 def test_overwrite_keeps_what_a_user_added_or_changed(tmp_path, model, change):
     """A porescope output folder holding a file porescope did not write, or one edited since,
     is not replaced: the error names the file, and everything stays as it was."""
@@ -699,9 +699,13 @@ def test_overwrite_keeps_what_a_user_added_or_changed(tmp_path, model, change):
     out = tmp_path / "o"
     measure_folder.run_measure(inp, model, out, SETTINGS)
     target = {"added": out / "my_notes.txt", "edited": out / "summary.csv",
-              "nested": out / "masks" / "mine" / "a.txt"}[change]
+              "same_size": out / "run.json", "nested": out / "masks" / "mine" / "a.txt"}[change]
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(target.read_text() + "my correction\n" if target.exists() else "mine")
+    if change == "same_size":                           # one character swapped: size unchanged
+        text = target.read_text()
+        target.write_text(text.replace("{", "[", 1))
+    else:
+        target.write_text(target.read_text() + "my correction\n" if target.exists() else "mine")
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     rel = target.relative_to(out).as_posix()
     with pytest.raises(FileExistsError, match=f"porescope did not write or that changed since \\({rel}"):

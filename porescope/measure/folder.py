@@ -31,6 +31,7 @@ at the first bad file instead, before anything is measured or written.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.metadata
 import json
 import logging
@@ -274,12 +275,17 @@ def _version() -> str:
 
 def write_marker(folder: Path, tool: str = "porescope measure") -> None:
     """Write :data:`MARKER` into ``folder`` (being built, every other file written): what wrote
-    it and each file's size and path, so that a later ``--overwrite`` knows the folder is
+    it and each file's SHA-256 and path, so that a later ``--overwrite`` knows the folder is
     porescope's to replace and that nobody added or changed a file since."""
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
                    if p.is_file() and p.name != MARKER)
     write_text(folder / MARKER, f"{tool} {_version()}\n"
-               + "".join(f"{(folder / f).stat().st_size}\t{f}\n" for f in files))
+               + "".join(f"{_digest(folder / f)}\t{f}\n" for f in files))
+
+
+def _digest(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 #: written into an output folder after its marker (``--pdf``)
@@ -288,21 +294,21 @@ _AFTER_MARKER = frozenset({"report.pdf"})
 
 def foreign_files(out: Path) -> list[str]:
     """Paths in a porescope output folder that its :data:`MARKER` does not list with their
-    size: files a user added or changed since (empty for a marker of a porescope that listed
-    nothing)."""
+    content hash: files a user added or changed since (empty for a marker of a porescope that
+    listed nothing)."""
     lines = (out / MARKER).read_text(encoding="utf-8", errors="replace").splitlines()[1:]
     if not lines:
         return []
     written = {}
     for line in lines:
-        size, _, rel = line.partition("\t")
-        written[rel] = size
+        digest, _, rel = line.partition("\t")
+        written[rel] = digest
     foreign = []
     for p in sorted(out.rglob("*")):
         rel = p.relative_to(out).as_posix()
         if rel == MARKER or rel in _AFTER_MARKER or (p.is_dir() and not p.is_symlink()):
             continue
-        if p.is_symlink() or not p.is_file() or written.get(rel) != str(p.stat().st_size):
+        if p.is_symlink() or not p.is_file() or written.get(rel) != _digest(p):
             foreign.append(rel)
     return foreign
 
